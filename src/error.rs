@@ -1,0 +1,133 @@
+//! One error type for the core, and its mapping onto the Python exception tree that
+//! `ocistore/errors.py` defines (the tree lives in Python so that the registry services and the
+//! HTTP layer raise the very same classes).
+
+use std::io;
+use std::path::Path;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyModule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid digest {input:?}: {reason}")]
+    DigestInvalidFormat { input: String, reason: String },
+    #[error("unsupported digest algorithm {algorithm:?} in {input:?} (supported: sha256, sha512, blake3)")]
+    DigestUnsupported { input: String, algorithm: String },
+    #[error("invalid digest {input:?}: {algorithm} needs {expected} lowercase hex characters, got {actual}")]
+    DigestInvalidLength {
+        input: String,
+        algorithm: String,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("blob unknown to registry: {digest}")]
+    BlobUnknown { digest: String },
+    #[error("provided digest did not match uploaded content: expected {expected}, computed {actual}")]
+    BlobInvalidDigest { expected: String, actual: String },
+    #[error("blob length mismatch: expected {expected} bytes, uploaded {actual}")]
+    BlobInvalidLength { expected: u64, actual: u64 },
+    #[error("blob upload unknown: {id}")]
+    BlobUploadUnknown { id: String },
+    #[error("blob upload {id} is unusable: {reason}")]
+    BlobUploadInvalid { id: String, reason: String },
+    #[error("invalid hash state: {0}")]
+    HashState(String),
+    #[error("{0}")]
+    Value(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Attaches what was being done, and to which path, to an I/O error.
+pub trait IoContext<T> {
+    fn at(self, what: &str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, what: &str, path: &Path) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            context: format!("{what} {}", path.display()),
+            source,
+        })
+    }
+}
+
+static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+fn raise(py: Python<'_>, class: &str, message: String, detail: Bound<'_, PyDict>) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let module = ERRORS_MODULE.get_or_try_init(py, || {
+            PyModule::import(py, "ocistore.errors").map(Bound::unbind)
+        })?;
+        let cls = module.bind(py).getattr(class)?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("detail", detail)?;
+        let instance = cls.call((message,), Some(&kwargs))?;
+        Ok(PyErr::from_value(instance))
+    };
+    build().unwrap_or_else(|err| err)
+}
+
+impl From<StoreError> for PyErr {
+    fn from(err: StoreError) -> PyErr {
+        Python::attach(|py| {
+            let message = err.to_string();
+            let detail = PyDict::new(py);
+            let class = match &err {
+                StoreError::DigestInvalidFormat { input, .. } => {
+                    let _ = detail.set_item("digest", input);
+                    "ErrDigestInvalidFormat"
+                }
+                StoreError::DigestUnsupported { input, .. } => {
+                    let _ = detail.set_item("digest", input);
+                    "ErrDigestUnsupported"
+                }
+                StoreError::DigestInvalidLength { input, .. } => {
+                    let _ = detail.set_item("digest", input);
+                    "ErrDigestInvalidLength"
+                }
+                StoreError::BlobUnknown { digest } => {
+                    let _ = detail.set_item("digest", digest);
+                    "ErrBlobUnknown"
+                }
+                StoreError::BlobInvalidDigest { expected, actual } => {
+                    let _ = detail.set_item("expected", expected);
+                    let _ = detail.set_item("actual", actual);
+                    "ErrBlobInvalidDigest"
+                }
+                StoreError::BlobInvalidLength { expected, actual } => {
+                    let _ = detail.set_item("expected", expected);
+                    let _ = detail.set_item("actual", actual);
+                    "ErrBlobInvalidLength"
+                }
+                StoreError::BlobUploadUnknown { id } => {
+                    let _ = detail.set_item("upload_id", id);
+                    "ErrBlobUploadUnknown"
+                }
+                StoreError::BlobUploadInvalid { id, .. } => {
+                    let _ = detail.set_item("upload_id", id);
+                    "ErrBlobUploadInvalid"
+                }
+                StoreError::HashState(_) => "ErrHashStateInvalid",
+                StoreError::Value(_) => return PyValueError::new_err(message),
+                StoreError::Io { source, .. } => {
+                    return match source.raw_os_error() {
+                        // OSError(errno, text) picks the matching subclass (FileNotFoundError, ...).
+                        Some(errno) => PyOSError::new_err((errno, message)),
+                        None => PyOSError::new_err(message),
+                    };
+                }
+            };
+            raise(py, class, message, detail)
+        })
+    }
+}

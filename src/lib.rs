@@ -1,0 +1,25 @@
+//! `ocistore._core`: digests, resumable hashers and the blob store, for Python.
+#![deny(unsafe_code)]
+
+mod buffer;
+pub mod digest;
+pub mod error;
+mod hashers;
+pub mod hashing;
+mod py;
+pub mod store;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<py::digest::PyDigest>()?;
+    m.add_class::<py::store::PyBlobStore>()?;
+    m.add_class::<py::writer::PyBlobWriter>()?;
+    m.add_class::<py::reader::PyBlobReader>()?;
+    m.add_class::<hashers::PySha256>()?;
+    m.add_class::<hashers::PySha512>()?;
+    m.add_class::<hashers::PyBlake3>()?;
+    m.add("PARALLEL_WRITE_MIN", store::upload::PARALLEL_MIN)?;
+    Ok(())
+}

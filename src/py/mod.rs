@@ -1,0 +1,6 @@
+//! The Python-facing classes of `ocistore._core`.
+
+pub mod digest;
+pub mod reader;
+pub mod store;
+pub mod writer;

@@ -1,0 +1,416 @@
+//! A resumable upload, kept as distribution keeps it:
+//!
+//! ```text
+//! <uploads>/<uuid>/data                       the bytes so far
+//! <uploads>/<uuid>/startedat                  RFC 3339
+//! <uploads>/<uuid>/hashstates/<alg>/<offset>  hash state after `offset` bytes (Go's format)
+//! ```
+//!
+//! Writes hash and write at once (two threads for large buffers). `checkpoint` makes the data
+//! and the hash state durable; `resume` continues from the newest state that the data file
+//! covers and re-hashes only the bytes after it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+
+use super::Layout;
+use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic};
+use crate::digest::{Algorithm, Digest};
+use crate::error::{IoContext, Result, StoreError};
+use crate::hashing::Hasher;
+
+/// Buffers at least this large are hashed on this thread while another writes them.
+pub const PARALLEL_MIN: usize = 256 * 1024;
+/// How often the kernel is asked to start writing back, so that the fsync at commit is short.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+/// Block size for re-reading data (resume tail, re-hash with another algorithm).
+const REHASH_BLOCK: usize = 1024 * 1024;
+
+pub struct Upload {
+    id: String,
+    dir: PathBuf,
+    started_at: String,
+    file: Option<File>,
+    size: u64,
+    hasher: Hasher,
+    checkpointed: Option<u64>,
+    written_back: u64,
+    broken: Option<String>,
+}
+
+/// Only canonical lowercase UUIDs name uploads; anything else (including path tricks) is unknown.
+fn check_id(id: &str) -> Result<()> {
+    match uuid::Uuid::try_parse(id) {
+        Ok(u) if u.hyphenated().to_string() == id => Ok(()),
+        _ => Err(StoreError::BlobUploadUnknown { id: id.to_owned() }),
+    }
+}
+
+fn hash_file_range(file: &File, path: &Path, hasher: &mut Hasher, from: u64, to: u64) -> Result<()> {
+    let mut buf = vec![0u8; REHASH_BLOCK];
+    let mut pos = from;
+    while pos < to {
+        let n = ((to - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos).at("read", path)?;
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+impl Upload {
+    pub fn create(uploads: &Path, algorithm: Algorithm) -> Result<Upload> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let dir = uploads.join(&id);
+        create_dir_all_durable(uploads)?;
+        fs::create_dir(&dir).at("create upload directory", &dir)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let started_at = rfc3339_utc(now);
+        fs::write(dir.join("startedat"), &started_at).at("write", &dir.join("startedat"))?;
+        let data = dir.join("data");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&data)
+            .at("create", &data)?;
+        Ok(Upload {
+            id,
+            dir,
+            started_at,
+            file: Some(file),
+            size: 0,
+            hasher: Hasher::new(algorithm),
+            checkpointed: None,
+            written_back: 0,
+            broken: None,
+        })
+    }
+
+    pub fn resume(uploads: &Path, id: &str) -> Result<Upload> {
+        check_id(id)?;
+        let dir = uploads.join(id);
+        let data = dir.join("data");
+        let file = match OpenOptions::new().read(true).write(true).open(&data) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::BlobUploadUnknown { id: id.to_owned() });
+            }
+            Err(e) => return Err(e).at("open", &data),
+        };
+        let size = file.metadata().at("stat", &data)?.len();
+        let started_at = fs::read_to_string(dir.join("startedat"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let (mut hasher, offset) = Self::newest_state(&dir, size)?;
+        hash_file_range(&file, &data, &mut hasher, offset, size)?;
+        Ok(Upload {
+            id: id.to_owned(),
+            dir,
+            started_at,
+            file: Some(file),
+            size,
+            hasher,
+            checkpointed: (offset > 0).then_some(offset),
+            written_back: size,
+            broken: None,
+        })
+    }
+
+    /// The newest usable saved state at or below `size`, preferring sha256 (what distribution
+    /// writes); with none, a fresh sha256 hasher at offset 0.
+    fn newest_state(dir: &Path, size: u64) -> Result<(Hasher, u64)> {
+        let states = dir.join("hashstates");
+        for alg in Algorithm::ALL {
+            let alg_dir = states.join(alg.name());
+            let entries = match fs::read_dir(&alg_dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).at("list", &alg_dir),
+            };
+            let mut offsets: Vec<u64> = entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
+                .filter(|&offset| offset <= size)
+                .collect();
+            offsets.sort_unstable_by(|a, b| b.cmp(a));
+            for offset in offsets {
+                let Ok(bytes) = fs::read(alg_dir.join(offset.to_string())) else {
+                    continue;
+                };
+                match Hasher::from_state(alg, &bytes) {
+                    Ok(h) if h.len() == offset => return Ok((h, offset)),
+                    _ => continue,
+                }
+            }
+            return Ok((Hasher::new(alg), 0));
+        }
+        Ok((Hasher::new(Algorithm::Sha256), 0))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.hasher.algorithm()
+    }
+
+    /// The digest of the bytes so far, in the streamed algorithm.
+    pub fn digest(&self) -> Digest {
+        self.hasher.digest()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    fn data_path(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn usable(&self) -> Result<&File> {
+        if let Some(reason) = &self.broken {
+            return Err(StoreError::BlobUploadInvalid {
+                id: self.id.clone(),
+                reason: format!("{reason}; resume it to continue from the last durable state"),
+            });
+        }
+        self.file
+            .as_ref()
+            .ok_or_else(|| StoreError::Value(format!("upload {} is closed", self.id)))
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.usable()?;
+        let file = self.file.as_ref().expect("usable() checked the file is open");
+        let offset = self.size;
+        let hasher = &mut self.hasher;
+        let written = if data.len() >= PARALLEL_MIN {
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(|| file.write_all_at(data, offset));
+                hasher.update(data);
+                writer
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")))
+            })
+        } else {
+            hasher.update(data);
+            file.write_all_at(data, offset)
+        };
+        if let Err(e) = written {
+            // The hasher has seen bytes the file may not hold: never trust this state again.
+            self.broken = Some(format!("a write failed ({e})"));
+            return Err(e).at("write", &self.data_path());
+        }
+        self.size += data.len() as u64;
+        if self.size - self.written_back >= WRITEBACK_STEP {
+            // POSIX_FADV_DONTNEED starts writeback of the dirty range without waiting for it
+            // (Linux mm/fadvise.c); advisory, so a failure changes nothing.
+            let _ = posix_fadvise(
+                file,
+                self.written_back as i64,
+                (self.size - self.written_back) as i64,
+                PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            self.written_back = self.size;
+        }
+        Ok(())
+    }
+
+    /// Makes the data and the hash state durable; the upload can be resumed from here by any
+    /// process. Older states are removed: only the newest is needed.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        let file = self.usable()?;
+        if self.checkpointed == Some(self.size) {
+            return Ok(());
+        }
+        file.sync_data().at("fsync", &self.data_path())?;
+        let alg_dir = self.dir.join("hashstates").join(self.hasher.algorithm().name());
+        let first = self.checkpointed.is_none();
+        create_dir_all_durable(&alg_dir)?;
+        write_atomic(&alg_dir.join(self.size.to_string()), &self.hasher.state())?;
+        if let Some(old) = self.checkpointed {
+            let _ = fs::remove_file(alg_dir.join(old.to_string()));
+        }
+        if first {
+            fsync_dir(&self.dir)?;
+            if let Some(uploads) = self.dir.parent() {
+                fsync_dir(uploads)?;
+            }
+        }
+        self.checkpointed = Some(self.size);
+        Ok(())
+    }
+
+    /// Checkpoints and releases the file; the upload stays on disk.
+    pub fn close(&mut self) -> Result<()> {
+        if self.file.is_none() || self.broken.is_some() {
+            self.file = None;
+            return Ok(());
+        }
+        let done = self.checkpoint();
+        self.file = None;
+        done
+    }
+
+    /// Verifies size and digest from the running state and moves the data into place. On a
+    /// mismatch nothing is moved and the upload stays as it was.
+    pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
+        let file = self.usable()?;
+        if let Some(expected_size) = size {
+            if expected_size != self.size {
+                return Err(StoreError::BlobInvalidLength {
+                    expected: expected_size,
+                    actual: self.size,
+                });
+            }
+        }
+        let actual = if expected.algorithm() == self.hasher.algorithm() {
+            self.hasher.digest()
+        } else {
+            // Not streamed in this algorithm: one full re-hash of the data.
+            let mut other = Hasher::new(expected.algorithm());
+            hash_file_range(file, &self.data_path(), &mut other, 0, self.size)?;
+            other.digest()
+        };
+        if &actual != expected {
+            return Err(StoreError::BlobInvalidDigest {
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        let target = layout.blob_data(expected);
+        let present = fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == self.size);
+        if !present {
+            file.sync_data().at("fsync", &self.data_path())?;
+            let blob_dir = target.parent().expect("blob data has a directory");
+            create_dir_all_durable(blob_dir)?;
+            fs::rename(self.data_path(), &target).at("move into place", &target)?;
+            fsync_dir(blob_dir)?;
+        }
+        self.file = None;
+        self.remove_dir()?;
+        Ok(self.size)
+    }
+
+    /// Removes the upload and everything it wrote.
+    pub fn cancel(&mut self) -> Result<()> {
+        self.file = None;
+        match fs::metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobUploadUnknown { id: self.id.clone() })
+            }
+            _ => self.remove_dir(),
+        }
+    }
+
+    fn remove_dir(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).at("remove upload", &self.dir),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest as _;
+
+    fn sha256(data: &[u8]) -> Digest {
+        Digest::from_raw(Algorithm::Sha256, &sha2::Sha256::digest(data)).unwrap()
+    }
+
+    #[test]
+    fn write_checkpoint_resume_commit() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        let uploads = layout.global_uploads();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        let mut up = Upload::create(&uploads, Algorithm::Sha256).unwrap();
+        up.write(&data[..1_000_000]).unwrap();
+        up.close().unwrap();
+        let id = up.id().to_owned();
+        assert!(uploads.join(&id).join("hashstates/sha256/1000000").is_file());
+
+        // Bytes written after the checkpoint but never checkpointed: resume re-hashes them.
+        let mut up = Upload::resume(&uploads, &id).unwrap();
+        up.write(&data[1_000_000..2_000_000]).unwrap();
+        drop(up);
+        let mut up = Upload::resume(&uploads, &id).unwrap();
+        assert_eq!(up.size(), 2_000_000);
+        up.write(&data[2_000_000..]).unwrap();
+        let digest = sha256(&data);
+        assert_eq!(up.commit(&layout, &digest, Some(data.len() as u64)).unwrap(), 3_000_000);
+        assert_eq!(fs::read(layout.blob_data(&digest)).unwrap(), data);
+        assert!(!uploads.join(&id).exists());
+    }
+
+    #[test]
+    fn mismatches_leave_no_blob() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        let mut up = Upload::create(&layout.global_uploads(), Algorithm::Sha256).unwrap();
+        up.write(b"hello").unwrap();
+        let wrong = sha256(b"world");
+        assert!(matches!(
+            up.commit(&layout, &wrong, None),
+            Err(StoreError::BlobInvalidDigest { .. })
+        ));
+        assert!(matches!(
+            up.commit(&layout, &sha256(b"hello"), Some(4)),
+            Err(StoreError::BlobInvalidLength { .. })
+        ));
+        assert!(!layout.blob_data(&wrong).exists());
+        assert!(!layout.blob_data(&sha256(b"hello")).exists());
+        // Still usable after the failed attempts.
+        up.commit(&layout, &sha256(b"hello"), Some(5)).unwrap();
+        assert!(layout.blob_data(&sha256(b"hello")).is_file());
+    }
+
+    #[test]
+    fn commit_in_another_algorithm_rehashes() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        let mut up = Upload::create(&layout.global_uploads(), Algorithm::Sha256).unwrap();
+        up.write(b"abc").unwrap();
+        let b3 = Digest::from_raw(Algorithm::Blake3, blake3::hash(b"abc").as_bytes()).unwrap();
+        up.commit(&layout, &b3, Some(3)).unwrap();
+        assert_eq!(fs::read(layout.blob_data(&b3)).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn unknown_ids_are_rejected() {
+        let root = tempfile::tempdir().unwrap();
+        let uploads = Layout::new(root.path()).global_uploads();
+        for id in ["../../etc", "", "not-a-uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF"] {
+            assert!(matches!(
+                Upload::resume(&uploads, id),
+                Err(StoreError::BlobUploadUnknown { .. })
+            ));
+        }
+        let missing = uuid::Uuid::new_v4().hyphenated().to_string();
+        assert!(matches!(
+            Upload::resume(&uploads, &missing),
+            Err(StoreError::BlobUploadUnknown { .. })
+        ));
+    }
+}
