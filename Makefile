@@ -1,0 +1,41 @@
+# One entry point. `make setup` builds everything into .venv; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
+	typing_extensions resumablesha256
+
+.PHONY: setup test test-rust test-python lint bench compare clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(PIP_PACKAGES)
+
+setup: $(PY)
+	$(VENV)/bin/maturin develop --release --quiet
+
+lint: setup
+	cargo fmt --check
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --quiet -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+
+test-rust: setup
+	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --quiet
+
+test-python: setup
+	$(VENV)/bin/pytest -q
+
+test: lint test-rust test-python
+
+bench: setup
+	$(VENV)/bin/pytest benches -q --benchmark-only
+
+compare: setup
+	$(PY) benches/compare.py
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,183 @@
+"""The ocistore exception tree, mirroring distribution's storage errors.
+
+Every class carries the OCI Distribution error ``code`` and the HTTP ``status`` the registry API
+answers with, so the HTTP layer maps an exception to a response without a table of its own. The
+Rust core raises these same classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ErrAccessDenied",
+    "ErrBlobInvalidDigest",
+    "ErrBlobInvalidLength",
+    "ErrBlobMounted",
+    "ErrBlobUnknown",
+    "ErrBlobUploadInvalid",
+    "ErrBlobUploadUnknown",
+    "ErrDescriptorInvalid",
+    "ErrDigestInvalid",
+    "ErrDigestInvalidFormat",
+    "ErrDigestInvalidLength",
+    "ErrDigestUnsupported",
+    "ErrHashStateInvalid",
+    "ErrManifestBlobUnknown",
+    "ErrManifestNameInvalid",
+    "ErrManifestUnknown",
+    "ErrManifestUnknownRevision",
+    "ErrManifestVerification",
+    "ErrRepositoryNameInvalid",
+    "ErrRepositoryUnknown",
+    "ErrSchemaV1Unsupported",
+    "ErrTagUnknown",
+    "ErrUnsupported",
+    "OciStoreError",
+]
+
+
+class OciStoreError(Exception):
+    """Base of every ocistore error. ``detail`` is the error's machine-readable detail."""
+
+    code: ClassVar[str] = "UNKNOWN"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str = "", *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class ErrDigestInvalid(OciStoreError, ValueError):
+    code = "DIGEST_INVALID"
+    status = 400
+
+
+class ErrDigestInvalidFormat(ErrDigestInvalid):
+    """Not ``algorithm:hex`` with lowercase hex."""
+
+
+class ErrDigestUnsupported(ErrDigestInvalid):
+    """An algorithm other than sha256, sha512 or blake3."""
+
+
+class ErrDigestInvalidLength(ErrDigestInvalid):
+    """The hex part has the wrong length for its algorithm."""
+
+
+class ErrHashStateInvalid(OciStoreError, ValueError):
+    """A saved hash state that cannot be restored."""
+
+    code = "BLOB_UPLOAD_INVALID"
+    status = 400
+
+
+class ErrDescriptorInvalid(OciStoreError, ValueError):
+    code = "MANIFEST_INVALID"
+    status = 400
+
+
+class ErrBlobUnknown(OciStoreError, KeyError):
+    code = "BLOB_UNKNOWN"
+    status = 404
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class ErrBlobInvalidDigest(OciStoreError):
+    """The uploaded bytes do not hash to the digest given at commit."""
+
+    code = "DIGEST_INVALID"
+    status = 400
+
+
+class ErrBlobInvalidLength(OciStoreError):
+    """The uploaded size differs from the size given at commit."""
+
+    code = "SIZE_INVALID"
+    status = 400
+
+
+class ErrBlobMounted(OciStoreError):
+    """Not a failure: a create with mount-from linked an existing blob; ``descriptor`` is it."""
+
+    code = ""
+    status = 201
+
+    def __init__(self, message: str = "", *, detail: Any = None, descriptor: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.descriptor = descriptor
+
+
+class ErrBlobUploadUnknown(OciStoreError):
+    code = "BLOB_UPLOAD_UNKNOWN"
+    status = 404
+
+
+class ErrBlobUploadInvalid(OciStoreError):
+    code = "BLOB_UPLOAD_INVALID"
+    status = 400
+
+
+class ErrManifestUnknown(OciStoreError):
+    code = "MANIFEST_UNKNOWN"
+    status = 404
+
+
+class ErrManifestUnknownRevision(ErrManifestUnknown):
+    pass
+
+
+class ErrManifestBlobUnknown(OciStoreError):
+    code = "MANIFEST_BLOB_UNKNOWN"
+    status = 400
+
+
+class ErrManifestVerification(OciStoreError):
+    """Every problem found while verifying a manifest, in ``errors``."""
+
+    code = "MANIFEST_INVALID"
+    status = 400
+
+    def __init__(
+        self, message: str = "", *, detail: Any = None, errors: list[OciStoreError] | None = None
+    ) -> None:
+        super().__init__(message, detail=detail)
+        self.errors = list(errors or [])
+
+
+class ErrManifestNameInvalid(OciStoreError):
+    code = "NAME_INVALID"
+    status = 400
+
+
+class ErrRepositoryUnknown(OciStoreError):
+    code = "NAME_UNKNOWN"
+    status = 404
+
+
+class ErrRepositoryNameInvalid(OciStoreError, ValueError):
+    code = "NAME_INVALID"
+    status = 400
+
+
+class ErrTagUnknown(OciStoreError):
+    code = "MANIFEST_UNKNOWN"
+    status = 404
+
+
+class ErrSchemaV1Unsupported(OciStoreError):
+    code = "MANIFEST_INVALID"
+    status = 400
+
+
+class ErrUnsupported(OciStoreError):
+    code = "UNSUPPORTED"
+    status = 405
+
+
+class ErrAccessDenied(OciStoreError):
+    code = "DENIED"
+    status = 403

@@ -1,0 +1,186 @@
+"""The global content-addressed blob store (``BlobStatter``, ``BlobProvider``, ``BlobIngester``,
+``BlobDeleter``, ``BlobEnumerator``) on distribution's filesystem layout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import IO, Any, Self
+
+from . import _core
+from ._core import BlobReader, Digest
+from .descriptor import OCTET_STREAM, Descriptor
+
+__all__ = ["READ_BLOCK", "BlobStore", "BlobWriter"]
+
+#: Bytes read from a source per write in ``read_from``: large enough that hashing and writing run
+#: in parallel inside the core (see ``ocistore._core.PARALLEL_WRITE_MIN``).
+READ_BLOCK = 8 * 1024 * 1024
+
+DigestLike = Digest | str
+
+
+def _parse_started_at(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class BlobWriter:
+    """A resumable upload of one blob (distribution's ``BlobWriter``).
+
+    ``write`` appends any contiguous buffer without copying it, with the GIL released. ``close``
+    checkpoints: data and hash state are durable and ``BlobStore.resume(id)`` continues from there
+    in any process. ``commit`` verifies size and digest from the running hash state (no re-read)
+    and moves the blob into place atomically; on a mismatch nothing is stored and the upload is
+    left as it was, so the caller can ``cancel`` it or go on writing.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: _core.BlobWriter) -> None:
+        self._core = core
+
+    @property
+    def id(self) -> str:
+        return self._core.id
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the upload began (from its ``startedat`` file; None if that is unreadable)."""
+        return _parse_started_at(self._core.started_at)
+
+    @property
+    def size(self) -> int:
+        return self._core.size
+
+    @property
+    def algorithm(self) -> str:
+        return self._core.algorithm
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    def write(self, data: Buffer) -> int:
+        return self._core.write(data)
+
+    def read_from(
+        self, fileobj: IO[bytes] | Any, progress: Callable[[int], object] | None = None
+    ) -> int:
+        """Appends everything ``fileobj`` yields until EOF; returns the byte count.
+
+        Uses ``readinto`` into one reusable buffer when the source has it, else ``read``.
+        ``progress`` is called with each block's size.
+        """
+        total = 0
+        readinto = getattr(fileobj, "readinto", None)
+        if readinto is not None:
+            block = memoryview(bytearray(READ_BLOCK))
+            while n := readinto(block):
+                self._core.write(block[:n])
+                total += n
+                if progress is not None:
+                    progress(n)
+            return total
+        while chunk := fileobj.read(READ_BLOCK):
+            self._core.write(chunk)
+            total += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return total
+
+    def digest(self) -> Digest:
+        """The digest of the bytes written so far, in the streamed algorithm."""
+        return self._core.digest()
+
+    def checkpoint(self) -> None:
+        self._core.checkpoint()
+
+    def close(self) -> None:
+        self._core.close()
+
+    def commit(self, expected: Descriptor | DigestLike, *, media_type: str | None = None) -> Descriptor:
+        """Verifies and stores the blob; returns its descriptor.
+
+        ``expected`` is a ``Descriptor`` (size and digest are both checked) or a digest (only the
+        digest is). Raises ``ErrBlobInvalidLength`` or ``ErrBlobInvalidDigest`` on a mismatch.
+        A digest in another algorithm than the streamed one costs one full re-hash.
+        """
+        if isinstance(expected, Descriptor):
+            size = self._core.commit(expected.digest, expected.size)
+            return Descriptor(
+                media_type=media_type or expected.media_type, digest=expected.digest, size=size
+            )
+        digest = Digest(expected)
+        size = self._core.commit(digest)
+        return Descriptor(media_type=media_type or OCTET_STREAM, digest=digest, size=size)
+
+    def cancel(self) -> None:
+        self._core.cancel()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._core.close()
+
+    def __repr__(self) -> str:
+        return f"<BlobWriter {self.id} size={self.size}>"
+
+
+class BlobStore:
+    """Blobs under ``<root>/docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data``."""
+
+    __slots__ = ("_core", "root")
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = os.fspath(root)
+        self._core = _core.BlobStore(self.root)
+
+    def stat(self, digest: DigestLike) -> Descriptor:
+        """The blob's descriptor; ``ErrBlobUnknown`` if it is not stored."""
+        size = self._core.stat(digest)
+        return Descriptor(media_type=OCTET_STREAM, digest=Digest(digest), size=size)
+
+    def get(self, digest: DigestLike) -> bytes:
+        return self._core.get(digest)
+
+    def open(self, digest: DigestLike) -> BlobReader:
+        return self._core.open(digest)
+
+    def path(self, digest: DigestLike) -> str:
+        return os.fspath(self._core.path(digest))
+
+    def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
+        digest, size = self._core.put(data, algorithm)
+        return Descriptor(media_type=media_type, digest=digest, size=size)
+
+    def create(self, *, algorithm: str = "sha256") -> BlobWriter:
+        return BlobWriter(self._core.create(algorithm))
+
+    def resume(self, upload_id: str) -> BlobWriter:
+        """Continues an upload from its newest durable state; ``ErrBlobUploadUnknown`` if none."""
+        return BlobWriter(self._core.resume(upload_id))
+
+    def delete(self, digest: DigestLike) -> None:
+        self._core.delete(digest)
+
+    def enumerate(self) -> Iterator[Digest]:
+        return iter(self._core.enumerate())
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.root!r})"
