@@ -82,6 +82,11 @@ impl Upload {
             .create_new(true)
             .open(&data)
             .at("create", &data)?;
+        if algorithm != Algorithm::Sha256 {
+            // Without a saved state, resume would assume sha256 (what distribution streams);
+            // the directory records the algorithm until the first checkpoint.
+            create_dir_all_durable(&dir.join("hashstates").join(algorithm.name()))?;
+        }
         Ok(Upload {
             id,
             dir,

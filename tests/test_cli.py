@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import blake3 as blake3_reference
+
+from .helpers import pattern
+
+
+def ocistore(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "ocistore.cli", *args], input=stdin, capture_output=True, timeout=120
+    )
+
+
+def test_ingest_cat_stat_hash(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    small = tmp_path / "small"
+    small.write_bytes(b"small file")
+    big = tmp_path / "big"
+    big_data = pattern(70 * 1024 * 1024, 5)
+    big.write_bytes(big_data)
+    done = ocistore("ingest", str(small), str(big), "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    small_digest = "sha256:" + hashlib.sha256(b"small file").hexdigest()
+    big_digest = "sha256:" + hashlib.sha256(big_data).hexdigest()
+    assert lines == [f"{small_digest}  {small}", f"{big_digest}  {big}"]
+
+    cat = ocistore("cat", big_digest, "--root", str(root))
+    assert cat.returncode == 0 and cat.stdout == big_data
+
+    stat = ocistore("stat", small_digest, "--root", str(root))
+    assert json.loads(stat.stdout) == {
+        "mediaType": "application/octet-stream",
+        "digest": small_digest,
+        "size": 10,
+    }
+
+    h = ocistore("hash", str(small), "--alg", "blake3")
+    assert h.stdout.decode().strip() == "blake3:" + blake3_reference.blake3(b"small file").hexdigest()
+    h = ocistore("hash", "-", stdin=b"stdin bytes")
+    assert h.stdout.decode().strip() == "sha256:" + hashlib.sha256(b"stdin bytes").hexdigest()
+
+
+def test_errors_are_clear_and_exit_nonzero(tmp_path: Path) -> None:
+    root = str(tmp_path / "root")
+    missing = ocistore("cat", "sha256:" + "0" * 64, "--root", root)
+    assert missing.returncode == 1
+    assert b"BLOB_UNKNOWN" in missing.stderr and missing.stdout == b""
+    bad = ocistore("stat", "sha256:../../etc", "--root", root)
+    assert bad.returncode == 1 and b"DIGEST_INVALID" in bad.stderr
+    absent = ocistore("ingest", str(tmp_path / "nope"), "--root", root)
+    assert absent.returncode == 1 and b"No such file" in absent.stderr
+    usage = ocistore("hash")
+    assert usage.returncode == 2
