@@ -18,7 +18,10 @@ fn byte_buffer(obj: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
             let view = PyMemoryView::from(obj).map_err(|_| {
                 PyTypeError::new_err(format!(
                     "a bytes-like object is required, not '{}'",
-                    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    obj.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })?;
             let bytes = view.call_method1("cast", ("B",))?;

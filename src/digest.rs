@@ -58,8 +58,12 @@ pub struct Digest {
 /// not implement is "unsupported" rather than "malformed".
 fn is_algorithm_grammar(s: &str) -> bool {
     !s.is_empty()
-        && s.split(['+', '.', '_', '-'])
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split(['+', '.', '_', '-']).all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 impl Digest {
@@ -78,7 +82,10 @@ impl Digest {
             input: input.to_owned(),
             algorithm: alg.to_owned(),
         })?;
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad("the encoded part must be lowercase hex"));
         }
         let expected = algorithm.size() * 2;
@@ -172,7 +179,14 @@ mod tests {
             Digest::parse("md5:d41d8cd98f00b204e9800998ecf8427e"),
             Err(StoreError::DigestUnsupported { .. })
         ));
-        for bad in ["", "sha256", ":abc", "SHA256:ab", "sha256:", "sha256:/etc/passwd"] {
+        for bad in [
+            "",
+            "sha256",
+            ":abc",
+            "SHA256:ab",
+            "sha256:",
+            "sha256:/etc/passwd",
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

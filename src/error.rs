@@ -14,9 +14,13 @@ use pyo3::types::{PyDict, PyModule};
 pub enum StoreError {
     #[error("invalid digest {input:?}: {reason}")]
     DigestInvalidFormat { input: String, reason: String },
-    #[error("unsupported digest algorithm {algorithm:?} in {input:?} (supported: sha256, sha512, blake3)")]
+    #[error(
+        "unsupported digest algorithm {algorithm:?} in {input:?} (supported: sha256, sha512, blake3)"
+    )]
     DigestUnsupported { input: String, algorithm: String },
-    #[error("invalid digest {input:?}: {algorithm} needs {expected} lowercase hex characters, got {actual}")]
+    #[error(
+        "invalid digest {input:?}: {algorithm} needs {expected} lowercase hex characters, got {actual}"
+    )]
     DigestInvalidLength {
         input: String,
         algorithm: String,
@@ -25,7 +29,9 @@ pub enum StoreError {
     },
     #[error("blob unknown to registry: {digest}")]
     BlobUnknown { digest: String },
-    #[error("provided digest did not match uploaded content: expected {expected}, computed {actual}")]
+    #[error(
+        "provided digest did not match uploaded content: expected {expected}, computed {actual}"
+    )]
     BlobInvalidDigest { expected: String, actual: String },
     #[error("blob length mismatch: expected {expected} bytes, uploaded {actual}")]
     BlobInvalidLength { expected: u64, actual: u64 },

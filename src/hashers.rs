@@ -20,7 +20,11 @@ fn lock(m: &Mutex<Hasher>) -> MutexGuard<'_, Hasher> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn hasher_for(py: Python<'_>, algorithm: Algorithm, data: Option<&Bound<'_, PyAny>>) -> PyResult<Mutex<Hasher>> {
+fn hasher_for(
+    py: Python<'_>,
+    algorithm: Algorithm,
+    data: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Mutex<Hasher>> {
     let hasher = Mutex::new(Hasher::new(algorithm));
     if let Some(data) = data {
         update(py, &hasher, data)?;
@@ -59,9 +63,15 @@ macro_rules! py_hasher {
         impl $cls {
             #[new]
             #[pyo3(signature = (data = None, /, *, usedforsecurity = true))]
-            fn new(py: Python<'_>, data: Option<&Bound<'_, PyAny>>, usedforsecurity: bool) -> PyResult<Self> {
+            fn new(
+                py: Python<'_>,
+                data: Option<&Bound<'_, PyAny>>,
+                usedforsecurity: bool,
+            ) -> PyResult<Self> {
                 let _ = usedforsecurity;
-                Ok(Self { inner: hasher_for(py, $alg, data)? })
+                Ok(Self {
+                    inner: hasher_for(py, $alg, data)?,
+                })
             }
 
             fn update(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -77,7 +87,9 @@ macro_rules! py_hasher {
             }
 
             fn copy(&self) -> Self {
-                Self { inner: Mutex::new(lock(&self.inner).clone()) }
+                Self {
+                    inner: Mutex::new(lock(&self.inner).clone()),
+                }
             }
 
             #[getter]
@@ -98,7 +110,7 @@ macro_rules! py_hasher {
             /// Bytes hashed so far.
             #[getter]
             fn length(&self) -> u64 {
-                lock(&self.inner).len()
+                lock(&self.inner).bytes_hashed()
             }
 
             /// The running state: Go's BinaryMarshaler format for sha256/sha512, ocistore's
@@ -109,7 +121,9 @@ macro_rules! py_hasher {
 
             #[classmethod]
             fn from_state(_cls: &Bound<'_, PyType>, state: &[u8]) -> PyResult<Self> {
-                Ok(Self { inner: restore($alg, state)? })
+                Ok(Self {
+                    inner: restore($alg, state)?,
+                })
             }
 
             fn __setstate__(&self, state: &[u8]) -> PyResult<()> {
@@ -126,11 +140,22 @@ macro_rules! py_hasher {
             fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
                 let py = slf.py();
                 let state = slf.get().state(py);
-                PyTuple::new(py, [slf.get_type().into_any(), PyTuple::empty(py).into_any(), state.into_any()])
+                PyTuple::new(
+                    py,
+                    [
+                        slf.get_type().into_any(),
+                        PyTuple::empty(py).into_any(),
+                        state.into_any(),
+                    ],
+                )
             }
 
             fn __repr__(&self) -> String {
-                format!("<ocistore.hashing.{} object, {} bytes hashed>", $pyname, self.length())
+                format!(
+                    "<ocistore.hashing.{} object, {} bytes hashed>",
+                    $pyname,
+                    self.length()
+                )
             }
         }
     };

@@ -42,7 +42,9 @@ def test_ingest_cat_stat_hash(tmp_path: Path) -> None:
     }
 
     h = ocistore("hash", str(small), "--alg", "blake3")
-    assert h.stdout.decode().strip() == "blake3:" + blake3_reference.blake3(b"small file").hexdigest()
+    assert (
+        h.stdout.decode().strip() == "blake3:" + blake3_reference.blake3(b"small file").hexdigest()
+    )
     h = ocistore("hash", "-", stdin=b"stdin bytes")
     assert h.stdout.decode().strip() == "sha256:" + hashlib.sha256(b"stdin bytes").hexdigest()
 

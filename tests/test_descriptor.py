@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ocistore import Descriptor, Digest, Platform
 from ocistore.errors import ErrDescriptorInvalid, ErrDigestInvalid
 

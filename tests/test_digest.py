@@ -7,7 +7,6 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ocistore import Digest
 from ocistore.errors import (
     ErrDigestInvalid,

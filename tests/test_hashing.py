@@ -3,6 +3,7 @@ from __future__ import annotations
 import array
 import copy
 import hashlib
+import itertools
 import pickle
 import struct
 import threading
@@ -11,7 +12,6 @@ import blake3 as blake3_reference
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from ocistore import hashing
 from ocistore.errors import ErrHashStateInvalid
 
@@ -44,7 +44,9 @@ def test_hand_built_go_sha256_state_resumes() -> None:
     # Go's layout for a 3-byte prefix: magic, the untouched IV, the 3 bytes zero-padded to a
     # block, and the length; built here by hand from the format, not by ocistore.
     data = prefix(3)
-    state = b"sha\x03" + struct.pack(">8I", *SHA256_IV) + data.ljust(64, b"\0") + struct.pack(">Q", 3)
+    state = (
+        b"sha\x03" + struct.pack(">8I", *SHA256_IV) + data.ljust(64, b"\0") + struct.pack(">Q", 3)
+    )
     assert len(state) == 108
     assert hashing.sha256(data).state() == state
     resumed = hashing.sha256.from_state(state)
@@ -132,7 +134,7 @@ def test_any_split_with_state_round_trips(
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     h = hashing.new(name)
     cls = type(h)
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         if i in resume_at:
             h = cls.from_state(h.state())
         h.update(data[a:b])

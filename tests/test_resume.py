@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import signal
 import subprocess
 import sys
@@ -14,9 +15,7 @@ import blake3 as blake3_reference
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ocistore import BlobStore, Descriptor, Digest
-from ocistore.errors import ErrBlobUploadInvalid
 
 from .conftest import pattern, run_python
 
@@ -27,12 +26,16 @@ def expected_digest(name: str, data: bytes) -> Digest:
     return Digest(f"{name}:{REFERENCE[name](data).hexdigest()}")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.sampled_from(sorted(REFERENCE)),
     data=st.binary(max_size=300_000),
     cuts=st.lists(st.integers(min_value=0, max_value=300_000), max_size=6),
-    actions=st.lists(st.sampled_from(["none", "close", "checkpoint", "drop"]), min_size=7, max_size=7),
+    actions=st.lists(
+        st.sampled_from(["none", "close", "checkpoint", "drop"]), min_size=7, max_size=7
+    ),
 )
 def test_chunks_with_close_and_resume_give_hashlib_digest(
     tmp_path_factory: pytest.TempPathFactory,
@@ -44,7 +47,7 @@ def test_chunks_with_close_and_resume_give_hashlib_digest(
     store = BlobStore(tmp_path_factory.mktemp("root"))
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
     w = store.create(algorithm=name)
-    for (a, b), action in zip(zip(bounds, bounds[1:], strict=False), actions, strict=False):
+    for (a, b), action in zip(itertools.pairwise(bounds), actions, strict=False):
         w.write(data[a:b])
         if action == "close":
             w.close()
@@ -78,7 +81,9 @@ print(w.id)
 """
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.sampled_from(sorted(REFERENCE)),
     sizes=st.lists(st.integers(min_value=0, max_value=3_000_000), min_size=1, max_size=3),
@@ -123,7 +128,12 @@ print("finished", flush=True)
 def test_sigkill_mid_write_then_resume(tmp_path: Path) -> None:
     root = tmp_path / "root"
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(KILLED_WRITER.format(tests=str(Path(__file__).parent))), str(root)],
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLED_WRITER.format(tests=str(Path(__file__).parent))),
+            str(root),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -2,14 +2,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import threading
 from pathlib import Path
 
 import blake3 as blake3_reference
 import pytest
-
 from ocistore import BlobStore, Descriptor, Digest
 from ocistore.errors import (
     ErrBlobInvalidDigest,
@@ -29,7 +27,9 @@ def sha256(data: bytes) -> Digest:
 
 
 def blob_path(root: Path, digest: Digest) -> Path:
-    return root / "docker/registry/v2/blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"
+    return (
+        root / "docker/registry/v2/blobs" / digest.algorithm / digest.hex[:2] / digest.hex / "data"
+    )
 
 
 def test_implements_the_protocols(store: BlobStore) -> None:

@@ -65,9 +65,8 @@ def _hash(args: argparse.Namespace) -> int:
     hasher = hashing.new(args.algorithm)
     source: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     with source:
-        block = memoryview(bytearray(1024 * 1024))
-        while n := source.readinto(block):
-            hasher.update(block[:n])
+        while chunk := source.read(1024 * 1024):
+            hasher.update(chunk)
     print(f"{args.algorithm}:{hasher.hexdigest()}")
     return 0
 

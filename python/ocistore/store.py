@@ -108,7 +108,9 @@ class BlobWriter:
     def close(self) -> None:
         self._core.close()
 
-    def commit(self, expected: Descriptor | DigestLike, *, media_type: str | None = None) -> Descriptor:
+    def commit(
+        self, expected: Descriptor | DigestLike, *, media_type: str | None = None
+    ) -> Descriptor:
         """Verifies and stores the blob; returns its descriptor.
 
         ``expected`` is a ``Descriptor`` (size and digest are both checked) or a digest (only the

@@ -10,7 +10,9 @@
 //! `b"ocb3"` | version u8 = 1 | total length u64 | stack depth u8 | depth * 32-byte CVs |
 //! chunk length u16 | chunk bytes.
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
+use blake3::hazmat::{
+    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
+};
 
 use crate::error::{Result, StoreError};
 
@@ -37,7 +39,7 @@ impl Blake3 {
         Self::default()
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn bytes_hashed(&self) -> u64 {
         self.len
     }
 
@@ -51,7 +53,10 @@ impl Blake3 {
     fn push_subtree(&mut self, mut cv: ChainingValue, chunks: u64) {
         let mut count = self.flushed() / CHUNK as u64 / chunks + 1;
         while count & 1 == 0 {
-            let left = self.stack.pop().expect("stack depth follows the chunk count");
+            let left = self
+                .stack
+                .pop()
+                .expect("stack depth follows the chunk count");
             cv = merge_subtrees_non_root(&left, &cv, Mode::Hash);
             count >>= 1;
         }
@@ -117,9 +122,7 @@ impl Blake3 {
 
     pub fn unmarshal(bytes: &[u8]) -> Result<Self> {
         let bad = |why: &str| StoreError::HashState(format!("blake3 state: {why}"));
-        let mut rest = bytes
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| bad("bad magic"))?;
+        let mut rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("bad magic"))?;
         let mut take = |n: usize| -> Result<&[u8]> {
             if rest.len() < n {
                 return Err(bad("truncated"));
@@ -146,7 +149,7 @@ impl Blake3 {
         let consistent = chunk_len <= CHUNK
             && (chunk_len > 0 || len == 0)
             && (chunk_len as u64) <= len
-            && (len - chunk_len as u64) % CHUNK as u64 == 0
+            && (len - chunk_len as u64).is_multiple_of(CHUNK as u64)
             && ((len - chunk_len as u64) / CHUNK as u64).count_ones() as usize == depth;
         if !consistent {
             return Err(bad("length, chunk and stack do not agree"));
@@ -165,7 +168,9 @@ mod tests {
 
     #[test]
     fn matches_reference_for_splits() {
-        let sizes = [0, 1, 1023, 1024, 1025, 2048, 2049, 3072, 5000, 8192, 8193, 65536, 100_000, 300_001];
+        let sizes = [
+            0, 1, 1023, 1024, 1025, 2048, 2049, 3072, 5000, 8192, 8193, 65536, 100_000, 300_001,
+        ];
         for n in sizes {
             let input = data(n);
             let expected = *blake3::hash(&input).as_bytes();

@@ -34,11 +34,11 @@ impl Hasher {
     }
 
     /// Bytes hashed so far.
-    pub fn len(&self) -> u64 {
+    pub fn bytes_hashed(&self) -> u64 {
         match self {
-            Hasher::Sha256(h) => h.len(),
-            Hasher::Sha512(h) => h.len(),
-            Hasher::Blake3(h) => h.len(),
+            Hasher::Sha256(h) => h.bytes_hashed(),
+            Hasher::Sha512(h) => h.bytes_hashed(),
+            Hasher::Blake3(h) => h.bytes_hashed(),
         }
     }
 

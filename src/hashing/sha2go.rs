@@ -33,7 +33,7 @@ macro_rules! go_sha2 {
                 }
             }
 
-            pub fn len(&self) -> u64 {
+            pub fn bytes_hashed(&self) -> u64 {
                 self.len
             }
 
@@ -176,18 +176,28 @@ mod tests {
 
     #[test]
     fn matches_reference_for_every_split() {
-        for n in [0, 1, 55, 56, 63, 64, 65, 111, 112, 127, 128, 129, 1000, 4096] {
+        for n in [
+            0, 1, 55, 56, 63, 64, 65, 111, 112, 127, 128, 129, 1000, 4096,
+        ] {
             let input = data(n);
             for split in [0, 1, n / 3, n / 2, n.saturating_sub(1), n] {
                 let split = split.min(n);
                 let mut h = Sha256::new();
                 h.update(&input[..split]);
                 h.update(&input[split..]);
-                assert_eq!(h.finalize()[..], sha2::Sha256::digest(&input)[..], "sha256 n={n}");
+                assert_eq!(
+                    h.finalize()[..],
+                    sha2::Sha256::digest(&input)[..],
+                    "sha256 n={n}"
+                );
                 let mut h = Sha512::new();
                 h.update(&input[..split]);
                 h.update(&input[split..]);
-                assert_eq!(h.finalize()[..], sha2::Sha512::digest(&input)[..], "sha512 n={n}");
+                assert_eq!(
+                    h.finalize()[..],
+                    sha2::Sha512::digest(&input)[..],
+                    "sha512 n={n}"
+                );
             }
         }
     }

@@ -74,7 +74,12 @@ impl PyDigest {
         } else {
             return Ok(py.NotImplemented());
         };
-        Ok(op.matches(mine.cmp(&theirs)).into_pyobject(py)?.to_owned().into_any().unbind())
+        Ok(op
+            .matches(mine.cmp(&theirs))
+            .into_pyobject(py)?
+            .to_owned()
+            .into_any()
+            .unbind())
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {

@@ -45,7 +45,11 @@ impl PyBlobReader {
     /// Bytes available from `pos`, capped at `want` (negative: all).
     fn span(&self, pos: u64, want: i64) -> usize {
         let left = self.size.saturating_sub(pos);
-        let n = if want < 0 { left } else { left.min(want as u64) };
+        let n = if want < 0 {
+            left
+        } else {
+            left.min(want as u64)
+        };
         n as usize
     }
 
@@ -74,7 +78,12 @@ impl PyBlobReader {
         Ok(cursor.pos)
     }
 
-    fn read_bytes<'py>(&self, py: Python<'py>, pos: Option<u64>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        pos: Option<u64>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         PyBytes::new_with(py, n, |buf| {
             if n > 0 {
                 self.read_into(py, pos, buf)?;
@@ -109,7 +118,12 @@ impl PyBlobReader {
     }
 
     /// Reads up to `size` bytes at `offset` without moving the cursor.
-    fn read_at<'py>(&self, py: Python<'py>, offset: i64, size: i64) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_at<'py>(
+        &self,
+        py: Python<'py>,
+        offset: i64,
+        size: i64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         self.check_open()?;
         if offset < 0 {
             return Err(PyValueError::new_err(format!("negative offset {offset}")));
@@ -131,13 +145,20 @@ impl PyBlobReader {
             0 => 0,
             1 => i128::from(cursor.pos),
             2 => i128::from(self.size),
-            _ => return Err(PyValueError::new_err(format!("invalid whence ({whence}, should be 0, 1 or 2)"))),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "invalid whence ({whence}, should be 0, 1 or 2)"
+                )));
+            }
         };
         let target = base + i128::from(offset);
         if target < 0 {
-            return Err(PyValueError::new_err(format!("negative seek position {target}")));
+            return Err(PyValueError::new_err(format!(
+                "negative seek position {target}"
+            )));
         }
-        cursor.pos = u64::try_from(target).map_err(|_| PyValueError::new_err("seek position too large"))?;
+        cursor.pos =
+            u64::try_from(target).map_err(|_| PyValueError::new_err("seek position too large"))?;
         Ok(cursor.pos)
     }
 

@@ -60,7 +60,11 @@ impl PyBlobStore {
         ))
     }
 
-    fn get<'py>(&self, py: Python<'py>, digest: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let digest = digest_arg(digest)?;
         let (file, size) = py.detach(|| store::open(&self.layout, &digest))?;
         let path = self.layout.blob_data(&digest);
@@ -72,7 +76,12 @@ impl PyBlobStore {
 
     /// Stores `data` in one go; returns its digest and size.
     #[pyo3(signature = (data, algorithm = "sha256"))]
-    fn put(&self, py: Python<'_>, data: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<(PyDigest, u64)> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        algorithm: &str,
+    ) -> PyResult<(PyDigest, u64)> {
         let algorithm = Algorithm::parse(algorithm)?;
         let buf = InputBuffer::new(data)?;
         let bytes = buf.as_slice();
@@ -94,7 +103,12 @@ impl PyBlobStore {
     }
 
     #[pyo3(signature = (algorithm = "sha256", uploads_dir = None))]
-    fn create(&self, py: Python<'_>, algorithm: &str, uploads_dir: Option<PathBuf>) -> PyResult<PyBlobWriter> {
+    fn create(
+        &self,
+        py: Python<'_>,
+        algorithm: &str,
+        uploads_dir: Option<PathBuf>,
+    ) -> PyResult<PyBlobWriter> {
         let algorithm = Algorithm::parse(algorithm)?;
         let uploads = self.uploads(uploads_dir);
         let upload = py.detach(|| Upload::create(&uploads, algorithm))?;
@@ -102,7 +116,12 @@ impl PyBlobStore {
     }
 
     #[pyo3(signature = (upload_id, uploads_dir = None))]
-    fn resume(&self, py: Python<'_>, upload_id: &str, uploads_dir: Option<PathBuf>) -> PyResult<PyBlobWriter> {
+    fn resume(
+        &self,
+        py: Python<'_>,
+        upload_id: &str,
+        uploads_dir: Option<PathBuf>,
+    ) -> PyResult<PyBlobWriter> {
         let uploads = self.uploads(uploads_dir);
         let upload = py.detach(|| Upload::resume(&uploads, upload_id))?;
         Ok(PyBlobWriter::new(upload, self.layout.clone()))
@@ -116,6 +135,9 @@ impl PyBlobStore {
     /// Every stored blob's digest, sorted.
     fn enumerate(&self, py: Python<'_>) -> PyResult<Vec<PyDigest>> {
         let digests = py.detach(|| store::enumerate(&self.layout))?;
-        Ok(digests.into_iter().map(|inner| PyDigest { inner }).collect())
+        Ok(digests
+            .into_iter()
+            .map(|inner| PyDigest { inner })
+            .collect())
     }
 }

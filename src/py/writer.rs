@@ -88,7 +88,12 @@ impl PyBlobWriter {
     /// Verifies and moves into place; returns the size. `digest` may use another algorithm than
     /// the one streamed, at the cost of one full re-hash.
     #[pyo3(signature = (digest, size = None))]
-    fn commit(&self, py: Python<'_>, digest: &Bound<'_, PyAny>, size: Option<u64>) -> PyResult<u64> {
+    fn commit(
+        &self,
+        py: Python<'_>,
+        digest: &Bound<'_, PyAny>,
+        size: Option<u64>,
+    ) -> PyResult<u64> {
         let expected = digest_arg(digest)?;
         Ok(py.detach(|| self.lock().commit(&self.layout, &expected, size))?)
     }

@@ -8,7 +8,9 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at("fsync directory", dir)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("fsync directory", dir)
 }
 
 /// Creates `dir` and any missing parents, then fsyncs the parent of every directory it created,
@@ -42,7 +44,10 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
 /// file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("file paths have a parent");
-    let name = path.file_name().expect("file paths have a name").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("file paths have a name")
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;

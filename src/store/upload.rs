@@ -51,7 +51,13 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-fn hash_file_range(file: &File, path: &Path, hasher: &mut Hasher, from: u64, to: u64) -> Result<()> {
+fn hash_file_range(
+    file: &File,
+    path: &Path,
+    hasher: &mut Hasher,
+    from: u64,
+    to: u64,
+) -> Result<()> {
     let mut buf = vec![0u8; REHASH_BLOCK];
     let mut pos = from;
     while pos < to {
@@ -151,7 +157,7 @@ impl Upload {
                     continue;
                 };
                 match Hasher::from_state(alg, &bytes) {
-                    Ok(h) if h.len() == offset => return Ok((h, offset)),
+                    Ok(h) if h.bytes_hashed() == offset => return Ok((h, offset)),
                     _ => continue,
                 }
             }
@@ -203,7 +209,10 @@ impl Upload {
 
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
         self.usable()?;
-        let file = self.file.as_ref().expect("usable() checked the file is open");
+        let file = self
+            .file
+            .as_ref()
+            .expect("usable() checked the file is open");
         let offset = self.size;
         let hasher = &mut self.hasher;
         let written = if data.len() >= PARALLEL_MIN {
@@ -246,7 +255,10 @@ impl Upload {
             return Ok(());
         }
         file.sync_data().at("fsync", &self.data_path())?;
-        let alg_dir = self.dir.join("hashstates").join(self.hasher.algorithm().name());
+        let alg_dir = self
+            .dir
+            .join("hashstates")
+            .join(self.hasher.algorithm().name());
         let first = self.checkpointed.is_none();
         create_dir_all_durable(&alg_dir)?;
         write_atomic(&alg_dir.join(self.size.to_string()), &self.hasher.state())?;
@@ -278,13 +290,13 @@ impl Upload {
     /// mismatch nothing is moved and the upload stays as it was.
     pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
         let file = self.usable()?;
-        if let Some(expected_size) = size {
-            if expected_size != self.size {
-                return Err(StoreError::BlobInvalidLength {
-                    expected: expected_size,
-                    actual: self.size,
-                });
-            }
+        if let Some(expected_size) = size
+            && expected_size != self.size
+        {
+            return Err(StoreError::BlobInvalidLength {
+                expected: expected_size,
+                actual: self.size,
+            });
         }
         let actual = if expected.algorithm() == self.hasher.algorithm() {
             self.hasher.digest()
@@ -318,9 +330,9 @@ impl Upload {
     pub fn cancel(&mut self) -> Result<()> {
         self.file = None;
         match fs::metadata(&self.dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(StoreError::BlobUploadUnknown { id: self.id.clone() })
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobUploadUnknown {
+                id: self.id.clone(),
+            }),
             _ => self.remove_dir(),
         }
     }
@@ -354,7 +366,12 @@ mod tests {
         up.write(&data[..1_000_000]).unwrap();
         up.close().unwrap();
         let id = up.id().to_owned();
-        assert!(uploads.join(&id).join("hashstates/sha256/1000000").is_file());
+        assert!(
+            uploads
+                .join(&id)
+                .join("hashstates/sha256/1000000")
+                .is_file()
+        );
 
         // Bytes written after the checkpoint but never checkpointed: resume re-hashes them.
         let mut up = Upload::resume(&uploads, &id).unwrap();
@@ -364,7 +381,11 @@ mod tests {
         assert_eq!(up.size(), 2_000_000);
         up.write(&data[2_000_000..]).unwrap();
         let digest = sha256(&data);
-        assert_eq!(up.commit(&layout, &digest, Some(data.len() as u64)).unwrap(), 3_000_000);
+        assert_eq!(
+            up.commit(&layout, &digest, Some(data.len() as u64))
+                .unwrap(),
+            3_000_000
+        );
         assert_eq!(fs::read(layout.blob_data(&digest)).unwrap(), data);
         assert!(!uploads.join(&id).exists());
     }
@@ -406,7 +427,12 @@ mod tests {
     fn unknown_ids_are_rejected() {
         let root = tempfile::tempdir().unwrap();
         let uploads = Layout::new(root.path()).global_uploads();
-        for id in ["../../etc", "", "not-a-uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF"] {
+        for id in [
+            "../../etc",
+            "",
+            "not-a-uuid",
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+        ] {
             assert!(matches!(
                 Upload::resume(&uploads, id),
                 Err(StoreError::BlobUploadUnknown { .. })
