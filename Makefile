@@ -32,7 +32,7 @@ test-python: setup
 test: lint test-rust test-python
 
 bench: setup
-	$(VENV)/bin/pytest benches -q --benchmark-only
+	$(VENV)/bin/pytest benches -o python_files='bench_*.py' -p no:cacheprovider --benchmark-only
 
 compare: setup
 	$(PY) benches/compare.py

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, Self
@@ -78,24 +79,35 @@ class BlobWriter:
     ) -> int:
         """Appends everything ``fileobj`` yields until EOF; returns the byte count.
 
-        Uses ``readinto`` into one reusable buffer when the source has it, else ``read``.
-        ``progress`` is called with each block's size.
+        With ``readinto`` the next block is read on a helper thread while the current one is
+        hashed and written (two reusable buffers), so reading overlaps hashing; otherwise
+        ``read`` is called in a loop. ``progress`` is called with each block's size.
         """
         total = 0
         readinto = getattr(fileobj, "readinto", None)
-        if readinto is not None:
-            block = memoryview(bytearray(READ_BLOCK))
-            while n := readinto(block):
-                self._core.write(block[:n])
+        if readinto is None:
+            while chunk := fileobj.read(READ_BLOCK):
+                self._core.write(chunk)
+                total += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            return total
+        buffers = (memoryview(bytearray(READ_BLOCK)), memoryview(bytearray(READ_BLOCK)))
+        with ThreadPoolExecutor(1, thread_name_prefix="ocistore-read") as reader:
+            which = 0
+            pending = reader.submit(readinto, buffers[which])
+            while n := pending.result():
+                current = buffers[which][:n]
+                which ^= 1
+                pending = reader.submit(readinto, buffers[which])
+                try:
+                    self._core.write(current)
+                except BaseException:
+                    pending.cancel()
+                    raise
                 total += n
                 if progress is not None:
                     progress(n)
-            return total
-        while chunk := fileobj.read(READ_BLOCK):
-            self._core.write(chunk)
-            total += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
         return total
 
     def digest(self) -> Digest:

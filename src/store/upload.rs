@@ -28,6 +28,8 @@ use crate::hashing::Hasher;
 pub const PARALLEL_MIN: usize = 256 * 1024;
 /// How often the kernel is asked to start writing back, so that the fsync at commit is short.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+/// How far behind the write offset written-back pages are dropped from the page cache.
+const WRITEBACK_LAG: u64 = 4 * WRITEBACK_STEP;
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
 
@@ -234,12 +236,17 @@ impl Upload {
         }
         self.size += data.len() as u64;
         if self.size - self.written_back >= WRITEBACK_STEP {
-            // POSIX_FADV_DONTNEED starts writeback of the dirty range without waiting for it
-            // (Linux mm/fadvise.c); advisory, so a failure changes nothing.
+            // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range without
+            // waiting for it and drops the pages already clean (Linux mm/fadvise.c). Reaching
+            // back WRITEBACK_LAG drops what earlier calls sent to disk: a large ingest streams
+            // through a bounded amount of page cache instead of filling memory with dirty
+            // pages that the final fsync would have to wait for. Advisory: a failure changes
+            // nothing.
+            let from = self.written_back.saturating_sub(WRITEBACK_LAG);
             let _ = posix_fadvise(
                 file,
-                self.written_back as i64,
-                (self.size - self.written_back) as i64,
+                from as i64,
+                (self.size - from) as i64,
                 PosixFadviseAdvice::POSIX_FADV_DONTNEED,
             );
             self.written_back = self.size;
