@@ -24,6 +24,7 @@ __all__ = [
     "ErrDigestUnsupported",
     "ErrHashStateInvalid",
     "ErrManifestBlobUnknown",
+    "ErrManifestInvalid",
     "ErrManifestNameInvalid",
     "ErrManifestUnknown",
     "ErrManifestUnknownRevision",
@@ -31,6 +32,7 @@ __all__ = [
     "ErrRepositoryNameInvalid",
     "ErrRepositoryUnknown",
     "ErrSchemaV1Unsupported",
+    "ErrTagInvalid",
     "ErrTagUnknown",
     "ErrUnsupported",
     "OciStoreError",
@@ -148,6 +150,13 @@ class ErrManifestVerification(OciStoreError):
         self.errors = list(errors or [])
 
 
+class ErrManifestInvalid(OciStoreError, ValueError):
+    """A manifest that cannot be parsed or does not follow its schema."""
+
+    code = "MANIFEST_INVALID"
+    status = 400
+
+
 class ErrManifestNameInvalid(OciStoreError):
     code = "NAME_INVALID"
     status = 400
@@ -166,6 +175,13 @@ class ErrRepositoryNameInvalid(OciStoreError, ValueError):
 class ErrTagUnknown(OciStoreError):
     code = "MANIFEST_UNKNOWN"
     status = 404
+
+
+class ErrTagInvalid(OciStoreError, ValueError):
+    """A tag outside the grammar ``[\\w][\\w.-]{0,127}``."""
+
+    code = "MANIFEST_INVALID"
+    status = 400
 
 
 class ErrSchemaV1Unsupported(OciStoreError):

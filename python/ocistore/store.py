@@ -45,10 +45,13 @@ class BlobWriter:
     left as it was, so the caller can ``cancel`` it or go on writing.
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_on_commit")
 
-    def __init__(self, core: _core.BlobWriter) -> None:
+    def __init__(
+        self, core: _core.BlobWriter, on_commit: Callable[[Descriptor], object] | None = None
+    ) -> None:
         self._core = core
+        self._on_commit = on_commit
 
     @property
     def id(self) -> str:
@@ -131,12 +134,16 @@ class BlobWriter:
         """
         if isinstance(expected, Descriptor):
             size = self._core.commit(expected.digest, expected.size)
-            return Descriptor(
+            descriptor = Descriptor(
                 media_type=media_type or expected.media_type, digest=expected.digest, size=size
             )
-        digest = Digest(expected)
-        size = self._core.commit(digest)
-        return Descriptor(media_type=media_type or OCTET_STREAM, digest=digest, size=size)
+        else:
+            digest = Digest(expected)
+            size = self._core.commit(digest)
+            descriptor = Descriptor(media_type=media_type or OCTET_STREAM, digest=digest, size=size)
+        if self._on_commit is not None:
+            self._on_commit(descriptor)
+        return descriptor
 
     def cancel(self) -> None:
         self._core.cancel()

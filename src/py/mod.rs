@@ -1,6 +1,7 @@
 //! The Python-facing classes of `ocistore._core`.
 
 pub mod digest;
+pub mod fs;
 pub mod reader;
 pub mod store;
 pub mod writer;

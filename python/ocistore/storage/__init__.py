@@ -1,0 +1,50 @@
+"""Registry services on distribution's layout: repositories, linked blobs, manifests, tags,
+referrers, catalog, garbage collection and upload purging."""
+
+from .gc import DEFAULT_MIN_AGE, GCResult, collect_garbage, purge_uploads
+from .manifests import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageIndex,
+    ImageManifest,
+    Manifest,
+    manifest_media_types,
+    register_manifest_schema,
+    unmarshal_manifest,
+)
+from .names import check_repository_name, check_tag
+from .registry import (
+    GLOBAL_SCOPE,
+    LinkedBlobStore,
+    ManifestService,
+    Registry,
+    Repository,
+    TagService,
+)
+
+__all__ = [
+    "DEFAULT_MIN_AGE",
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "GLOBAL_SCOPE",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "GCResult",
+    "ImageIndex",
+    "ImageManifest",
+    "LinkedBlobStore",
+    "Manifest",
+    "ManifestService",
+    "Registry",
+    "Repository",
+    "TagService",
+    "check_repository_name",
+    "check_tag",
+    "collect_garbage",
+    "manifest_media_types",
+    "purge_uploads",
+    "register_manifest_schema",
+    "unmarshal_manifest",
+]

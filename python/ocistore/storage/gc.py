@@ -1,0 +1,185 @@
+"""Garbage collection and upload purging, safe while pushes continue.
+
+The protocol:
+
+1. The collector notes the time ``t0`` and computes ``cutoff = t0 - min_age - SLACK``.
+2. Mark: every manifest revision in every repository is marked with what it references (config,
+   layers, child manifests). With ``delete_untagged``, revisions that no tag reaches (directly,
+   through an index, or as a referrer of a reached manifest) are deleted instead, under the
+   exclusive lock, if their link is older than ``cutoff`` and still no tag points at them.
+3. Sweep: every blob not marked is deleted under the exclusive lock, after checking once more
+   that its data file's modification time is older than ``cutoff``.
+
+Pushes refresh the modification time of what they make referenced (a committed or mounted blob,
+each blob and child manifest a manifest put verifies, the manifest itself) and do so under the
+shared lock, together with writing the links. So a blob is either deleted before a push looks at
+it (and the push is refused with ``MANIFEST_BLOB_UNKNOWN``, nothing half-stored), or the push
+refreshed it and the collector's second look keeps it. ``min_age`` (default one hour) protects
+blobs uploaded for an image whose manifest has not arrived yet; ``SLACK`` covers file systems
+whose timestamps lag the clock by a tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from .._core import Digest
+from ..errors import ErrBlobUnknown, OciStoreError
+from .manifests import ImageIndex
+from .registry import Registry, Repository, read_link, remove_tree
+
+__all__ = ["DEFAULT_MIN_AGE", "GCResult", "collect_garbage", "purge_uploads"]
+
+DEFAULT_MIN_AGE = timedelta(hours=1)
+SLACK = 1.0
+
+
+@dataclass
+class GCResult:
+    marked: set[Digest] = field(default_factory=set)
+    deleted_blobs: list[Digest] = field(default_factory=list)
+    deleted_manifests: list[tuple[str, Digest]] = field(default_factory=list)
+    kept_recent: list[Digest] = field(default_factory=list)
+    unreadable: list[tuple[str, Digest, str]] = field(default_factory=list)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _reachable(repo: Repository) -> set[Digest]:
+    """Manifests reached from tags, through indexes, and referrers of reached manifests."""
+    manifests = repo.manifests()
+    tags = repo.tags()
+    reached: set[Digest] = set()
+    pending = []
+    for tag in tags.all():
+        digest = read_link(repo.path / "_manifests" / "tags" / tag / "current" / "link")
+        if digest is not None:
+            pending.append(digest)
+    while pending:
+        digest = pending.pop()
+        if digest in reached:
+            continue
+        reached.add(digest)
+        try:
+            manifest = manifests.get(digest)
+        except OciStoreError:
+            continue
+        if isinstance(manifest, ImageIndex):
+            pending.extend(child.digest for child in manifest.manifests)
+        pending.extend(entry.digest for entry in repo.referrers(digest).manifests)
+    return reached
+
+
+def collect_garbage(
+    registry: Registry,
+    *,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    min_age: timedelta = DEFAULT_MIN_AGE,
+    log: Callable[[str], object] | None = None,
+) -> GCResult:
+    say = log or (lambda _message: None)
+    result = GCResult()
+    cutoff = time.time() - min_age.total_seconds() - SLACK
+    for name in registry.repositories():
+        repo = registry.repository(name)
+        manifests = repo.manifests()
+        reachable = _reachable(repo) if delete_untagged else set()
+        for digest in list(manifests.enumerate()):
+            if delete_untagged and digest not in reachable:
+                revisions = repo.path / "_manifests" / "revisions"
+                link = revisions / digest.algorithm / digest.hex / "link"
+                with registry.gc_lock(exclusive=True):
+                    mtime = _mtime(link)
+                    if mtime is not None and mtime < cutoff and not repo.tags().lookup(digest):
+                        say(f"{name}: deleting untagged manifest {digest}")
+                        result.deleted_manifests.append((name, digest))
+                        if not dry_run:
+                            manifests.delete(digest)
+                        continue
+            result.marked.add(digest)
+            try:
+                manifest = manifests.get(digest)
+            except OciStoreError as e:
+                result.unreadable.append((name, digest, str(e)))
+                say(f"{name}: cannot read manifest {digest}: {e}")
+                continue
+            for ref in manifest.references():
+                result.marked.add(ref.digest)
+
+    blobs = registry.blobs()
+    for digest in list(blobs.enumerate()):
+        if digest in result.marked:
+            continue
+        data = Path(blobs.path(digest))
+        with registry.gc_lock(exclusive=True):
+            mtime = _mtime(data)
+            if mtime is None:
+                continue
+            if mtime >= cutoff:
+                result.kept_recent.append(digest)
+                continue
+            say(f"deleting blob {digest}")
+            result.deleted_blobs.append(digest)
+            if not dry_run:
+                with contextlib.suppress(ErrBlobUnknown):
+                    blobs.delete(digest)
+    return result
+
+
+def _upload_dirs(registry: Registry) -> list[Path]:
+    dirs = [registry.v2 / "_uploads"]
+    for name in registry.repositories():
+        dirs.append(registry.repositories_dir / name / "_uploads")
+    # Repositories with uploads but no manifest yet are not in the catalog.
+    for uploads in registry.repositories_dir.rglob("_uploads"):
+        if uploads not in dirs:
+            dirs.append(uploads)
+    return dirs
+
+
+def _started_at(upload: Path) -> datetime | None:
+    try:
+        text = (upload / "startedat").read_text().strip()
+        started = datetime.fromisoformat(text)
+    except (OSError, ValueError):
+        mtime = _mtime(upload)
+        return datetime.fromtimestamp(mtime, UTC) if mtime is not None else None
+    return started if started.tzinfo else started.replace(tzinfo=UTC)
+
+
+def purge_uploads(
+    registry: Registry,
+    *,
+    older_than: timedelta,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> list[Path]:
+    """Removes uploads started more than ``older_than`` ago (``startedat``; the directory's
+    modification time when that is unreadable). Returns what was (or would be) removed."""
+    limit = (now or datetime.now(UTC)) - older_than
+    removed = []
+    for uploads in _upload_dirs(registry):
+        try:
+            entries = sorted(os.listdir(uploads))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            upload = uploads / entry
+            started = _started_at(upload)
+            if started is not None and started < limit:
+                removed.append(upload)
+                if not dry_run:
+                    remove_tree(upload)
+    return removed

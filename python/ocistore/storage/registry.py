@@ -1,0 +1,548 @@
+"""Repositories, linked blobs, manifests, tags and referrers on distribution's layout.
+
+Under ``<root>/docker/registry/v2/repositories/<name>/``::
+
+    _layers/<alg>/<hex>/link                         blobs linked into the repository
+    _manifests/revisions/<alg>/<hex>/link            manifests stored in the repository
+    _manifests/tags/<tag>/current/link               what the tag points at
+    _manifests/tags/<tag>/index/<alg>/<hex>/link     every manifest the tag has pointed at
+    _uploads/<uuid>/...                              resumable uploads (see ocistore.store)
+    _referrers/<alg>/<subject hex>/<alg>/<hex>/link  ocistore's index of manifests by subject
+
+A link holds ``<alg>:<hex>`` and nothing else, as distribution writes it. distribution ignores
+``_referrers`` (its catalog skips every ``_``-directory), so trees stay interchangeable.
+
+Garbage collection may run while pushes continue (see ``ocistore.storage.gc``): the operations
+that make a blob or manifest newly referenced (linking a blob, verifying a manifest's references,
+tagging) run under the shared GC lock and refresh the modification time of what they reference;
+the collector deletes a candidate only under the exclusive lock after checking that time again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import _core
+from .._core import BlobReader, Digest
+from ..descriptor import Descriptor
+from ..errors import (
+    ErrBlobMounted,
+    ErrBlobUnknown,
+    ErrManifestBlobUnknown,
+    ErrManifestUnknownRevision,
+    ErrManifestVerification,
+    ErrRepositoryUnknown,
+    ErrTagUnknown,
+    ErrUnsupported,
+    OciStoreError,
+)
+from ..store import BlobStore, BlobWriter
+from .manifests import ImageIndex, Manifest, unmarshal_manifest
+from .names import check_repository_name, check_tag, path_sort_key
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = [
+    "GLOBAL_SCOPE",
+    "LinkedBlobStore",
+    "ManifestService",
+    "Registry",
+    "Repository",
+    "TagService",
+]
+
+GLOBAL_SCOPE = "global"
+DigestLike = Digest | str
+
+
+def read_link(path: Path) -> Digest | None:
+    """The digest a link holds; None when there is no link or it does not hold a digest."""
+    try:
+        text = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return Digest(text)
+    except ValueError:
+        return None
+
+
+def write_link(path: Path, digest: Digest) -> None:
+    _core.write_file_atomic(path, str(digest).encode())
+
+
+def digest_dir(base: Path, digest: Digest) -> Path:
+    return base / digest.algorithm / digest.hex
+
+
+def linked_digests(base: Path) -> Iterator[tuple[Digest, Path]]:
+    """``(digest, link path)`` for every ``<base>/<alg>/<hex>/link`` whose content matches."""
+    try:
+        algorithms = sorted(os.listdir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for alg in algorithms:
+        try:
+            hexes = sorted(os.listdir(base / alg))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for hex_ in hexes:
+            link = base / alg / hex_ / "link"
+            digest = read_link(link)
+            if digest is not None and digest.algorithm == alg and digest.hex == hex_:
+                yield digest, link
+
+
+def touch(path: Path) -> bool:
+    """Refreshes a modification time (the GC protocol's "recently used"); False if absent."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_tree(path: Path) -> bool:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        path.unlink()
+    return True
+
+
+def prune_empty_parents(path: Path, stop: Path) -> None:
+    """Removes empty directories from ``path`` up to, not including, ``stop``."""
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+        path = path.parent
+
+
+class Registry:
+    """distribution's ``Namespace``, ``RepositoryEnumerator`` and ``RepositoryRemover``."""
+
+    def __init__(self, root: str | os.PathLike[str], *, delete_enabled: bool = True) -> None:
+        self.root = os.fspath(root)
+        self.delete_enabled = delete_enabled
+        self._blobs = BlobStore(self.root)
+        self.v2 = Path(self.root) / "docker" / "registry" / "v2"
+        self.repositories_dir = self.v2 / "repositories"
+        self._lock_path = self.v2 / "_ocistore" / "gc.lock"
+
+    def scope(self) -> str:
+        return GLOBAL_SCOPE
+
+    def repository(self, name: str) -> Repository:
+        return Repository(self, check_repository_name(name))
+
+    def blobs(self) -> BlobStore:
+        """The global blob statter, provider and enumerator (every repository's blobs)."""
+        return self._blobs
+
+    def repositories(self, last: str | None = None, n: int | None = None) -> list[str]:
+        """Names of repositories holding manifests, in distribution's catalog order, after
+        ``last``, at most ``n``."""
+        names = sorted(self._walk_repositories(), key=path_sort_key)
+        if last is not None:
+            names = [name for name in names if path_sort_key(name) > path_sort_key(last)]
+        if n is not None:
+            names = names[: max(n, 0)]
+        return names
+
+    def _walk_repositories(self) -> Iterator[str]:
+        base = self.repositories_dir
+        stack = [base]
+        while stack:
+            directory = stack.pop()
+            try:
+                entries = os.listdir(directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if "_manifests" in entries and directory != base:
+                yield directory.relative_to(base).as_posix()
+            for entry in entries:
+                if not entry.startswith("_") and (directory / entry).is_dir():
+                    stack.append(directory / entry)
+
+    def remove(self, name: str) -> None:
+        """Removes a repository's links, tags and uploads (nested repositories stay)."""
+        self._check_delete()
+        repo = self.repository(name)
+        if not repo.exists():
+            raise ErrRepositoryUnknown(f"repository {name!r} is not known", detail={"name": name})
+        for part in ("_manifests", "_layers", "_uploads", "_referrers"):
+            remove_tree(repo.path / part)
+        prune_empty_parents(repo.path, self.repositories_dir)
+
+    def _check_delete(self) -> None:
+        if not self.delete_enabled:
+            raise ErrUnsupported("deletes are disabled (storage.delete.enabled is false)")
+
+    @contextmanager
+    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+        """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.root!r})"
+
+
+class Repository:
+    """A named collection of linked blobs, manifests and tags."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self.registry = registry
+        self.name = name
+        self.path = registry.repositories_dir / name
+
+    def named(self) -> str:
+        return self.name
+
+    def exists(self) -> bool:
+        return any((self.path / part).is_dir() for part in ("_manifests", "_layers", "_uploads"))
+
+    def blobs(self) -> LinkedBlobStore:
+        return LinkedBlobStore(self)
+
+    def manifests(self) -> ManifestService:
+        return ManifestService(self)
+
+    def tags(self) -> TagService:
+        return TagService(self)
+
+    def referrers(self, digest: DigestLike, artifact_type: str | None = None) -> ImageIndex:
+        """The manifests whose ``subject`` is ``digest``, as an OCI image index, optionally only
+        those of one artifact type."""
+        subject = Digest(digest)
+        manifests = self.manifests()
+        found = []
+        for referrer, _ in linked_digests(digest_dir(self.path / "_referrers", subject)):
+            try:
+                manifest = manifests.get(referrer)
+            except (ErrManifestUnknownRevision, ErrBlobUnknown):
+                continue  # deleted since, or its blob was collected: not a referrer any more
+            entry = manifest.referrer_descriptor()
+            if artifact_type is None or entry.artifact_type == artifact_type:
+                found.append(entry)
+        return ImageIndex.build(found)
+
+    def __repr__(self) -> str:
+        return f"Repository({self.name!r})"
+
+
+class LinkedBlobStore:
+    """The blobs linked into one repository: only those are visible through it."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.registry = repository.registry
+        self._global = repository.registry.blobs()
+        self._layers = repository.path / "_layers"
+        self._uploads = repository.path / "_uploads"
+
+    def _link_path(self, digest: Digest) -> Path:
+        return digest_dir(self._layers, digest) / "link"
+
+    def _linked(self, digest: DigestLike) -> Digest:
+        parsed = Digest(digest)
+        if read_link(self._link_path(parsed)) != parsed:
+            raise ErrBlobUnknown(
+                f"blob unknown to repository {self.repository.name}: {parsed}",
+                detail={"digest": str(parsed)},
+            )
+        return parsed
+
+    def stat(self, digest: DigestLike) -> Descriptor:
+        return self._global.stat(self._linked(digest))
+
+    def get(self, digest: DigestLike) -> bytes:
+        return self._global.get(self._linked(digest))
+
+    def open(self, digest: DigestLike) -> BlobReader:
+        return self._global.open(self._linked(digest))
+
+    def path(self, digest: DigestLike) -> str:
+        return self._global.path(self._linked(digest))
+
+    def link(self, digest: DigestLike) -> Descriptor:
+        """Links a blob of the global store into this repository."""
+        parsed = Digest(digest)
+        with self.registry.gc_lock():
+            if not touch(Path(self._global.path(parsed))):
+                raise ErrBlobUnknown(
+                    f"blob unknown to registry: {parsed}", detail={"digest": str(parsed)}
+                )
+            if read_link(self._link_path(parsed)) != parsed:
+                write_link(self._link_path(parsed), parsed)
+            return self._global.stat(parsed)
+
+    def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
+        descriptor = self._global.put(media_type, data, algorithm=algorithm)
+        self.link(descriptor.digest)
+        return descriptor
+
+    def create(
+        self,
+        *,
+        mount_from: tuple[str | None, DigestLike] | None = None,
+        algorithm: str = "sha256",
+    ) -> BlobWriter:
+        """A new upload into this repository.
+
+        With ``mount_from=(repository, digest)`` a blob that repository has is linked here
+        instead, and ``ErrBlobMounted`` (carrying the descriptor) is raised, as distribution
+        does; ``(None, digest)`` mounts any blob the registry has. When there is nothing to
+        mount, a normal upload is returned.
+        """
+        if mount_from is not None:
+            source_name, digest = mount_from
+            try:
+                if source_name is not None:
+                    self.registry.repository(source_name).blobs().stat(digest)
+                descriptor = self.link(digest)
+            except ErrBlobUnknown:
+                pass
+            else:
+                raise ErrBlobMounted(
+                    f"blob {descriptor.digest} mounted from {source_name or 'the registry'}",
+                    descriptor=descriptor,
+                )
+        core = self._global._core.create(algorithm, self._uploads)
+        return BlobWriter(core, on_commit=self._link_committed)
+
+    def resume(self, upload_id: str) -> BlobWriter:
+        return BlobWriter(
+            self._global._core.resume(upload_id, self._uploads), on_commit=self._link_committed
+        )
+
+    def _link_committed(self, descriptor: Descriptor) -> None:
+        self.link(descriptor.digest)
+
+    def delete(self, digest: DigestLike) -> None:
+        """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
+        self.registry._check_delete()
+        parsed = self._linked(digest)
+        remove_tree(digest_dir(self._layers, parsed))
+
+    def enumerate(self) -> Iterator[Digest]:
+        for digest, _ in linked_digests(self._layers):
+            yield digest
+
+
+class ManifestService:
+    """Manifests stored in a repository, addressed by digest."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.registry = repository.registry
+        self._revisions = repository.path / "_manifests" / "revisions"
+
+    def _link_path(self, digest: Digest) -> Path:
+        return digest_dir(self._revisions, digest) / "link"
+
+    def exists(self, digest: DigestLike) -> bool:
+        parsed = Digest(digest)
+        if read_link(self._link_path(parsed)) != parsed:
+            return False
+        try:
+            self.registry.blobs().stat(parsed)
+        except ErrBlobUnknown:
+            return False
+        return True
+
+    def get(self, digest: DigestLike, media_types: list[str] | None = None) -> Manifest:
+        parsed = Digest(digest)
+        unknown = ErrManifestUnknownRevision(
+            f"unknown manifest {parsed} in repository {self.repository.name}",
+            detail={"name": self.repository.name, "revision": str(parsed)},
+        )
+        if read_link(self._link_path(parsed)) != parsed:
+            raise unknown
+        try:
+            payload = self.registry.blobs().get(parsed)
+        except ErrBlobUnknown:
+            raise unknown from None
+        manifest, _ = unmarshal_manifest(None, payload)
+        if media_types is not None and manifest.media_type not in media_types:
+            raise ErrManifestUnknownRevision(
+                f"manifest {parsed} is a {manifest.media_type}, not one of the accepted types",
+                detail={"name": self.repository.name, "revision": str(parsed)},
+            )
+        return manifest
+
+    def enumerate(self) -> Iterator[Digest]:
+        for digest, _ in linked_digests(self._revisions):
+            yield digest
+
+    def _verify(self, manifest: Manifest) -> None:
+        """Every referenced blob must be linked here (foreign layers with URLs excepted), every
+        referenced manifest stored here. Refreshes what it finds, for the GC protocol."""
+        problems: list[OciStoreError] = []
+        blobs = self.repository.blobs()
+        if isinstance(manifest, ImageIndex):
+            for child in manifest.manifests:
+                if not self.exists(child.digest) or not touch(self._link_path(child.digest)):
+                    problems.append(
+                        ErrManifestBlobUnknown(
+                            f"manifest {child.digest} referenced by the index is not in "
+                            f"repository {self.repository.name}",
+                            detail={"digest": str(child.digest)},
+                        )
+                    )
+        else:
+            for ref in manifest.references():
+                if ref.urls:
+                    continue  # a foreign layer: served from its URLs, not by this registry
+                try:
+                    touch(Path(blobs.path(ref.digest)))
+                    blobs.stat(ref.digest)
+                except ErrBlobUnknown:
+                    problems.append(
+                        ErrManifestBlobUnknown(
+                            f"blob {ref.digest} ({ref.media_type}) is not in repository "
+                            f"{self.repository.name}",
+                            detail={"digest": str(ref.digest)},
+                        )
+                    )
+        if problems:
+            raise ErrManifestVerification(
+                "; ".join(p.message for p in problems),
+                detail=[p.detail for p in problems],
+                errors=problems,
+            )
+
+    def put(self, manifest: Manifest, *, tag: str | None = None) -> Digest:
+        """Verifies and stores ``manifest`` (its exact bytes); tags it if ``tag`` is given."""
+        if tag is not None:
+            check_tag(tag)
+        digest = manifest.digest
+        with self.registry.gc_lock():
+            self._verify(manifest)
+            stored = self.registry.blobs().put(manifest.media_type, manifest.payload())
+            touch(Path(self.registry.blobs().path(stored.digest)))
+            write_link(self._link_path(digest), digest)
+            if manifest.subject is not None:
+                index = digest_dir(self.repository.path / "_referrers", manifest.subject.digest)
+                write_link(digest_dir(index, digest) / "link", digest)
+            if tag is not None:
+                self.repository.tags()._write(tag, digest)
+        return digest
+
+    def delete(self, digest: DigestLike) -> None:
+        """Removes the manifest from the repository, with the tags that point at it and its
+        entry in the referrers index."""
+        self.registry._check_delete()
+        parsed = Digest(digest)
+        if read_link(self._link_path(parsed)) != parsed:
+            raise ErrManifestUnknownRevision(
+                f"unknown manifest {parsed} in repository {self.repository.name}",
+                detail={"name": self.repository.name, "revision": str(parsed)},
+            )
+        subject: Digest | None = None
+        try:
+            manifest = self.get(parsed)
+            subject = manifest.subject.digest if manifest.subject is not None else None
+        except OciStoreError:
+            pass  # unreadable: there is no index entry to remove
+        tags = self.repository.tags()
+        for tag in tags.lookup(parsed):
+            tags.untag(tag)
+        if subject is not None:
+            referrers = self.repository.path / "_referrers"
+            entry = digest_dir(digest_dir(referrers, subject), parsed)
+            remove_tree(entry)
+            prune_empty_parents(entry.parent, referrers)
+        remove_tree(digest_dir(self._revisions, parsed))
+
+
+class TagService:
+    """Tags of a repository, as ``current`` links with an ``index`` of past targets."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.registry = repository.registry
+        self._tags = repository.path / "_manifests" / "tags"
+
+    def _current(self, tag: str) -> Digest | None:
+        return read_link(self._tags / check_tag(tag) / "current" / "link")
+
+    def get(self, tag: str) -> Descriptor:
+        digest = self._current(tag)
+        if digest is None:
+            raise ErrTagUnknown(
+                f"unknown tag {tag!r} in repository {self.repository.name}",
+                detail={"name": self.repository.name, "tag": tag},
+            )
+        try:
+            manifest = self.repository.manifests().get(digest)
+        except ErrManifestUnknownRevision:
+            raise ErrTagUnknown(
+                f"tag {tag!r} points at {digest}, which is not in repository "
+                f"{self.repository.name}",
+                detail={"name": self.repository.name, "tag": tag},
+            ) from None
+        return manifest.descriptor()
+
+    def tag(self, tag: str, descriptor: Descriptor | DigestLike) -> None:
+        digest = descriptor.digest if isinstance(descriptor, Descriptor) else Digest(descriptor)
+        check_tag(tag)
+        with self.registry.gc_lock():
+            if not self.repository.manifests().exists(digest):
+                raise ErrManifestUnknownRevision(
+                    f"cannot tag {tag!r}: manifest {digest} is not in repository "
+                    f"{self.repository.name}",
+                    detail={"name": self.repository.name, "revision": str(digest)},
+                )
+            self._write(tag, digest)
+
+    def _write(self, tag: str, digest: Digest) -> None:
+        base = self._tags / tag
+        write_link(digest_dir(base / "index", digest) / "link", digest)
+        write_link(base / "current" / "link", digest)
+
+    def untag(self, tag: str) -> None:
+        self.registry._check_delete()
+        if self._current(tag) is None or not remove_tree(self._tags / tag):
+            raise ErrTagUnknown(
+                f"unknown tag {tag!r} in repository {self.repository.name}",
+                detail={"name": self.repository.name, "tag": tag},
+            )
+
+    def all(self) -> list[str]:
+        try:
+            names = os.listdir(self._tags)
+        except (FileNotFoundError, NotADirectoryError):
+            if not self.repository.exists():
+                raise ErrRepositoryUnknown(
+                    f"repository {self.repository.name!r} is not known",
+                    detail={"name": self.repository.name},
+                ) from None
+            return []
+        return sorted(
+            name for name in names if read_link(self._tags / name / "current" / "link") is not None
+        )
+
+    def lookup(self, descriptor: Descriptor | DigestLike) -> list[str]:
+        digest = descriptor.digest if isinstance(descriptor, Descriptor) else Digest(descriptor)
+        try:
+            tags = self.all()
+        except ErrRepositoryUnknown:
+            return []
+        return [tag for tag in tags if self._current(tag) == digest]

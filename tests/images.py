@@ -1,0 +1,96 @@
+"""Building test images: random layers, a config, an OCI manifest, and indexes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocistore.storage import OCI_INDEX, OCI_MANIFEST, Repository
+
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
+
+
+@dataclass
+class Image:
+    config: bytes
+    layers: list[bytes]
+    manifest: bytes
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.manifest)
+
+
+def make_image(
+    seed: int,
+    *,
+    layers: int = 3,
+    layer_size: int = 10_000,
+    arch: str = "amd64",
+    subject: bytes | None = None,
+    artifact_type: str | None = None,
+    annotations: dict[str, str] | None = None,
+) -> Image:
+    rng = random.Random(seed)
+    layer_blobs = [rng.randbytes(layer_size + i) for i in range(layers)]
+    config = (
+        json.dumps(
+            {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}},
+            sort_keys=True,
+        ).encode()
+        + f"\n{seed}".encode()
+    )
+    body: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(CONFIG, config),
+        "layers": [descriptor(LAYER, blob) for blob in layer_blobs],
+    }
+    if artifact_type is not None:
+        body["artifactType"] = artifact_type
+    if subject is not None:
+        body["subject"] = descriptor(OCI_MANIFEST, subject)
+    if annotations is not None:
+        body["annotations"] = annotations
+    # Indented on purpose: the stored bytes must be exactly these, not a re-serialization.
+    manifest = json.dumps(body, indent=3).encode()
+    blobs = {digest_of(b): b for b in [config, *layer_blobs]}
+    return Image(config=config, layers=layer_blobs, manifest=manifest, blobs=blobs)
+
+
+def make_index(images: list[tuple[Image, str]]) -> bytes:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                descriptor(
+                    OCI_MANIFEST, image.manifest, platform={"architecture": arch, "os": "linux"}
+                )
+                for image, arch in images
+            ],
+        }
+    ).encode()
+
+
+def push(repo: Repository, image: Image, tag: str | None = None) -> str:
+    from ocistore import unmarshal_manifest
+
+    blobs = repo.blobs()
+    for data in image.blobs.values():
+        blobs.put("application/octet-stream", data)
+    manifest, _ = unmarshal_manifest(OCI_MANIFEST, image.manifest)
+    return str(repo.manifests().put(manifest, tag=tag))
