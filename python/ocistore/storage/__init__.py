@@ -1,7 +1,7 @@
 """Registry services on distribution's layout: repositories, linked blobs, manifests, tags,
 referrers, catalog, garbage collection and upload purging."""
 
-from .gc import DEFAULT_MIN_AGE, GCResult, collect_garbage, purge_uploads
+from .gc import DEFAULT_MIN_AGE, GarbageCollector, GCResult, collect_garbage, purge_uploads
 from .manifests import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -32,6 +32,7 @@ __all__ = [
     "OCI_INDEX",
     "OCI_MANIFEST",
     "GCResult",
+    "GarbageCollector",
     "ImageIndex",
     "ImageManifest",
     "LinkedBlobStore",

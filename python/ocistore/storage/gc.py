@@ -34,7 +34,13 @@ from ..errors import ErrBlobUnknown, OciStoreError
 from .manifests import ImageIndex
 from .registry import Registry, Repository, read_link, remove_tree
 
-__all__ = ["DEFAULT_MIN_AGE", "GCResult", "collect_garbage", "purge_uploads"]
+__all__ = [
+    "DEFAULT_MIN_AGE",
+    "GCResult",
+    "GarbageCollector",
+    "collect_garbage",
+    "purge_uploads",
+]
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
 SLACK = 1.0
@@ -81,6 +87,86 @@ def _reachable(repo: Repository) -> set[Digest]:
     return reached
 
 
+class GarbageCollector:
+    """One collection, in two phases: ``mark()`` then ``sweep()`` (``run()`` does both)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        dry_run: bool = False,
+        delete_untagged: bool = False,
+        min_age: timedelta = DEFAULT_MIN_AGE,
+        log: Callable[[str], object] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.dry_run = dry_run
+        self.delete_untagged = delete_untagged
+        self.say = log or (lambda _message: None)
+        self.cutoff = time.time() - min_age.total_seconds() - SLACK
+        self.result = GCResult()
+
+    def run(self) -> GCResult:
+        self.mark()
+        self.sweep()
+        return self.result
+
+    def mark(self) -> None:
+        registry, result = self.registry, self.result
+        for name in registry.repositories():
+            repo = registry.repository(name)
+            manifests = repo.manifests()
+            reachable = _reachable(repo) if self.delete_untagged else set()
+            for digest in list(manifests.enumerate()):
+                if (
+                    self.delete_untagged
+                    and digest not in reachable
+                    and self._delete_untagged(repo, digest)
+                ):
+                    continue
+                result.marked.add(digest)
+                try:
+                    manifest = manifests.get(digest)
+                except OciStoreError as e:
+                    result.unreadable.append((name, digest, str(e)))
+                    self.say(f"{name}: cannot read manifest {digest}: {e}")
+                    continue
+                for ref in manifest.references():
+                    result.marked.add(ref.digest)
+
+    def _delete_untagged(self, repo: Repository, digest: Digest) -> bool:
+        revisions = repo.path / "_manifests" / "revisions"
+        link = revisions / digest.algorithm / digest.hex / "link"
+        with self.registry.gc_lock(exclusive=True):
+            mtime = _mtime(link)
+            if mtime is None or mtime >= self.cutoff or repo.tags().lookup(digest):
+                return False
+            self.say(f"{repo.name}: deleting untagged manifest {digest}")
+            self.result.deleted_manifests.append((repo.name, digest))
+            if not self.dry_run:
+                repo.manifests().delete(digest)
+            return True
+
+    def sweep(self) -> None:
+        blobs = self.registry.blobs()
+        for digest in list(blobs.enumerate()):
+            if digest in self.result.marked:
+                continue
+            data = Path(blobs.path(digest))
+            with self.registry.gc_lock(exclusive=True):
+                mtime = _mtime(data)
+                if mtime is None:
+                    continue
+                if mtime >= self.cutoff:
+                    self.result.kept_recent.append(digest)
+                    continue
+                self.say(f"deleting blob {digest}")
+                self.result.deleted_blobs.append(digest)
+                if not self.dry_run:
+                    with contextlib.suppress(ErrBlobUnknown):
+                        blobs.delete(digest)
+
+
 def collect_garbage(
     registry: Registry,
     *,
@@ -89,53 +175,11 @@ def collect_garbage(
     min_age: timedelta = DEFAULT_MIN_AGE,
     log: Callable[[str], object] | None = None,
 ) -> GCResult:
-    say = log or (lambda _message: None)
-    result = GCResult()
-    cutoff = time.time() - min_age.total_seconds() - SLACK
-    for name in registry.repositories():
-        repo = registry.repository(name)
-        manifests = repo.manifests()
-        reachable = _reachable(repo) if delete_untagged else set()
-        for digest in list(manifests.enumerate()):
-            if delete_untagged and digest not in reachable:
-                revisions = repo.path / "_manifests" / "revisions"
-                link = revisions / digest.algorithm / digest.hex / "link"
-                with registry.gc_lock(exclusive=True):
-                    mtime = _mtime(link)
-                    if mtime is not None and mtime < cutoff and not repo.tags().lookup(digest):
-                        say(f"{name}: deleting untagged manifest {digest}")
-                        result.deleted_manifests.append((name, digest))
-                        if not dry_run:
-                            manifests.delete(digest)
-                        continue
-            result.marked.add(digest)
-            try:
-                manifest = manifests.get(digest)
-            except OciStoreError as e:
-                result.unreadable.append((name, digest, str(e)))
-                say(f"{name}: cannot read manifest {digest}: {e}")
-                continue
-            for ref in manifest.references():
-                result.marked.add(ref.digest)
-
-    blobs = registry.blobs()
-    for digest in list(blobs.enumerate()):
-        if digest in result.marked:
-            continue
-        data = Path(blobs.path(digest))
-        with registry.gc_lock(exclusive=True):
-            mtime = _mtime(data)
-            if mtime is None:
-                continue
-            if mtime >= cutoff:
-                result.kept_recent.append(digest)
-                continue
-            say(f"deleting blob {digest}")
-            result.deleted_blobs.append(digest)
-            if not dry_run:
-                with contextlib.suppress(ErrBlobUnknown):
-                    blobs.delete(digest)
-    return result
+    """Marks from every manifest (and, with ``delete_untagged``, deletes manifests no tag
+    reaches), then sweeps unreferenced blobs older than ``min_age``."""
+    return GarbageCollector(
+        registry, dry_run=dry_run, delete_untagged=delete_untagged, min_age=min_age, log=log
+    ).run()
 
 
 def _upload_dirs(registry: Registry) -> list[Path]:

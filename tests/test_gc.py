@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ocistore import Registry, unmarshal_manifest
+from ocistore.errors import ErrManifestVerification
+from ocistore.storage import OCI_INDEX, GarbageCollector, collect_garbage, purge_uploads
+
+from .images import Image, digest_of, make_image, make_index, push
+
+LONG_AGO = time.time() - 7 * 86400
+
+
+def age(path: Path) -> None:
+    os.utime(path, (LONG_AGO, LONG_AGO))
+
+
+def age_everything(registry: Registry) -> None:
+    for path in Path(registry.root).rglob("*"):
+        if path.is_file():
+            age(path)
+
+
+def test_sweeps_only_unreferenced_old_blobs(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    repo = registry.repository("a")
+    image = make_image(1)
+    push(repo, image, tag="v1")
+    orphan = registry.blobs().put("x", b"orphan").digest
+    age_everything(registry)
+    fresh_orphan = registry.blobs().put("x", b"fresh orphan").digest
+
+    dry = collect_garbage(registry, dry_run=True)
+    assert dry.deleted_blobs == [orphan]
+    assert registry.blobs().get(orphan) == b"orphan"
+
+    result = collect_garbage(registry)
+    assert result.deleted_blobs == [orphan]
+    assert result.kept_recent == [fresh_orphan]
+    assert set(map(str, result.marked)) >= {image.digest, *image.blobs}
+    assert sorted(map(str, registry.blobs().enumerate())) == sorted(
+        [image.digest, *image.blobs, str(fresh_orphan)]
+    )
+    assert collect_garbage(registry, min_age=timedelta(0)).deleted_blobs == []  # slack: 1 s
+    age(Path(registry.blobs().path(fresh_orphan)))
+    assert collect_garbage(registry).deleted_blobs == [fresh_orphan]
+
+
+def test_delete_untagged_keeps_what_tags_reach(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    repo = registry.repository("a")
+    amd, arm = make_image(2, arch="amd64"), make_image(3, arch="arm64")
+    push(repo, amd)
+    push(repo, arm)
+    index, _ = unmarshal_manifest(OCI_INDEX, make_index([(amd, "amd64"), (arm, "arm64")]))
+    repo.manifests().put(index, tag="multi")
+    signature = make_image(4, subject=amd.manifest, artifact_type="application/x.sig")
+    push(repo, signature)
+    untagged = make_image(5)
+    push(repo, untagged)
+    age_everything(registry)
+
+    result = collect_garbage(registry, delete_untagged=True)
+    assert result.deleted_manifests == [("a", untagged.digest)]
+    assert not repo.manifests().exists(untagged.digest)
+    for kept in (amd, arm, signature):
+        assert repo.manifests().exists(kept.digest)
+    assert set(result.deleted_blobs) == {untagged.digest, *untagged.blobs}
+    # Without --delete-untagged nothing that is stored in a repository goes.
+    push(repo, make_image(6))
+    age_everything(registry)
+    assert collect_garbage(registry).deleted_blobs == []
+
+
+def test_purge_uploads(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    old = registry.repository("a").blobs().create()
+    new = registry.repository("a").blobs().create()
+    global_old = registry.blobs().create()
+    uploads = Path(registry.root) / "docker/registry/v2/repositories/a/_uploads"
+    (uploads / old.id / "startedat").write_text("2020-01-01T00:00:00Z")
+    gdir = Path(registry.root) / "docker/registry/v2/_uploads" / global_old.id
+    (gdir / "startedat").write_text("garbage")  # unreadable: the directory's age decides
+    os.utime(gdir, (LONG_AGO, LONG_AGO))
+    week = timedelta(days=7)
+    assert purge_uploads(registry, older_than=timedelta(days=3), dry_run=True) == [
+        gdir,
+        uploads / old.id,
+    ]
+    assert (uploads / old.id).exists()
+    purged = purge_uploads(registry, older_than=week, now=datetime.now(UTC) + week / 2)
+    assert sorted(purged) == sorted([gdir, uploads / old.id])
+    assert not (uploads / old.id).exists() and (uploads / new.id).exists()
+
+
+def test_blob_referenced_between_mark_and_sweep_is_kept(tmp_path: Path) -> None:
+    """The race GC must survive: a blob nobody references when GC marks, which a push reuses
+    (without uploading it again) before GC sweeps."""
+    registry = Registry(tmp_path)
+    image = make_image(7)
+    for data in image.blobs.values():
+        registry.blobs().put("x", data)  # stored, but linked and referenced by nothing
+    age_everything(registry)
+    gc = GarbageCollector(registry, min_age=timedelta(0))
+    gc.mark()
+    assert not set(image.blobs) & set(map(str, gc.result.marked))
+    push(registry.repository("a"), image, tag="v1")  # the blobs exist: commits are no-ops
+    gc.sweep()
+    assert gc.result.deleted_blobs == []
+    assert set(map(str, gc.result.kept_recent)) == {*image.blobs, image.digest}
+    _complete(registry, "a", "v1")
+
+
+def test_push_after_sweep_is_refused_cleanly(tmp_path: Path) -> None:
+    """The other order: GC deletes the blob first; the manifest put then finds it missing and
+    stores nothing, and the tag keeps its old target."""
+    registry = Registry(tmp_path)
+    repo = registry.repository("a")
+    old = make_image(8)
+    push(repo, old, tag="v1")
+    image = make_image(9)
+    for data in image.blobs.values():
+        repo.blobs().put("x", data)
+    age_everything(registry)
+    assert set(map(str, collect_garbage(registry, min_age=timedelta(0)).deleted_blobs)) == set(
+        image.blobs
+    )
+    manifest, _ = unmarshal_manifest(None, image.manifest)
+    try:
+        repo.manifests().put(manifest, tag="v1")
+    except ErrManifestVerification as e:
+        assert len(e.errors) == len(image.blobs)
+    else:
+        raise AssertionError("a manifest over collected blobs was accepted")
+    assert str(repo.tags().get("v1").digest) == old.digest
+    assert not repo.manifests().exists(image.digest)
+
+
+def _complete(registry: Registry, repo_name: str, tag: str) -> None:
+    repo = registry.repository(repo_name)
+    desc = repo.tags().get(tag)
+    manifest = repo.manifests().get(desc.digest)
+    for ref in manifest.references():
+        data = repo.blobs().get(ref.digest)
+        assert hashlib.sha256(data).hexdigest() == ref.digest.hex, f"{repo_name}:{tag} {ref.digest}"
+
+
+def test_gc_in_a_loop_during_concurrent_pushes(tmp_path: Path) -> None:
+    """GC with no grace period, deleting untagged manifests, runs continuously while four
+    threads push images that share a base layer, retag and untag; afterwards every tagged image
+    is complete."""
+    registry = Registry(tmp_path)
+    base_layer = random.Random(0).randbytes(20_000)
+    stop = threading.Event()
+    gc_runs = 0
+    deleted = 0
+    failures: list[BaseException] = []
+
+    def gc_loop() -> None:
+        nonlocal gc_runs, deleted
+        try:
+            while not stop.is_set():
+                result = collect_garbage(registry, min_age=timedelta(0), delete_untagged=True)
+                deleted += len(result.deleted_blobs)
+                gc_runs += 1
+        except BaseException as e:
+            failures.append(e)
+
+    def with_base(image: Image) -> Image:
+        body = json.loads(image.manifest)
+        body["layers"].insert(0, {"mediaType": "application/x", "digest": digest_of(base_layer),
+                                  "size": len(base_layer)})  # fmt: skip
+        image.blobs[digest_of(base_layer)] = base_layer
+        image.manifest = json.dumps(body).encode()
+        return image
+
+    def pusher(worker: int) -> None:
+        try:
+            rng = random.Random(worker)
+            repo = registry.repository(f"team/app{worker % 2}")
+            # A small pool of images pushed over and over under a few tags: images fall out of
+            # use, age past the collector's slack, get collected (or not yet), and are pushed
+            # again, reusing blobs that were garbage a moment ago.
+            pool = [
+                with_base(make_image(worker * 1000 + k, layers=2, layer_size=3000))
+                for k in range(6)
+            ]
+            deadline = time.monotonic() + 90
+            for i in range(40):
+                assert time.monotonic() < deadline
+                image = pool[rng.randrange(len(pool))]
+                tag = f"w{worker}-{i % 3}"
+                for _attempt in range(50):
+                    blobs = repo.blobs()
+                    for data in image.blobs.values():
+                        blobs.put("application/octet-stream", data)
+                    time.sleep(rng.random() * 0.05)  # the window between blobs and manifest
+                    manifest, _ = unmarshal_manifest(None, image.manifest)
+                    try:
+                        repo.manifests().put(manifest, tag=tag)
+                        break
+                    except ErrManifestVerification:
+                        continue  # GC took a blob between its upload and the manifest: retry
+                else:
+                    raise AssertionError("push never got through")
+                if i % 7 == 3:
+                    repo.tags().untag(tag)
+                time.sleep(0.05)
+        except BaseException as e:
+            failures.append(e)
+
+    gc = threading.Thread(target=gc_loop)
+    gc.start()
+    pushers = [threading.Thread(target=pusher, args=(w,)) for w in range(4)]
+    for t in pushers:
+        t.start()
+    for t in pushers:
+        t.join()
+    stop.set()
+    gc.join()
+    assert failures == []
+    assert gc_runs >= 2
+    collect_garbage(registry, min_age=timedelta(0), delete_untagged=True)
+    checked = 0
+    for name in registry.repositories():
+        for tag in registry.repository(name).tags().all():
+            _complete(registry, name, tag)
+            checked += 1
+    assert checked >= 6
+    assert deleted > 0  # the collector really did collect while the pushes ran
