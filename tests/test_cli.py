@@ -60,3 +60,38 @@ def test_errors_are_clear_and_exit_nonzero(tmp_path: Path) -> None:
     assert absent.returncode == 1 and b"No such file" in absent.stderr
     usage = ocistore("hash")
     assert usage.returncode == 2
+
+
+def test_gc_and_purge_commands(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from ocistore import Registry
+
+    from .images import make_image, push
+
+    registry = Registry(tmp_path)
+    image = make_image(1)
+    push(registry.repository("a"), image, tag="v1")
+    orphan = registry.blobs().put("x", b"orphan").digest
+    upload = registry.repository("a").blobs().create()
+    old = time.time() - 10 * 86400
+    for path in tmp_path.rglob("*"):
+        os.utime(path, (old, old))
+    (tmp_path / "docker/registry/v2/repositories/a/_uploads" / upload.id / "startedat").write_text(
+        "2020-01-01T00:00:00Z"
+    )
+    dry = ocistore("gc", str(tmp_path), "--dry-run")
+    assert dry.returncode == 0 and f"deleting blob {orphan}" in dry.stdout.decode()
+    assert registry.blobs().get(orphan) == b"orphan"
+    done = ocistore("gc", str(tmp_path), "--min-age", "1h30m")
+    assert done.returncode == 0, done.stderr
+    assert "deleted 1 blobs" in done.stdout.decode()
+    assert list(registry.blobs().enumerate()) != [] and orphan not in list(
+        registry.blobs().enumerate()
+    )
+    bad = ocistore("gc", str(tmp_path), "--min-age", "soon")
+    assert bad.returncode == 2 and b"invalid duration" in bad.stderr
+    purge = ocistore("purge-uploads", str(tmp_path), "--older-than", "168h")
+    assert purge.returncode == 0 and upload.id in purge.stdout.decode()
+    assert not (tmp_path / "docker/registry/v2/repositories/a/_uploads" / upload.id).exists()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +17,7 @@ from tqdm import tqdm
 
 from . import hashing
 from .errors import OciStoreError
+from .storage import DEFAULT_MIN_AGE, Registry, collect_garbage, purge_uploads
 from .store import BlobStore
 
 #: Files at least this large get a progress bar (on a terminal).
@@ -71,6 +74,48 @@ def _hash(args: argparse.Namespace) -> int:
     return 0
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go's duration syntax (``1h30m``, ``168h``, ``10s``; ``0`` alone), as distribution's
+    configuration uses it."""
+    if text == "0":
+        return timedelta(0)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 30m, 1h, 168h)")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def _gc(args: argparse.Namespace) -> int:
+    registry = Registry(args.root)
+    result = collect_garbage(
+        registry,
+        dry_run=args.dry_run,
+        delete_untagged=args.delete_untagged,
+        min_age=args.min_age,
+        log=print,
+    )
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{len(result.marked)} blobs marked, {verb} {len(result.deleted_blobs)} blobs and "
+        f"{len(result.deleted_manifests)} manifests; kept {len(result.kept_recent)} "
+        f"unreferenced blobs younger than {args.min_age}"
+    )
+    for name, digest, error in result.unreadable:
+        print(f"warning: {name}: manifest {digest} unreadable: {error}", file=sys.stderr)
+    return 0
+
+
+def _purge_uploads(args: argparse.Namespace) -> int:
+    removed = purge_uploads(Registry(args.root), older_than=args.older_than, dry_run=args.dry_run)
+    for path in removed:
+        print(("would remove " if args.dry_run else "removed ") + str(path))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +142,28 @@ def build_parser() -> argparse.ArgumentParser:
     hash_.add_argument("file")
     hash_.add_argument("--algorithm", "--alg", default="sha256", choices=algorithms)
     hash_.set_defaults(run=_hash)
+
+    gc = commands.add_parser(
+        "gc", help="delete blobs no manifest references (safe while pushes continue)"
+    )
+    gc.add_argument("root", metavar="ROOT")
+    gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    gc.add_argument(
+        "--delete-untagged", action="store_true", help="also delete manifests no tag reaches"
+    )
+    gc.add_argument(
+        "--min-age",
+        type=parse_duration,
+        default=DEFAULT_MIN_AGE,
+        help="keep unreferenced blobs younger than this (default 1h)",
+    )
+    gc.set_defaults(run=_gc)
+
+    purge = commands.add_parser("purge-uploads", help="remove uploads older than an age")
+    purge.add_argument("root", metavar="ROOT")
+    purge.add_argument("--older-than", type=parse_duration, default=timedelta(hours=168))
+    purge.add_argument("--dry-run", action="store_true")
+    purge.set_defaults(run=_purge_uploads)
     return parser
 
 
