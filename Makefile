@@ -6,7 +6,18 @@ PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("
 PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
 	typing_extensions resumablesha256
 
-.PHONY: setup test test-rust test-python lint bench compare clean
+APT_PACKAGES := docker-registry
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps test test-rust test-python lint bench compare clean
+
+# Debian packages the tests run against (the reference registry for differential tests).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +37,7 @@ lint: setup
 test-rust: setup
 	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --quiet
 
-test-python: setup
+test-python: setup system-deps
 	$(VENV)/bin/pytest -q
 
 test: lint test-rust test-python

@@ -1,0 +1,148 @@
+"""Debian's docker-registry (distribution 2.8.2), the reference, run on 127.0.0.1 for
+differential tests, and a plain HTTP client for the Distribution API."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+BINARY = "docker-registry"
+ACCEPT = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Client:
+    """Just enough of the Distribution API, over http.client."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _path(location: str) -> str:
+        parts = urlsplit(location)
+        return parts.path + ("?" + parts.query if parts.query else "")
+
+    def start_upload(self, name: str) -> str:
+        r = self.request("POST", f"/v2/{name}/blobs/uploads/")
+        assert r.status == 202, r
+        return self._path(r.headers["location"])
+
+    def patch(self, location: str, chunk: bytes) -> str:
+        r = self.request("PATCH", location, chunk, {"Content-Type": "application/octet-stream"})
+        assert r.status == 202, r
+        return self._path(r.headers["location"])
+
+    def push_blob(self, name: str, data: bytes, digest: str) -> None:
+        location = self.start_upload(name)
+        sep = "&" if "?" in location else "?"
+        r = self.request(
+            "PUT",
+            f"{location}{sep}digest={digest}",
+            data,
+            {"Content-Type": "application/octet-stream"},
+        )
+        assert r.status == 201, r
+
+    def put_manifest(self, name: str, reference: str, payload: bytes, media_type: str) -> str:
+        r = self.request(
+            "PUT", f"/v2/{name}/manifests/{reference}", payload, {"Content-Type": media_type}
+        )
+        assert r.status == 201, r
+        return r.headers["docker-content-digest"]
+
+    def get_manifest(self, name: str, reference: str) -> Response:
+        return self.request("GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": ACCEPT})
+
+    def get_blob(self, name: str, digest: str) -> Response:
+        return self.request("GET", f"/v2/{name}/blobs/{digest}")
+
+
+@contextmanager
+def reference_registry(root: Path, workdir: Path) -> Iterator[Client]:
+    """Runs docker-registry with filesystem storage in ``root`` until the block ends."""
+    binary = shutil.which(BINARY)
+    if binary is None:
+        raise RuntimeError(
+            "docker-registry is not installed: `apt-get install docker-registry` "
+            "(.ci/run does this); the differential tests need the reference registry"
+        )
+    port = free_port()
+    config = workdir / f"config-{port}.yml"
+    config.write_text(
+        f"""version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+"""
+    )
+    log_path = workdir / f"registry-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    client = Client(port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.request("GET", "/v2/").status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-registry did not start: {log_path.read_text()}")
+            time.sleep(0.05)
+        yield client
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

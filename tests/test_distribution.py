@@ -1,0 +1,124 @@
+"""Differential tests against distribution 2.8.2 (Debian's docker-registry): trees written by
+one are served by the other, byte for byte, and an upload started on one is finished by the
+other."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from ocistore import Registry, hashing, unmarshal_manifest
+from ocistore.storage import OCI_INDEX, OCI_MANIFEST
+
+from .distribution import reference_registry
+from .images import Image, digest_of, make_image, make_index, push
+
+
+def images() -> tuple[Image, Image, bytes]:
+    amd = make_image(100, layers=4, layer_size=300_000, arch="amd64")
+    arm = make_image(101, layers=3, layer_size=200_000, arch="arm64")
+    return amd, arm, make_index([(amd, "amd64"), (arm, "arm64")])
+
+
+def test_tree_written_by_distribution_is_read_by_ocistore(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    amd, arm, index = images()
+    with reference_registry(root, tmp_path) as client:
+        for image in (amd, arm):
+            for digest, data in image.blobs.items():
+                client.push_blob("library/app", data, digest)
+            client.put_manifest("library/app", image.digest, image.manifest, OCI_MANIFEST)
+        client.put_manifest("library/app", "amd64-only", amd.manifest, OCI_MANIFEST)
+        index_digest = client.put_manifest("library/app", "latest", index, OCI_INDEX)
+        client.push_blob("other/repo", b"lonely", digest_of(b"lonely"))
+
+    registry = Registry(root)
+    assert registry.repositories() == ["library/app"]  # no manifest, not in the catalog
+    repo = registry.repository("library/app")
+    assert repo.tags().all() == ["amd64-only", "latest"]
+    assert str(repo.tags().get("latest").digest) == index_digest == digest_of(index)
+    assert repo.manifests().get(index_digest).payload() == index
+    assert str(repo.tags().get("amd64-only").digest) == amd.digest
+    for image in (amd, arm):
+        assert repo.manifests().get(image.digest).payload() == image.manifest
+        for digest, data in image.blobs.items():
+            assert repo.blobs().get(digest) == data
+            with repo.blobs().open(digest) as r:
+                assert r.read_at(len(data) - 5, 5) == data[-5:]
+    assert sorted(map(str, registry.repository("other/repo").blobs().enumerate())) == [
+        digest_of(b"lonely")
+    ]
+    assert {str(d) for d in registry.blobs().enumerate()} == {
+        *amd.blobs,
+        *arm.blobs,
+        amd.digest,
+        arm.digest,
+        index_digest,
+        digest_of(b"lonely"),
+    }
+
+
+def test_tree_written_by_ocistore_is_served_by_distribution(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    amd, arm, index = images()
+    registry = Registry(root)
+    repo = registry.repository("library/app")
+    push(repo, amd, tag="amd64-only")
+    push(repo, arm)
+    manifest, _ = unmarshal_manifest(OCI_INDEX, index)
+    repo.manifests().put(manifest, tag="latest")
+    push(registry.repository("second"), make_image(102), tag="v1")
+
+    with reference_registry(root, tmp_path) as client:
+        catalog = json.loads(client.request("GET", "/v2/_catalog").body)
+        assert catalog == {"repositories": ["library/app", "second"]}
+        tags = json.loads(client.request("GET", "/v2/library/app/tags/list").body)
+        assert tags["name"] == "library/app"
+        assert sorted(tags["tags"]) == ["amd64-only", "latest"]  # listed in directory order
+        latest = client.get_manifest("library/app", "latest")
+        assert latest.status == 200 and latest.body == index
+        assert latest.headers["docker-content-digest"] == digest_of(index)
+        assert latest.headers["content-type"] == OCI_INDEX
+        for image in (amd, arm):
+            r = client.get_manifest("library/app", image.digest)
+            assert r.status == 200 and r.body == image.manifest
+            for digest, data in image.blobs.items():
+                blob = client.get_blob("library/app", digest)
+                assert blob.status == 200 and blob.body == data
+        assert client.get_manifest("library/app", "amd64-only").body == amd.manifest
+        # Linked blobs stay per repository on the other side too.
+        layer = digest_of(amd.layers[0])
+        assert client.get_blob("second", layer).status == 404
+
+
+def test_upload_started_by_distribution_is_finished_by_ocistore(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    rng = random.Random(7)
+    chunks = [rng.randbytes(3_000_000), rng.randbytes(1_500_001), rng.randbytes(700_000)]
+    data = b"".join(chunks)
+    with reference_registry(root, tmp_path) as client:
+        location = client.start_upload("team/layer")
+        location = client.patch(location, chunks[0])
+        location = client.patch(location, chunks[1])
+    upload_id = location.split("/blobs/uploads/")[1].split("?")[0]
+    upload_dir = root / "docker/registry/v2/repositories/team/layer/_uploads" / upload_id
+    offset = len(chunks[0]) + len(chunks[1])
+    go_state = (upload_dir / "hashstates/sha256" / str(offset)).read_bytes()
+    # distribution's saved state is byte for byte the state ocistore keeps for the same bytes.
+    assert go_state == hashing.sha256(chunks[0] + chunks[1]).state()
+
+    repo = Registry(root).repository("team/layer")
+    writer = repo.blobs().resume(upload_id)
+    assert writer.size == offset
+    writer.write(chunks[2])
+    desc = writer.commit(digest_of(data))
+    assert (
+        desc.size == len(data) and str(desc.digest) == "sha256:" + hashlib.sha256(data).hexdigest()
+    )
+    assert not upload_dir.exists()
+
+    with reference_registry(root, tmp_path) as client:
+        blob = client.get_blob("team/layer", digest_of(data))
+        assert blob.status == 200 and blob.body == data
