@@ -5,8 +5,9 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ocistore.errors import ErrRepositoryNameInvalid, ErrTagInvalid
-from ocistore.storage import check_repository_name, check_tag
+from ocistore import Digest
+from ocistore.errors import ErrDigestInvalid, ErrRepositoryNameInvalid, ErrTagInvalid
+from ocistore.storage import check_repository_name, check_tag, parse_reference
 
 # distribution's reference grammar, written out independently of ocistore's code.
 ALNUM = "[a-z0-9]+"
@@ -66,3 +67,24 @@ def test_tags_accepted_exactly_by_grammar(tag: str) -> None:
     else:
         with pytest.raises(ErrTagInvalid):
             check_tag(tag)
+
+
+DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}|blake3:[0-9a-f]{64})")
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="aZ9_.-:/", max_size=20),
+        st.builds(
+            lambda h: "sha256:" + h, st.text(alphabet="0123456789abcdefA", min_size=63, max_size=65)
+        ),
+    )
+)
+def test_references_are_tags_or_digests(reference: str) -> None:
+    if DIGEST.fullmatch(reference):
+        assert parse_reference(reference) == Digest(reference)
+    elif TAG.fullmatch(reference):
+        assert parse_reference(reference) == reference
+    else:
+        with pytest.raises((ErrTagInvalid, ErrDigestInvalid)):
+            parse_reference(reference)

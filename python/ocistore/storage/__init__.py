@@ -14,7 +14,7 @@ from .manifests import (
     register_manifest_schema,
     unmarshal_manifest,
 )
-from .names import check_repository_name, check_tag
+from .names import check_repository_name, check_tag, parse_reference
 from .registry import (
     GLOBAL_SCOPE,
     LinkedBlobStore,
@@ -45,6 +45,7 @@ __all__ = [
     "check_tag",
     "collect_garbage",
     "manifest_media_types",
+    "parse_reference",
     "purge_uploads",
     "register_manifest_schema",
     "unmarshal_manifest",

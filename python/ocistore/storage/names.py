@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
+from .._core import Digest
 from ..errors import ErrRepositoryNameInvalid, ErrTagInvalid
 
-__all__ = ["NAME_MAX", "check_repository_name", "check_tag", "path_sort_key"]
+__all__ = ["NAME_MAX", "check_repository_name", "check_tag", "parse_reference", "path_sort_key"]
 
 NAME_MAX = 255
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*")
@@ -48,6 +49,13 @@ def check_tag(tag: str) -> str:
             detail={"tag": tag},
         )
     return tag
+
+
+def parse_reference(reference: str) -> str | Digest:
+    """A manifest reference as the API carries it: a digest (``alg:hex``) or a tag."""
+    if ":" in reference:
+        return Digest(reference)
+    return check_tag(reference)
 
 
 def path_sort_key(name: str) -> str:
