@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
+	granian uvicorn pyyaml types-PyYAML prometheus_client httpx oras \
 	typing_extensions resumablesha256
 
 APT_PACKAGES := docker-registry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from . import hashing
 from .errors import OciStoreError
+from .server.config import parse_duration
 from .storage import DEFAULT_MIN_AGE, Registry, collect_garbage, purge_uploads
 from .store import BlobStore
 
@@ -74,19 +74,30 @@ def _hash(args: argparse.Namespace) -> int:
     return 0
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def parse_duration(text: str) -> timedelta:
-    """Go's duration syntax (``1h30m``, ``168h``, ``10s``; ``0`` alone), as distribution's
-    configuration uses it."""
-    if text == "0":
-        return timedelta(0)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 30m, 1h, 168h)")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+def _serve(args: argparse.Namespace) -> int:
+    from .server.config import ConfigError, load_config
+    from .server.serve import serve
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"ocistore: configuration error: {e}", file=sys.stderr)
+        return 2
+    if args.addr is not None:
+        config.addr = args.addr
+    if args.root is not None:
+        config.root = args.root
+    if args.delete is not None:
+        config.delete_enabled = args.delete
+    serve(config, workers=args.workers, server=args.server)
+    return 0
 
 
 def _gc(args: argparse.Namespace) -> int:
@@ -153,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument(
         "--min-age",
-        type=parse_duration,
+        type=_duration,
         default=DEFAULT_MIN_AGE,
         help="keep unreferenced blobs younger than this (default 1h)",
     )
@@ -161,9 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     purge = commands.add_parser("purge-uploads", help="remove uploads older than an age")
     purge.add_argument("root", metavar="ROOT")
-    purge.add_argument("--older-than", type=parse_duration, default=timedelta(hours=168))
+    purge.add_argument("--older-than", type=_duration, default=timedelta(hours=168))
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(run=_purge_uploads)
+
+    serve = commands.add_parser("serve", help="run the registry (OCI Distribution API v1.1)")
+    serve.add_argument("--config", help="distribution-style config.yml")
+    serve.add_argument("--addr", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
+    serve.add_argument("--root", help="storage root (default ./data)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
+    serve.add_argument(
+        "--delete",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="allow deletes (storage.delete.enabled; default off)",
+    )
+    serve.set_defaults(run=_serve)
     return parser
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from ..descriptor import Descriptor
 from ..errors import (
     ErrBlobMounted,
     ErrBlobUnknown,
+    ErrBlobUploadUnknown,
     ErrManifestBlobUnknown,
     ErrManifestUnknownRevision,
     ErrManifestVerification,
@@ -59,6 +61,7 @@ __all__ = [
 ]
 
 GLOBAL_SCOPE = "global"
+UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DigestLike = Digest | str
 
 
@@ -327,6 +330,14 @@ class LinkedBlobStore:
         core = self._global._core.create(algorithm, self._uploads)
         return BlobWriter(core, on_commit=self._link_committed)
 
+    def upload_data_path(self, upload_id: str) -> Path:
+        """Where an upload's bytes are; ``ErrBlobUploadUnknown`` if the id cannot name one."""
+        if not UPLOAD_ID.fullmatch(upload_id):
+            raise ErrBlobUploadUnknown(
+                f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+            )
+        return self._uploads / upload_id / "data"
+
     def resume(self, upload_id: str) -> BlobWriter:
         return BlobWriter(
             self._global._core.resume(upload_id, self._uploads), on_commit=self._link_committed
@@ -483,13 +494,18 @@ class TagService:
     def _current(self, tag: str) -> Digest | None:
         return read_link(self._tags / check_tag(tag) / "current" / "link")
 
-    def get(self, tag: str) -> Descriptor:
+    def resolve(self, tag: str) -> Digest:
+        """The digest the tag points at (without reading the manifest)."""
         digest = self._current(tag)
         if digest is None:
             raise ErrTagUnknown(
                 f"unknown tag {tag!r} in repository {self.repository.name}",
                 detail={"name": self.repository.name, "tag": tag},
             )
+        return digest
+
+    def get(self, tag: str) -> Descriptor:
+        digest = self.resolve(tag)
         try:
             manifest = self.repository.manifests().get(digest)
         except ErrManifestUnknownRevision:

@@ -1,0 +1,617 @@
+"""The OCI Distribution API v1.1 as a plain ASGI application over ``ocistore.Registry``.
+
+Request bodies stream into the blob writer in blocks of ``WRITE_BLOCK`` bytes (the only memory
+an upload holds), storage calls run on worker threads so the event loop never waits on disk or
+hashing, whole-blob GETs use the server's zero-copy ``http.response.pathsend`` when it offers
+it, and upload state lives on disk so any worker (or a restarted server) continues a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from .. import hashing
+from .._core import Digest
+from ..errors import (
+    ErrBlobMounted,
+    ErrBlobUploadUnknown,
+    ErrManifestUnknown,
+    ErrRepositoryUnknown,
+    ErrTagInvalid,
+    ErrUnsupported,
+)
+from ..storage import Registry, Repository, parse_reference, purge_uploads, unmarshal_manifest
+from ..storage.manifests import OCI_INDEX
+from ..store import BlobWriter
+from .config import Config
+from .http import (
+    ApiError,
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    accepts,
+    error_response,
+    link_header,
+    parse_content_range,
+    parse_range,
+)
+from .metrics import Metrics
+
+__all__ = ["MANIFEST_LIMIT", "WRITE_BLOCK", "RegistryApp"]
+
+#: Request-body bytes gathered before each write into the blob writer (per upload).
+WRITE_BLOCK = 4 * 1024 * 1024
+#: Largest manifest accepted (the OCI spec's suggested minimum is 4 MiB).
+MANIFEST_LIMIT = 4 * 1024 * 1024
+#: Size of the pieces a ranged or non-zero-copy GET is read in.
+READ_BLOCK = 1024 * 1024
+
+API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+log = logging.getLogger("ocistore.server")
+access_log = logging.getLogger("ocistore.access")
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: re.Pattern[str]
+    methods: dict[str, str]  # HTTP method -> handler attribute
+
+
+NAME = r"(?P<name>[^?#]+?)"
+ROUTES = [
+    Route("base", re.compile(r"/v2/?"), {"GET": "base", "HEAD": "base"}),
+    Route("catalog", re.compile(r"/v2/_catalog"), {"GET": "catalog"}),
+    Route("tags", re.compile(rf"/v2/{NAME}/tags/list"), {"GET": "tags_list"}),
+    Route(
+        "manifest",
+        re.compile(rf"/v2/{NAME}/manifests/(?P<reference>[^/]+)"),
+        {
+            "GET": "get_manifest",
+            "HEAD": "get_manifest",
+            "PUT": "put_manifest",
+            "DELETE": "delete_manifest",
+        },
+    ),
+    Route("upload_start", re.compile(rf"/v2/{NAME}/blobs/uploads/?"), {"POST": "start_upload"}),
+    Route(
+        "upload",
+        re.compile(rf"/v2/{NAME}/blobs/uploads/(?P<upload_id>[^/]+)"),
+        {
+            "GET": "upload_status",
+            "PATCH": "patch_upload",
+            "PUT": "finish_upload",
+            "DELETE": "cancel_upload",
+        },
+    ),
+    Route(
+        "blob",
+        re.compile(rf"/v2/{NAME}/blobs/(?P<digest>[^/]+)"),
+        {"GET": "get_blob", "HEAD": "get_blob", "DELETE": "delete_blob"},
+    ),
+    Route(
+        "referrers",
+        re.compile(rf"/v2/{NAME}/referrers/(?P<digest>[^/]+)"),
+        {"GET": "referrers"},
+    ),
+    Route("metrics", re.compile(r"/metrics"), {"GET": "serve_metrics"}),
+]
+
+
+def _range_value(size: int) -> str:
+    return f"0-{max(size - 1, 0)}"
+
+
+def _page_size(request: Request) -> int | None:
+    raw = request.query.get("n")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ApiError(400, "PAGINATION_NUMBER_INVALID", f"invalid page size n={raw!r}")
+    return int(raw)
+
+
+def _digest_param(value: str | None, what: str = "digest") -> Digest:
+    if not value:
+        raise ApiError(400, "DIGEST_INVALID", f"the {what} parameter is required")
+    return Digest(value)
+
+
+@contextlib.contextmanager
+def _upload_lock(path: Path, upload_id: str) -> Iterator[None]:
+    """One request at a time per upload, across workers and processes."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise ErrBlobUploadUnknown(
+            f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            size = os.fstat(fd).st_size
+            raise ApiError(
+                416,
+                "BLOB_UPLOAD_INVALID",
+                f"upload {upload_id} is in use by another request",
+                headers={"Range": _range_value(size), "Docker-Upload-UUID": upload_id},
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class RegistryApp:
+    """The ASGI application."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = Registry(config.root, delete_enabled=config.delete_enabled)
+        self.metrics = Metrics(self.registry)
+        self._extra_headers = [
+            (name, value) for name, values in config.headers.items() for value in values
+        ]
+        self._background: asyncio.Task[None] | None = None
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        request = Request(scope, receive)
+        route_name, handler, params = self._route(request)
+        try:
+            response = await handler(request, **params)
+        except ClientDisconnected:
+            self._finish(request, route_name, 499, 0, started)
+            return
+        except Exception as error:  # every error becomes a spec error body
+            response = error_response(error)
+            if response.status >= 500:
+                log.exception("internal error on %s %s", request.method, request.path)
+            await request.drain()
+        sent = await self._send(scope, send, request, response)
+        self._finish(request, route_name, response.status, sent, started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.config.purge_enabled:
+                    self._background = asyncio.create_task(self._purge_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._background is not None:
+                    self._background.cancel()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _purge_loop(self) -> None:
+        age = timedelta(seconds=self.config.purge_age_seconds)
+        while True:
+            try:
+                removed = await asyncio.to_thread(
+                    purge_uploads, self.registry, older_than=age, dry_run=self.config.purge_dry_run
+                )
+                for path in removed:
+                    log.info("purged upload %s", path)
+            except Exception:
+                log.exception("upload purge failed")
+            await asyncio.sleep(self.config.purge_interval_seconds)
+
+    def _route(self, request: Request) -> tuple[str, Handler, dict[str, str]]:
+        for route in ROUTES:
+            match = route.pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            attribute = route.methods.get(request.method)
+            if attribute is None:
+                return route.name, self._method_not_allowed, {}
+            return route.name, getattr(self, attribute), match.groupdict()
+        return "unknown", self._not_found, {}
+
+    async def _send(self, scope: Scope, send: Send, request: Request, response: Response) -> int:
+        headers = [API_VERSION, *self._extra_headers, *response.headers.items()]
+        head = request.method == "HEAD"
+        if response.file is None:
+            if "Content-Length" not in response.headers:
+                headers.append(("Content-Length", str(len(response.body))))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": [(k.encode(), v.encode()) for k, v in headers],
+                }
+            )
+            body = b"" if head else response.body
+            await send({"type": "http.response.body", "body": body})
+            return len(body)
+        path, digest, offset, length = response.file
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers],
+            }
+        )
+        if head or length == 0:
+            await send({"type": "http.response.body", "body": b""})
+            return 0
+        if offset == 0 and "http.response.pathsend" in scope.get("extensions", {}):
+            await send({"type": "http.response.pathsend", "path": path})
+            return length
+        reader = await asyncio.to_thread(self.registry.blobs().open, digest)
+        sent = 0
+        try:
+            while sent < length:
+                n = min(READ_BLOCK, length - sent)
+                chunk = await asyncio.to_thread(reader.read_at, offset + sent, n)
+                if not chunk:
+                    break  # cannot happen for an immutable blob; end the body rather than hang
+                sent += len(chunk)
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": sent < length}
+                )
+            if sent < length:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            reader.close()
+        return sent
+
+    def _finish(self, request: Request, route: str, status: int, sent: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(route, request.method, status, elapsed, request.bytes_in, sent)
+        if self.config.access_log:
+            access_log.info(
+                "%s %s %d",
+                request.method,
+                request.path,
+                status,
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": request.path,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "bytes_in": request.bytes_in,
+                        "bytes_out": sent,
+                        "remote": (request.scope.get("client") or ["", 0])[0],
+                    }
+                },
+            )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _repository(self, name: str) -> Repository:
+        return self.registry.repository(name)
+
+    def _check_writable(self) -> None:
+        if self.config.readonly:
+            raise ErrUnsupported("the registry is in read-only mode")
+
+    async def _not_found(self, request: Request) -> Response:
+        raise ApiError(404, "NOT_FOUND", f"no such endpoint: {request.path}")
+
+    async def _method_not_allowed(self, request: Request) -> Response:
+        raise ApiError(405, "UNSUPPORTED", f"{request.method} is not supported on {request.path}")
+
+    async def _stream_into(self, request: Request, writer: BlobWriter) -> None:
+        """Writes the request body into ``writer`` in blocks; what arrived before a disconnect is
+        written too (it is valid data at the right offset; the client resumes after it)."""
+        pending = bytearray()
+        try:
+            async for chunk in request.stream():
+                pending += chunk
+                if len(pending) >= WRITE_BLOCK:
+                    block, pending = pending, bytearray()
+                    await asyncio.to_thread(writer.write, block)
+        finally:
+            if pending:
+                writer.write(pending)
+
+    def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
+        return {
+            "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+            "Range": _range_value(size),
+            "Docker-Upload-UUID": upload_id,
+        }
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    async def base(self, request: Request) -> Response:
+        return Response(200, {"Content-Type": "application/json"}, b"{}")
+
+    async def serve_metrics(self, request: Request) -> Response:
+        body, content_type = await asyncio.to_thread(self.metrics.render)
+        return Response(200, {"Content-Type": content_type}, body)
+
+    async def catalog(self, request: Request) -> Response:
+        n = _page_size(request)
+        last = request.query.get("last") or None
+        names = await asyncio.to_thread(
+            self.registry.repositories, last, None if n is None else n + 1
+        )
+        headers = {"Content-Type": "application/json"}
+        if n is not None and len(names) > n:
+            names = names[:n]
+            headers["Link"] = link_header("/v2/_catalog", {"last": names[-1], "n": str(n)})
+        return Response(200, headers, json.dumps({"repositories": names}).encode())
+
+    async def tags_list(self, request: Request, name: str) -> Response:
+        repo = self._repository(name)
+        try:
+            tags = await asyncio.to_thread(repo.tags().all)
+        except ErrRepositoryUnknown as e:
+            raise ApiError(404, "NAME_UNKNOWN", e.message, {"name": name}) from None
+        n = _page_size(request)
+        last = request.query.get("last")
+        if last:
+            tags = [t for t in tags if t > last]
+        headers = {"Content-Type": "application/json"}
+        if n is not None:
+            if len(tags) > n:
+                headers["Link"] = link_header(
+                    f"/v2/{name}/tags/list", {"last": tags[n - 1] if n else "", "n": str(n)}
+                )
+            tags = tags[:n]
+        return Response(200, headers, json.dumps({"name": name, "tags": tags}).encode())
+
+    async def referrers(self, request: Request, name: str, digest: str) -> Response:
+        repo = self._repository(name)
+        subject = Digest(digest)
+        artifact_type = request.query.get("artifactType") or None
+        index = await asyncio.to_thread(repo.referrers, subject, artifact_type)
+        headers = {"Content-Type": OCI_INDEX}
+        if artifact_type is not None:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        return Response(200, headers, index.payload())
+
+    # manifests
+
+    async def get_manifest(self, request: Request, name: str, reference: str) -> Response:
+        repo = self._repository(name)
+        try:
+            ref = parse_reference(reference)
+        except ErrTagInvalid:
+            # No manifest can have that name: for a read, it is simply not there.
+            raise ErrManifestUnknown(
+                f"manifest unknown: {reference!r} is not a valid tag or digest",
+                detail={"name": name, "reference": reference},
+            ) from None
+        digest = (
+            ref if isinstance(ref, Digest) else await asyncio.to_thread(repo.tags().resolve, ref)
+        )
+        manifest = await asyncio.to_thread(repo.manifests().get, digest)
+        if not accepts(request.header_values("accept"), manifest.media_type):
+            raise ErrManifestUnknown(
+                f"manifest {digest} is a {manifest.media_type}, which the request's Accept "
+                "header does not include",
+                detail={"name": name, "reference": reference},
+            )
+        payload = manifest.payload()
+        return Response(
+            200,
+            {
+                "Content-Type": manifest.media_type,
+                "Docker-Content-Digest": str(digest),
+                "ETag": f'"{digest}"',
+                "Content-Length": str(len(payload)),
+            },
+            payload,
+        )
+
+    async def put_manifest(self, request: Request, name: str, reference: str) -> Response:
+        self._check_writable()
+        repo = self._repository(name)
+        ref = parse_reference(reference)
+        payload = await request.body(MANIFEST_LIMIT)
+        manifest, descriptor = unmarshal_manifest(request.header("content-type"), payload)
+        if isinstance(ref, Digest) and ref != descriptor.digest:
+            actual = Digest.from_bytes(ref.algorithm, hashing.new(ref.algorithm, payload).digest())
+            if actual != ref:
+                raise ApiError(
+                    400,
+                    "DIGEST_INVALID",
+                    f"manifest digest is {actual}, not {ref}",
+                    {"expected": str(ref), "actual": str(actual)},
+                )
+        tag = ref if isinstance(ref, str) else None
+        digest = await asyncio.to_thread(repo.manifests().put, manifest, tag=tag)
+        headers = {
+            "Location": f"/v2/{name}/manifests/{digest}",
+            "Docker-Content-Digest": str(digest),
+        }
+        if manifest.subject is not None:
+            headers["OCI-Subject"] = str(manifest.subject.digest)
+        return Response(201, headers)
+
+    async def delete_manifest(self, request: Request, name: str, reference: str) -> Response:
+        self._check_writable()
+        repo = self._repository(name)
+        ref = parse_reference(reference)
+        if isinstance(ref, Digest):
+            await asyncio.to_thread(repo.manifests().delete, ref)
+        else:
+            await asyncio.to_thread(repo.tags().untag, ref)
+        return Response(202)
+
+    # blobs
+
+    async def get_blob(self, request: Request, name: str, digest: str) -> Response:
+        blobs = self._repository(name).blobs()
+        parsed = Digest(digest)
+        descriptor = await asyncio.to_thread(blobs.stat, parsed)
+        size = descriptor.size
+        etag = f'"{parsed}"'
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Docker-Content-Digest": str(parsed),
+            "ETag": etag,
+            "Accept-Ranges": "bytes",
+            "Cache-Control": "max-age=31536000",
+        }
+        if etag in [
+            t.strip() for h in request.header_values("if-none-match") for t in h.split(",")
+        ]:
+            return Response(304, headers)
+        range_header = request.header("range")
+        byte_range = parse_range(range_header, size) if range_header else None
+        path = blobs.path(parsed)
+        if byte_range is None:
+            headers["Content-Length"] = str(size)
+            return Response(200, headers, file=(path, parsed, 0, size))
+        headers["Content-Length"] = str(byte_range.length)
+        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
+        return Response(206, headers, file=(path, parsed, byte_range.start, byte_range.length))
+
+    async def delete_blob(self, request: Request, name: str, digest: str) -> Response:
+        self._check_writable()
+        await asyncio.to_thread(self._repository(name).blobs().delete, Digest(digest))
+        return Response(202)
+
+    # uploads
+
+    async def start_upload(self, request: Request, name: str) -> Response:
+        self._check_writable()
+        blobs = self._repository(name).blobs()
+        mount = request.query.get("mount")
+        if mount:
+            digest = Digest(mount)
+            source = request.query.get("from") or None
+            try:
+                writer = await asyncio.to_thread(blobs.create, mount_from=(source, digest))
+            except ErrBlobMounted as mounted:
+                return Response(
+                    201,
+                    {
+                        "Location": f"/v2/{name}/blobs/{mounted.descriptor.digest}",
+                        "Docker-Content-Digest": str(mounted.descriptor.digest),
+                    },
+                )
+            await request.drain()
+            return Response(202, self._upload_headers(name, writer.id, 0))
+        if "digest" in request.query:
+            digest = _digest_param(request.query["digest"])
+            writer = await asyncio.to_thread(blobs.create)
+            try:
+                await self._stream_into(request, writer)
+                descriptor = await asyncio.to_thread(writer.commit, digest)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    writer.cancel()
+                raise
+            return Response(
+                201,
+                {
+                    "Location": f"/v2/{name}/blobs/{descriptor.digest}",
+                    "Docker-Content-Digest": str(descriptor.digest),
+                },
+            )
+        writer = await asyncio.to_thread(blobs.create)
+        await request.drain()
+        return Response(202, self._upload_headers(name, writer.id, 0))
+
+    async def upload_status(self, request: Request, name: str, upload_id: str) -> Response:
+        path = self._repository(name).blobs().upload_data_path(upload_id)
+        try:
+            size = (await asyncio.to_thread(os.stat, path)).st_size
+        except FileNotFoundError:
+            raise ErrBlobUploadUnknown(
+                f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+            ) from None
+        return Response(204, self._upload_headers(name, upload_id, size))
+
+    async def _continue_upload(
+        self, request: Request, name: str, upload_id: str, writer: BlobWriter
+    ) -> None:
+        """Checks ``Content-Range``/``Content-Length`` against the upload, then streams the body
+        in; the caller checkpoints or commits."""
+        content_range = request.header("content-range")
+        length_header = request.header("content-length")
+        if content_range:
+            parsed = parse_content_range(content_range)
+            if parsed is None:
+                raise ApiError(
+                    416,
+                    "BLOB_UPLOAD_INVALID",
+                    f"malformed Content-Range {content_range!r}",
+                    headers=self._upload_headers(name, upload_id, writer.size),
+                )
+            start, end = parsed
+            if start != writer.size or (
+                length_header is not None
+                and length_header.isdigit()
+                and int(length_header) != end - start + 1
+            ):
+                raise ApiError(
+                    416,
+                    "BLOB_UPLOAD_INVALID",
+                    f"Content-Range {content_range!r} does not continue the upload at "
+                    f"{writer.size} bytes (or disagrees with Content-Length)",
+                    headers=self._upload_headers(name, upload_id, writer.size),
+                )
+        await self._stream_into(request, writer)
+
+    async def patch_upload(self, request: Request, name: str, upload_id: str) -> Response:
+        self._check_writable()
+        blobs = self._repository(name).blobs()
+        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+            writer = await asyncio.to_thread(blobs.resume, upload_id)
+            try:
+                await self._continue_upload(request, name, upload_id, writer)
+            except BaseException:
+                writer.close()  # keep what arrived resumable, even on cancellation
+                raise
+            await asyncio.to_thread(writer.close)
+            return Response(202, self._upload_headers(name, upload_id, writer.size))
+
+    async def finish_upload(self, request: Request, name: str, upload_id: str) -> Response:
+        self._check_writable()
+        blobs = self._repository(name).blobs()
+        digest = _digest_param(request.query.get("digest"))
+        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+            writer = await asyncio.to_thread(blobs.resume, upload_id)
+            try:
+                await self._continue_upload(request, name, upload_id, writer)
+                descriptor = await asyncio.to_thread(writer.commit, digest)
+            except BaseException:
+                if not writer.closed:
+                    writer.close()
+                raise
+        return Response(
+            201,
+            {
+                "Location": f"/v2/{name}/blobs/{descriptor.digest}",
+                "Docker-Content-Digest": str(descriptor.digest),
+            },
+        )
+
+    async def cancel_upload(self, request: Request, name: str, upload_id: str) -> Response:
+        self._check_writable()
+        blobs = self._repository(name).blobs()
+        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+            writer = await asyncio.to_thread(blobs.resume, upload_id)
+            await asyncio.to_thread(writer.cancel)
+        return Response(204)

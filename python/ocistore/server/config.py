@@ -1,0 +1,211 @@
+"""Configuration: the subset of distribution's ``config.yml`` that applies to ocistore.
+
+Accepted keys (anything else is an error at start, naming the key)::
+
+    version: 0.1
+    log: {level: debug|info|warn|error, formatter: json|text, accesslog: {disabled: bool}}
+    storage:
+      filesystem: {rootdirectory: PATH}
+      delete: {enabled: bool}                       # default false, as in distribution
+      maintenance:
+        uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
+        readonly: {enabled: bool}
+    http: {addr: HOST:PORT, secret: ..., relativeurls: bool, draintimeout: 10s,
+           headers: {Name: [value, ...]}}
+
+``http.secret`` is accepted for compatibility and unused: upload state lives on disk, not in
+signed URL parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "load_config", "parse_addr", "parse_duration"]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Go's duration syntax (``1h30m``, ``168h``, ``10s``; ``0`` alone)."""
+    text = str(text).strip()
+    if text == "0":
+        return timedelta(0)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r} (examples: 30m, 1h, 168h)")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    host, sep, port = str(addr).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid address {addr!r}: expected HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+@dataclass
+class Config:
+    addr: str = "127.0.0.1:5000"
+    root: str = "./data"
+    delete_enabled: bool = False
+    readonly: bool = False
+    purge_enabled: bool = True
+    purge_age_seconds: float = 168 * 3600
+    purge_interval_seconds: float = 24 * 3600
+    purge_dry_run: bool = False
+    log_level: str = "info"
+    log_formatter: str = "json"
+    access_log: bool = True
+    relative_urls: bool = False
+    drain_timeout_seconds: float = 10.0
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls(**json.loads(text))
+
+
+_SCHEMA: dict[str, Any] = {
+    "version": str,
+    "log": {"level": str, "formatter": str, "accesslog": {"disabled": bool}, "fields": dict},
+    "storage": {
+        "filesystem": {"rootdirectory": str},
+        "delete": {"enabled": bool},
+        "maintenance": {
+            "uploadpurging": {"enabled": bool, "age": str, "interval": str, "dryrun": bool},
+            "readonly": {"enabled": bool},
+        },
+    },
+    "http": {
+        "addr": str,
+        "secret": str,
+        "relativeurls": bool,
+        "draintimeout": str,
+        "headers": dict,
+    },
+}
+_NOT_YET = {
+    "auth": "authentication is not supported yet",
+    "storage.s3": "S3 storage is not supported yet",
+    "http.tls": "TLS is not supported yet",
+}
+
+
+def _check(node: Any, schema: Any, where: str) -> None:
+    if isinstance(schema, dict):
+        if node is None:
+            return
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where or 'configuration'}: expected a mapping")
+        for key, value in node.items():
+            path = f"{where}.{key}" if where else str(key)
+            if path in _NOT_YET:
+                raise ConfigError(f"{path}: {_NOT_YET[path]}")
+            if key not in schema:
+                allowed = ", ".join(sorted(schema))
+                raise ConfigError(f"unknown configuration key {path!r} (allowed here: {allowed})")
+            _check(value, schema[key], path)
+    elif schema is str:
+        if not isinstance(node, (str, int, float)) or isinstance(node, bool):
+            raise ConfigError(f"{where}: expected a string, got {node!r}")
+    elif schema is bool:
+        if not isinstance(node, bool):
+            raise ConfigError(f"{where}: expected true or false, got {node!r}")
+    elif schema is dict and not isinstance(node, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {node!r}")
+
+
+def _get(doc: dict[str, Any], path: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Reads and validates a YAML configuration; ``None`` gives the defaults."""
+    config = Config()
+    if path is None:
+        return config
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read configuration {path}: {e}") from None
+    _check(doc, _SCHEMA, "")
+    version = _get(doc, "version")
+    if version is not None and str(version) != "0.1":
+        raise ConfigError(f"version: only 0.1 is supported, got {version!r}")
+
+    def duration(key: str) -> float | None:
+        value = _get(doc, key)
+        if value is None:
+            return None
+        try:
+            return parse_duration(str(value)).total_seconds()
+        except ValueError as e:
+            raise ConfigError(f"{key}: {e}") from None
+
+    if (addr := _get(doc, "http.addr")) is not None:
+        try:
+            parse_addr(str(addr))
+        except ValueError as e:
+            raise ConfigError(f"http.addr: {e}") from None
+        config.addr = str(addr)
+    if (root := _get(doc, "storage.filesystem.rootdirectory")) is not None:
+        config.root = str(root)
+    if (delete := _get(doc, "storage.delete.enabled")) is not None:
+        config.delete_enabled = delete
+    if (readonly := _get(doc, "storage.maintenance.readonly.enabled")) is not None:
+        config.readonly = readonly
+    purging = "storage.maintenance.uploadpurging"
+    if (enabled := _get(doc, f"{purging}.enabled")) is not None:
+        config.purge_enabled = enabled
+    if (age := duration(f"{purging}.age")) is not None:
+        config.purge_age_seconds = age
+    if (interval := duration(f"{purging}.interval")) is not None:
+        if interval <= 0:
+            raise ConfigError(f"{purging}.interval: must be positive")
+        config.purge_interval_seconds = interval
+    if (dry := _get(doc, f"{purging}.dryrun")) is not None:
+        config.purge_dry_run = dry
+    if (level := _get(doc, "log.level")) is not None:
+        level = str(level).lower()
+        if level not in {"debug", "info", "warn", "warning", "error"}:
+            raise ConfigError(f"log.level: expected debug, info, warn or error, got {level!r}")
+        config.log_level = "warn" if level == "warning" else level
+    if (formatter := _get(doc, "log.formatter")) is not None:
+        if formatter not in {"json", "text"}:
+            raise ConfigError(f"log.formatter: expected json or text, got {formatter!r}")
+        config.log_formatter = formatter
+    if _get(doc, "log.accesslog.disabled"):
+        config.access_log = False
+    if (relative := _get(doc, "http.relativeurls")) is not None:
+        config.relative_urls = relative
+    if (drain := duration("http.draintimeout")) is not None:
+        config.drain_timeout_seconds = drain
+    if (headers := _get(doc, "http.headers")) is not None:
+        for name, values in headers.items():
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigError(f"http.headers.{name}: expected a list of strings")
+        config.headers = {str(k): list(v) for k, v in headers.items()}
+    return config

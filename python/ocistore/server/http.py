@@ -1,0 +1,221 @@
+"""HTTP plumbing for the registry: requests, responses, errors, ranges, Accept, Link."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from .._core import Digest
+from ..errors import ErrManifestVerification, OciStoreError
+
+__all__ = [
+    "ApiError",
+    "ByteRange",
+    "Request",
+    "Response",
+    "accepts",
+    "error_body",
+    "error_response",
+    "parse_content_range",
+    "parse_range",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """An error the API answers with directly (no storage exception behind it)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "SIZE_INVALID", f"request body larger than {limit} bytes")
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+class Request:
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), True))
+        headers: dict[str, list[str]] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
+                raw_value.decode("latin-1")
+            )
+        self._headers = headers
+        self.bytes_in = 0
+        self._done = False
+
+    def header(self, name: str) -> str | None:
+        values = self._headers.get(name)
+        return values[0] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        return self._headers.get(name, [])
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises ClientDisconnected if the client goes away first."""
+        while not self._done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            chunk = message.get("body", b"")
+            self._done = not message.get("more_body", False)
+            if chunk:
+                self.bytes_in += len(chunk)
+                yield chunk
+
+    async def body(self, limit: int) -> bytes:
+        parts = []
+        size = 0
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def drain(self) -> None:
+        try:
+            async for _ in self.stream():
+                pass
+        except ClientDisconnected:
+            pass
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    #: A blob to send instead of ``body``: (path, digest, offset, length)
+    file: tuple[str, Digest, int, int] | None = None
+
+
+def error_body(errors: Iterable[tuple[str, str, Any]]) -> bytes:
+    return json.dumps(
+        {
+            "errors": [
+                {"code": code, "message": message, "detail": detail}
+                for code, message, detail in errors
+            ]
+        }
+    ).encode()
+
+
+def error_response(error: BaseException) -> Response:
+    if isinstance(error, ErrManifestVerification) and error.errors:
+        body = error_body((e.code, e.message, e.detail) for e in error.errors)
+        return Response(error.status, {"Content-Type": "application/json"}, body)
+    if isinstance(error, ApiError):
+        body = error_body([(error.code, error.message, error.detail)])
+        return Response(error.status, {"Content-Type": "application/json", **error.headers}, body)
+    if isinstance(error, OciStoreError):
+        body = error_body([(error.code, error.message, error.detail)])
+        return Response(error.status, {"Content-Type": "application/json"}, body)
+    body = error_body([("UNKNOWN", "internal server error", None)])
+    return Response(500, {"Content-Type": "application/json"}, body)
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str, size: int) -> ByteRange | None:
+    """A single ``bytes=`` range against a blob of ``size`` bytes.
+
+    Returns None for a header that is not a single byte range (the whole blob is served, as
+    RFC 9110 allows); raises ApiError 416 for a range that cannot be satisfied."""
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    unsatisfiable = ApiError(
+        416,
+        "SIZE_INVALID",
+        f"range {header!r} cannot be satisfied for a blob of {size} bytes",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+    if first == "":
+        if not last.isdigit():
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise unsatisfiable
+        return ByteRange(max(size - suffix, 0), size - 1)
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        raise unsatisfiable
+    return ByteRange(start, min(end, size - 1))
+
+
+def parse_content_range(header: str) -> tuple[int, int] | None:
+    """``start-end`` (inclusive) as clients send it on PATCH; also ``bytes start-end/*``."""
+    text = header.strip()
+    if text.lower().startswith("bytes"):
+        text = text[5:].strip().lstrip("=").strip()
+    text = text.split("/", 1)[0]
+    first, dash, last = text.partition("-")
+    if not dash or not first.isdigit() or not last.isdigit():
+        return None
+    start, end = int(first), int(last)
+    return (start, end) if end >= start else None
+
+
+def accepts(headers: list[str], media_type: str) -> bool:
+    """Whether ``Accept`` headers admit ``media_type`` (no header admits everything)."""
+    offered = [
+        part.split(";", 1)[0].strip().lower()
+        for header in headers
+        for part in header.split(",")
+        if part.strip()
+    ]
+    if not offered:
+        return True
+    major = media_type.split("/", 1)[0]
+    return any(o in ("*/*", media_type, f"{major}/*") for o in offered)
+
+
+def link_header(path: str, params: dict[str, str]) -> str:
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+    return f'<{path}?{query}>; rel="next"'

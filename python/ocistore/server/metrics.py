@@ -1,0 +1,107 @@
+"""Prometheus metrics: requests by route and status, latency, bytes in and out, and uploads in
+progress (sessions on disk). With several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``ocistore
+serve`` does) so that every worker's counts are aggregated."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ..storage import Registry
+
+__all__ = ["Metrics"]
+
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class _UploadsOnDisk(Collector):
+    """Counts upload sessions on disk; cached for a few seconds, the walk is not free."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._cached: tuple[float, int] = (0.0, 0)
+
+    def _count(self) -> int:
+        at, count = self._cached
+        if time.monotonic() - at < 5:
+            return count
+        count = 0
+        for uploads in [
+            self.registry.v2 / "_uploads",
+            *self.registry.repositories_dir.rglob("_uploads"),
+        ]:
+            try:
+                count += sum(1 for entry in os.scandir(uploads) if entry.is_dir())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        self._cached = (time.monotonic(), count)
+        return count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "ocistore_uploads_in_progress",
+            "Upload sessions started and not yet committed, cancelled or purged",
+            value=self._count(),
+        )
+
+
+class Metrics:
+    def __init__(self, registry: Registry) -> None:
+        self._multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        self.collectors = CollectorRegistry(auto_describe=True)
+        # Multiprocess values live in files, not in a registry.
+        target = None if self._multiprocess else self.collectors
+        self.requests = Counter(
+            "ocistore_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=target,
+        )
+        self.latency = Histogram(
+            "ocistore_http_request_duration_seconds",
+            "Time from request to the end of the response",
+            ["route", "method"],
+            buckets=_BUCKETS,
+            registry=target,
+        )
+        self.bytes_in = Counter(
+            "ocistore_http_received_bytes", "Request body bytes", ["route"], registry=target
+        )
+        self.bytes_out = Counter(
+            "ocistore_http_sent_bytes", "Response body bytes", ["route"], registry=target
+        )
+        self._uploads = _UploadsOnDisk(registry)
+        self.collectors.register(self._uploads)
+
+    def observe(
+        self, route: str, method: str, status: int, seconds: float, bytes_in: int, bytes_out: int
+    ) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+        if bytes_in:
+            self.bytes_in.labels(route).inc(bytes_in)
+        if bytes_out:
+            self.bytes_out.labels(route).inc(bytes_out)
+
+    def render(self) -> tuple[bytes, str]:
+        if self._multiprocess:
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            merged.register(self._uploads)
+            return generate_latest(merged), CONTENT_TYPE_LATEST
+        return generate_latest(self.collectors), CONTENT_TYPE_LATEST
