@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 from .. import hashing
 from .._core import Digest
@@ -221,14 +222,19 @@ class RegistryApp:
             await asyncio.sleep(self.config.purge_interval_seconds)
 
     def _route(self, request: Request) -> tuple[str, Handler, dict[str, str]]:
+        # Match the path as sent, then decode each parameter: an encoded "/" stays inside the
+        # parameter it was sent in (and is then refused by that parameter's grammar).
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1").split("?", 1)[0] if raw else request.path
         for route in ROUTES:
-            match = route.pattern.fullmatch(request.path)
+            match = route.pattern.fullmatch(path)
             if match is None:
                 continue
             attribute = route.methods.get(request.method)
             if attribute is None:
                 return route.name, self._method_not_allowed, {}
-            return route.name, getattr(self, attribute), match.groupdict()
+            params = {key: unquote(value) for key, value in match.groupdict().items()}
+            return route.name, getattr(self, attribute), params
         return "unknown", self._not_found, {}
 
     async def _send(self, scope: Scope, send: Send, request: Request, response: Response) -> int:
@@ -312,7 +318,8 @@ class RegistryApp:
             raise ErrUnsupported("the registry is in read-only mode")
 
     async def _not_found(self, request: Request) -> Response:
-        raise ApiError(404, "NOT_FOUND", f"no such endpoint: {request.path}")
+        # Only spec codes in bodies: a path that names no endpoint names no repository either.
+        raise ApiError(404, "NAME_UNKNOWN", f"no such endpoint: {request.path}")
 
     async def _method_not_allowed(self, request: Request) -> Response:
         raise ApiError(405, "UNSUPPORTED", f"{request.method} is not supported on {request.path}")

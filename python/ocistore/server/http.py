@@ -182,8 +182,8 @@ def parse_range(header: str, size: int) -> ByteRange | None:
         return None
     start = int(first)
     end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and end < start:
+        return None  # invalid: ignored, the whole blob is served
     if start >= size:
         raise unsatisfiable
     return ByteRange(start, min(end, size - 1))

@@ -1,0 +1,75 @@
+"""Running `ocistore serve` for tests: a subprocess on 127.0.0.1, waited for until it answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .distribution import free_port
+
+
+@dataclass
+class Server:
+    url: str
+    root: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120)
+
+
+@contextmanager
+def ocistore_server(
+    root: Path,
+    *,
+    workers: int = 1,
+    server: str = "granian",
+    delete: bool = True,
+    extra: list[str] | None = None,
+    port: int | None = None,
+) -> Iterator[Server]:
+    port = port or free_port()
+    log = root.parent / f"ocistore-{port}.log"
+    args = [
+        sys.executable, "-m", "ocistore.cli", "serve",
+        "--addr", f"127.0.0.1:{port}", "--root", str(root),
+        "--workers", str(workers), "--server", server,
+        "--delete" if delete else "--no-delete", *(extra or []),
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/v2/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ocistore serve did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield Server(url, root, proc, log)
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

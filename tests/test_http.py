@@ -1,0 +1,471 @@
+"""The OCI Distribution API over HTTP, against `ocistore serve` under granian (one and two
+workers) and uvicorn."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from ocistore.storage import OCI_INDEX, OCI_MANIFEST
+
+from .distribution import Client as RawClient
+from .images import Image, digest_of, make_image, make_index
+from .servers import Server, ocistore_server
+
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+@pytest.fixture(
+    scope="module",
+    params=[("granian", 1), ("granian", 2), ("uvicorn", 1)],
+    ids=["granian", "granian-2-workers", "uvicorn"],
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    kind, workers = request.param
+    with ocistore_server(
+        tmp_path_factory.mktemp("http") / "root", workers=workers, server=kind
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as c:
+        yield c
+
+
+def errors(response: httpx.Response) -> list[str]:
+    assert response.headers["content-type"] == "application/json"
+    return [e["code"] for e in response.json()["errors"]]
+
+
+def push_blob(client: httpx.Client, name: str, data: bytes) -> str:
+    digest = digest_of(data)
+    r = client.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def push_image(client: httpx.Client, name: str, image: Image, tag: str) -> str:
+    for data in image.blobs.values():
+        push_blob(client, name, data)
+    r = client.put(
+        f"/v2/{name}/manifests/{tag}",
+        content=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+    return r.headers["docker-content-digest"]
+
+
+def test_base(client: httpx.Client) -> None:
+    r = client.get("/v2/")
+    assert r.status_code == 200
+    assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_monolithic_push_and_ranged_pull(client: httpx.Client) -> None:
+    data = random.Random(1).randbytes(100_000)
+    digest = push_blob(client, "mono/repo", data)
+    head = client.head(f"/v2/mono/repo/blobs/{digest}")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(data))
+    assert head.headers["docker-content-digest"] == digest
+    get = client.get(f"/v2/mono/repo/blobs/{digest}")
+    assert get.content == data and get.headers["etag"] == f'"{digest}"'
+    for header, expected, span in [
+        ("bytes=0-0", data[:1], f"0-0/{len(data)}"),
+        (f"bytes={len(data) - 1}-", data[-1:], f"{len(data) - 1}-{len(data) - 1}/{len(data)}"),
+        ("bytes=-10", data[-10:], f"{len(data) - 10}-{len(data) - 1}/{len(data)}"),
+        ("bytes=10-99999999", data[10:], f"10-{len(data) - 1}/{len(data)}"),
+        ("bytes=500-1499", data[500:1500], f"500-1499/{len(data)}"),
+    ]:
+        r = client.get(f"/v2/mono/repo/blobs/{digest}", headers={"Range": header})
+        assert r.status_code == 206, header
+        assert r.content == expected and r.headers["content-range"] == f"bytes {span}"
+    for bad in (f"bytes={len(data)}-", f"bytes={len(data) + 5}-{len(data) + 10}", "bytes=-0"):
+        r = client.get(f"/v2/mono/repo/blobs/{digest}", headers={"Range": bad})
+        assert r.status_code == 416, bad
+        assert r.headers["content-range"] == f"bytes */{len(data)}"
+    # Not a single byte range: the whole blob, as HTTP allows.
+    r = client.get(f"/v2/mono/repo/blobs/{digest}", headers={"Range": "bytes=0-1,5-6"})
+    assert r.status_code == 200 and r.content == data
+    cached = client.get(f"/v2/mono/repo/blobs/{digest}", headers={"If-None-Match": f'"{digest}"'})
+    assert cached.status_code == 304 and cached.content == b""
+
+
+def test_unknown_and_invalid_blobs(client: httpx.Client) -> None:
+    missing = digest_of(b"missing")
+    r = client.get(f"/v2/mono/repo/blobs/{missing}")
+    assert r.status_code == 404 and errors(r) == ["BLOB_UNKNOWN"]
+    r = client.head(f"/v2/mono/repo/blobs/{missing}")
+    assert r.status_code == 404
+    r = client.get("/v2/mono/repo/blobs/sha256:nothex")
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    r = client.post(f"/v2/mono/repo/blobs/uploads/?digest={missing}", content=b"other bytes")
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    r = client.get(f"/v2/mono/repo/blobs/{missing}")
+    assert r.status_code == 404  # the mismatched body was not stored
+
+
+def test_chunked_upload(client: httpx.Client) -> None:
+    data = random.Random(2).randbytes(3 * 1024 * 1024 + 17)
+    start = client.post("/v2/chunked/repo/blobs/uploads/")
+    assert start.status_code == 202
+    location = start.headers["location"]
+    upload_id = start.headers["docker-upload-uuid"]
+    assert location == f"/v2/chunked/repo/blobs/uploads/{upload_id}"
+    assert start.headers["range"] == "0-0"
+    cuts = [0, 1_000_000, 2_000_000, 3 * 1024 * 1024]
+    for a, b in itertools.pairwise(cuts):
+        r = client.patch(
+            location,
+            content=data[a:b],
+            headers={"Content-Range": f"{a}-{b - 1}", "Content-Type": "application/octet-stream"},
+        )
+        assert r.status_code == 202, r.text
+        assert r.headers["range"] == f"0-{b - 1}"
+        assert r.headers["docker-upload-uuid"] == upload_id
+        location = r.headers["location"]
+    # A gap, an overlap and a re-send of an old chunk all get 416 with the current range.
+    for a, b in [(cuts[-1] + 1, cuts[-1] + 10), (5, 20), (0, 999_999)]:
+        r = client.patch(location, content=data[a : b + 1], headers={"Content-Range": f"{a}-{b}"})
+        assert r.status_code == 416, (a, b)
+        assert r.headers["range"] == f"0-{cuts[-1] - 1}"
+    r = client.patch(
+        location, content=b"xx", headers={"Content-Range": f"{cuts[-1]}-{cuts[-1] + 5}"}
+    )
+    assert r.status_code == 416  # Content-Range disagrees with the body's length
+    status = client.get(location)
+    assert status.status_code == 204 and status.headers["range"] == f"0-{cuts[-1] - 1}"
+    r = client.put(location, params={"digest": digest_of(b"wrong")}, content=data[cuts[-1] :])
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    # Nothing was lost: the session is still there and can be finished with the right digest.
+    status = client.get(location)
+    assert status.headers["range"] == f"0-{len(data) - 1}"
+    r = client.put(location, params={"digest": digest_of(data)})
+    assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"/v2/chunked/repo/blobs/{digest_of(data)}"
+    assert client.get(f"/v2/chunked/repo/blobs/{digest_of(data)}").content == data
+    gone = client.get(location)
+    assert gone.status_code == 404 and errors(gone) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+def test_patch_without_content_range_and_put_with_last_chunk(client: httpx.Client) -> None:
+    data = random.Random(3).randbytes(2_000_000)
+    location = client.post("/v2/stream/repo/blobs/uploads/").headers["location"]
+    r = client.patch(location, content=iter([data[:700_000], data[700_000:1_500_000]]))
+    assert r.status_code == 202 and r.headers["range"] == "0-1499999"
+    r = client.put(location + f"?digest={digest_of(data)}", content=data[1_500_000:])
+    assert r.status_code == 201, r.text
+
+
+def test_put_without_digest_and_cancel(client: httpx.Client) -> None:
+    location = client.post("/v2/cancel/repo/blobs/uploads/").headers["location"]
+    r = client.put(location, content=b"abc")
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    assert client.delete(location).status_code == 204
+    r = client.delete(location)
+    assert r.status_code == 404 and errors(r) == ["BLOB_UPLOAD_UNKNOWN"]
+    for bad in ("not-a-uuid", "..%2F..%2Fetc", "00000000-0000-0000-0000-000000000000"):
+        r = client.patch(f"/v2/cancel/repo/blobs/uploads/{bad}", content=b"x")
+        assert r.status_code == 404, bad
+        assert errors(r) in (["BLOB_UPLOAD_UNKNOWN"], ["NAME_UNKNOWN"]), bad
+
+
+def test_cross_repository_mount(client: httpx.Client) -> None:
+    digest = push_blob(client, "mount/source", b"mountable layer")
+    r = client.post(
+        "/v2/mount/target/blobs/uploads/", params={"mount": digest, "from": "mount/source"}
+    )
+    assert r.status_code == 201 and r.headers["location"] == f"/v2/mount/target/blobs/{digest}"
+    assert client.get(f"/v2/mount/target/blobs/{digest}").content == b"mountable layer"
+    r = client.post("/v2/mount/third/blobs/uploads/", params={"mount": digest})
+    assert r.status_code == 201  # without `from`: any repository's copy
+    missing = digest_of(b"not there")
+    r = client.post(
+        "/v2/mount/fourth/blobs/uploads/", params={"mount": missing, "from": "mount/source"}
+    )
+    assert r.status_code == 202 and "docker-upload-uuid" in r.headers
+
+
+def test_manifests(client: httpx.Client) -> None:
+    image = make_image(10, annotations={"a": "b"})
+    digest = push_image(client, "man/app", image, "v1")
+    assert digest == image.digest
+    for ref in ("v1", digest):
+        r = client.get(f"/v2/man/app/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.content == image.manifest
+        assert r.headers["content-type"] == OCI_MANIFEST
+        assert r.headers["docker-content-digest"] == digest
+        head = client.head(f"/v2/man/app/manifests/{ref}")
+        assert head.status_code == 200 and head.headers["content-length"] == str(
+            len(image.manifest)
+        )
+    r = client.get("/v2/man/app/manifests/v1", headers={"Accept": DOCKER_V2})
+    assert r.status_code == 404 and errors(r) == ["MANIFEST_UNKNOWN"]
+    r = client.get("/v2/man/app/manifests/v1", headers={"Accept": f"{DOCKER_V2}, */*"})
+    assert r.status_code == 200
+    for missing in ("nope", digest_of(b"nope"), ".INVALID"):
+        assert client.get(f"/v2/man/app/manifests/{missing}").status_code == 404
+
+
+def test_manifest_errors(client: httpx.Client) -> None:
+    image = make_image(11)
+    r = client.put(
+        "/v2/man/bad/manifests/v1", content=image.manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 400
+    assert set(errors(r)) == {"MANIFEST_BLOB_UNKNOWN"} and len(errors(r)) == len(image.blobs)
+    for data in image.blobs.values():
+        push_blob(client, "man/bad", data)
+    r = client.put(
+        f"/v2/man/bad/manifests/{digest_of(b'other')}",
+        content=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    r = client.put(
+        "/v2/man/bad/manifests/v1", content=b"{not json", headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"]
+    huge = b'{"schemaVersion": 2, "annotations": {"x": "' + b"a" * (4 * 1024 * 1024) + b'"}}'
+    r = client.put("/v2/man/bad/manifests/v1", content=huge, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 413
+    r = client.put(
+        "/v2/man/bad/manifests/v1",
+        content=b'{"schemaVersion": 1}',
+        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+    )
+    assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"]
+    r = client.put(
+        "/v2/man/bad/manifests/-bad-tag",
+        content=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 400
+    r = client.put(
+        "/v2/man/bad/manifests/v1", content=image.manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 201
+
+
+def test_index_tags_pagination_and_deletes(client: httpx.Client) -> None:
+    amd, arm = make_image(12, arch="amd64"), make_image(13, arch="arm64")
+    push_image(client, "multi/app", amd, "amd64")
+    push_image(client, "multi/app", arm, "arm64")
+    index = make_index([(amd, "amd64"), (arm, "arm64")])
+    r = client.put(
+        "/v2/multi/app/manifests/latest", content=index, headers={"Content-Type": OCI_INDEX}
+    )
+    assert r.status_code == 201
+    for tag in ("a1", "a2", "a3"):
+        assert client.put(
+            f"/v2/multi/app/manifests/{tag}", content=amd.manifest, headers={"Content-Type": OCI_MANIFEST}
+        ).status_code == 201  # fmt: skip
+    all_tags = ["a1", "a2", "a3", "amd64", "arm64", "latest"]
+    assert client.get("/v2/multi/app/tags/list").json() == {"name": "multi/app", "tags": all_tags}
+    page = client.get("/v2/multi/app/tags/list", params={"n": 2})
+    assert page.json()["tags"] == ["a1", "a2"]
+    assert page.headers["link"] == '</v2/multi/app/tags/list?last=a2&n=2>; rel="next"'
+    page = client.get("/v2/multi/app/tags/list", params={"n": 2, "last": "a3"})
+    assert page.json()["tags"] == ["amd64", "arm64"]
+    page = client.get("/v2/multi/app/tags/list", params={"n": 10, "last": "arm64"})
+    assert page.json()["tags"] == ["latest"] and "link" not in page.headers
+    assert client.get("/v2/multi/app/tags/list", params={"n": "x"}).status_code == 400
+    r = client.get("/v2/multi/nothing/tags/list")
+    assert r.status_code == 404 and errors(r) == ["NAME_UNKNOWN"]
+    # Deleting a tag keeps the manifest; deleting the manifest removes its tags.
+    assert client.delete("/v2/multi/app/manifests/a1").status_code == 202
+    assert client.get(f"/v2/multi/app/manifests/{amd.digest}").status_code == 200
+    assert client.delete(f"/v2/multi/app/manifests/{amd.digest}").status_code == 202
+    assert client.get("/v2/multi/app/tags/list").json()["tags"] == ["arm64", "latest"]
+    assert client.get(f"/v2/multi/app/manifests/{amd.digest}").status_code == 404
+    layer = digest_of(arm.layers[0])
+    assert client.delete(f"/v2/multi/app/blobs/{layer}").status_code == 202
+    assert client.get(f"/v2/multi/app/blobs/{layer}").status_code == 404
+
+
+def test_catalog(client: httpx.Client) -> None:
+    for name in ("cat/a", "cat/b", "cat/c"):
+        push_image(client, name, make_image(14), "v1")
+    names = client.get("/v2/_catalog").json()["repositories"]
+    assert {"cat/a", "cat/b", "cat/c"} <= set(names) and names == sorted(
+        names, key=lambda n: n.replace("/", "\0")
+    )
+    page = client.get("/v2/_catalog", params={"n": 1, "last": "cat/a"})
+    assert page.json() == {"repositories": ["cat/b"]}
+    assert page.headers["link"] == '</v2/_catalog?last=cat%2Fb&n=1>; rel="next"'
+
+
+def test_referrers(client: httpx.Client) -> None:
+    subject = make_image(15)
+    subject_digest = push_image(client, "ref/app", subject, "v1")
+    sig = make_image(16, subject=subject.manifest, artifact_type="application/x.sig")
+    sbom = make_image(17, subject=subject.manifest, artifact_type="application/x.sbom")
+    for artifact in (sig, sbom):
+        for data in artifact.blobs.values():
+            push_blob(client, "ref/app", data)
+        r = client.put(
+            f"/v2/ref/app/manifests/{artifact.digest}",
+            content=artifact.manifest,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert r.status_code == 201 and r.headers["oci-subject"] == subject_digest
+    r = client.get(f"/v2/ref/app/referrers/{subject_digest}")
+    assert r.status_code == 200 and r.headers["content-type"] == OCI_INDEX
+    assert "oci-filters-applied" not in r.headers
+    listed = {m["digest"]: m for m in r.json()["manifests"]}
+    assert set(listed) == {sig.digest, sbom.digest}
+    assert listed[sig.digest]["artifactType"] == "application/x.sig"
+    r = client.get(
+        f"/v2/ref/app/referrers/{subject_digest}", params={"artifactType": "application/x.sbom"}
+    )
+    assert r.headers["oci-filters-applied"] == "artifactType"
+    assert [m["digest"] for m in r.json()["manifests"]] == [sbom.digest]
+    client.delete(f"/v2/ref/app/manifests/{sbom.digest}")
+    r = client.get(f"/v2/ref/app/referrers/{subject_digest}")
+    assert [m["digest"] for m in r.json()["manifests"]] == [sig.digest]
+    empty = client.get(f"/v2/ref/app/referrers/{digest_of(b'none')}")
+    assert empty.status_code == 200 and empty.json()["manifests"] == []
+    assert client.get("/v2/ref/app/referrers/sha256:bad").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/v2/UPPER/tags/list", 400, "NAME_INVALID"),
+        ("GET", "/v2/a/../b/tags/list", 400, "NAME_INVALID"),
+        ("GET", "/v2/a%2F..%2F..%2Fb/tags/list", 400, "NAME_INVALID"),
+        ("POST", "/v2/../../etc/blobs/uploads/", 400, "NAME_INVALID"),
+        ("GET", "/v2/ok/blobs/sha256:..%2F..%2Fetc", 400, "DIGEST_INVALID"),
+        ("PUT", "/v2/ok/blobs/uploads/", 405, "UNSUPPORTED"),
+        ("POST", "/v2/ok/manifests/v1", 405, "UNSUPPORTED"),
+        ("GET", "/v3/", 404, "NAME_UNKNOWN"),
+    ],
+)
+def test_hostile_paths(server: Server, method: str, path: str, status: int, code: str) -> None:
+    # http.client sends the path as written (httpx would resolve the dot segments first).
+    r = RawClient(int(server.url.rsplit(":", 1)[1])).request(method, path)
+    assert r.status == status, r
+    assert [e["code"] for e in json.loads(r.body)["errors"]] == [code]
+
+
+def test_metrics(client: httpx.Client) -> None:
+    client.get("/v2/")
+    text = client.get("/metrics").text
+    assert 'ocistore_http_requests_total{method="GET",route="base",status="200"}' in text
+    assert "ocistore_http_request_duration_seconds_bucket" in text
+    assert "ocistore_uploads_in_progress" in text
+
+
+def test_large_streamed_upload(client: httpx.Client, server: Server) -> None:
+    block = hashlib.sha512(b"seed").digest() * 16384  # 1 MiB
+    total = 96
+    digest = hashlib.sha256()
+    for _ in range(total):
+        digest.update(block)
+    location = client.post("/v2/big/blob/blobs/uploads/").headers["location"]
+    r = client.patch(location, content=(block for _ in range(total)))
+    assert r.status_code == 202 and r.headers["range"] == f"0-{total * len(block) - 1}"
+    r = client.put(location, params={"digest": "sha256:" + digest.hexdigest()})
+    assert r.status_code == 201
+    got = hashlib.sha256()
+    with client.stream("GET", f"/v2/big/blob/blobs/sha256:{digest.hexdigest()}") as response:
+        for chunk in response.iter_bytes():
+            got.update(chunk)
+    assert got.hexdigest() == digest.hexdigest()
+
+
+def test_deletes_disabled_and_sessions_survive_restart(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    data = random.Random(4).randbytes(1_000_000)
+    with ocistore_server(root, delete=False) as s, s.client() as c:
+        digest = push_blob(c, "keep/app", b"keep me")
+        r = c.delete(f"/v2/keep/app/blobs/{digest}")
+        assert r.status_code == 405 and errors(r) == ["UNSUPPORTED"]
+        location = c.post("/v2/keep/app/blobs/uploads/").headers["location"]
+        assert c.patch(location, content=data[:400_000]).status_code == 202
+    with ocistore_server(root, delete=False) as s, s.client() as c:
+        assert c.get(location).headers["range"] == "0-399999"
+        r = c.patch(
+            location, content=data[400_000:], headers={"Content-Range": f"400000-{len(data) - 1}"}
+        )
+        assert r.status_code == 202
+        assert c.put(location, params={"digest": digest_of(data)}).status_code == 201
+        assert c.get(f"/v2/keep/app/blobs/{digest_of(data)}").content == data
+
+
+def test_config_errors_are_reported_at_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yml"
+    for text, message in [
+        ("storage:\n  filesystem:\n    rootdir: /x\n", "storage.filesystem.rootdir"),
+        ("http:\n  addr: nowhere\n", "http.addr"),
+        ("storage:\n  delete:\n    enabled: maybe\n", "storage.delete.enabled"),
+        ("storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n", "age"),
+        ("auth:\n  htpasswd: {}\n", "auth"),
+        ("version: 0.2\n", "version"),
+    ]:
+        config.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, text
+        assert "configuration error" in done.stderr and message in done.stderr, done.stderr
+
+
+def test_config_file_with_flag_override(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'from-config'}\n"
+        "  delete:\n    enabled: true\n"
+        "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n      interval: 1s\n"
+        "http:\n  addr: 127.0.0.1:1\n  headers:\n    X-Registry: [ocistore]\n"
+    )
+    root = tmp_path / "flag-root"
+    with ocistore_server(root, extra=["--config", str(config)]) as s, s.client() as c:
+        r = c.get("/v2/")
+        assert r.headers["x-registry"] == "ocistore"
+        digest = push_blob(c, "cfg/app", b"x")
+        assert (root / "docker/registry/v2/blobs/sha256" / digest[7:9]).is_dir()
+        assert not (tmp_path / "from-config").exists()
+        # Upload purging runs in the background with the configured age.
+        location = c.post("/v2/cfg/app/blobs/uploads/").headers["location"]
+        deadline = __import__("time").monotonic() + 20
+        while c.get(location).status_code != 404:
+            assert __import__("time").monotonic() < deadline, "upload was never purged"
+            __import__("time").sleep(0.2)
+        assert (
+            c.delete(f"/v2/cfg/app/blobs/{digest}").status_code == 202
+        )  # delete enabled by config
+
+
+def test_hostile_json_bodies_are_spec_errors(client: httpx.Client) -> None:
+    for body in (
+        b"",
+        b"null",
+        b"[]",
+        b'{"schemaVersion": 2, "layers": "x", "config": {}}',
+        b"\xff" * 10,
+    ):
+        r = client.put(
+            "/v2/hostile/app/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST}
+        )
+        assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"], body
+    assert json.loads(client.get("/v2/").content) == {}
