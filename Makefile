@@ -7,7 +7,7 @@ PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm
 	granian uvicorn pyyaml types-PyYAML prometheus_client httpx oras \
 	typing_extensions resumablesha256
 
-APT_PACKAGES := docker-registry
+APT_PACKAGES := docker-registry skopeo podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps test test-rust test-python lint bench compare clean
