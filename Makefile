@@ -10,7 +10,7 @@ PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm
 APT_PACKAGES := docker-registry skopeo podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-deps test test-rust test-python lint bench compare clean
+.PHONY: run setup system-deps test test-rust test-python lint bench compare clean
 
 # Debian packages the tests run against (the reference registry for differential tests).
 system-deps:
@@ -27,6 +27,10 @@ $(PY):
 
 setup: $(PY)
 	$(VENV)/bin/maturin develop --release --quiet
+
+# The registry on the local default: filesystem storage in ./data, 127.0.0.1:5000.
+run: setup
+	$(VENV)/bin/ocistore serve
 
 lint: setup
 	cargo fmt --check

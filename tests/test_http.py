@@ -3,6 +3,7 @@ workers) and uvicorn."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -469,3 +470,57 @@ def test_hostile_json_bodies_are_spec_errors(client: httpx.Client) -> None:
         )
         assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"], body
     assert json.loads(client.get("/v2/").content) == {}
+
+
+@pytest.mark.parametrize("drain", ["10s", "1s"], ids=["drained", "cut-off"])
+def test_shutdown_mid_upload_leaves_it_resumable(tmp_path: Path, drain: str) -> None:
+    """SIGTERM while a PATCH is streaming. With time to drain, the request completes; with too
+    little, the worker is stopped mid-body. Either way what reached the server is kept, and the
+    session continues after a restart from the Range the server reports."""
+    import threading
+    import time
+
+    root = tmp_path / "root"
+    config = tmp_path / "config.yml"
+    config.write_text(f"http:\n  draintimeout: {drain}\n")
+    data = random.Random(5).randbytes(8 * 1024 * 1024)
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for i in range(0, len(data), 256 * 1024):
+            if i >= 3 * 1024 * 1024:
+                sent.set()
+                time.sleep(0.2)
+            yield data[i : i + 256 * 1024]
+
+    with ocistore_server(root, extra=["--config", str(config)]) as s, s.client() as c:
+        location = c.post("/v2/shut/down/blobs/uploads/").headers["location"]
+
+        def upload() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                c.patch(location, content=slow_body())
+
+        worker = threading.Thread(target=upload)
+        worker.start()
+        assert sent.wait(30)
+        from .servers import stop
+
+        stop(s.proc)  # SIGTERM, waits for the server to exit
+        worker.join(60)
+    with ocistore_server(root) as s, s.client() as c:
+        status = c.get(location)
+        assert status.status_code == 204
+        received = int(status.headers["range"].split("-")[1]) + 1
+        assert 3 * 1024 * 1024 <= received <= len(data)
+        if drain == "10s":
+            assert received == len(data)
+        else:
+            assert received < len(data)
+            r = c.patch(
+                location,
+                content=data[received:],
+                headers={"Content-Range": f"{received}-{len(data) - 1}"},
+            )
+            assert r.status_code == 202, r.text
+        assert c.put(location, params={"digest": digest_of(data)}).status_code == 201
+        assert c.get(f"/v2/shut/down/blobs/{digest_of(data)}").content == data

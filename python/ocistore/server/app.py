@@ -334,9 +334,12 @@ class RegistryApp:
                 if len(pending) >= WRITE_BLOCK:
                     block, pending = pending, bytearray()
                     await asyncio.to_thread(writer.write, block)
-        finally:
+        except BaseException:
             if pending:
-                writer.write(pending)
+                writer.write(pending)  # on the loop: a cancelled task cannot await a thread
+            raise
+        if pending:
+            await asyncio.to_thread(writer.write, pending)
 
     def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
         return {
