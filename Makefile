@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
-PIP_PACKAGES := maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
+PIP_PACKAGES := matplotlib maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
 	granian uvicorn pyyaml types-PyYAML prometheus_client httpx oras \
-	typing_extensions resumablesha256
+	typing_extensions resumablesha256 rehash
 
 APT_PACKAGES := docker-registry skopeo podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -190,12 +190,14 @@ class BlobStore:
         digest, size = self._core.put(data, algorithm)
         return Descriptor(media_type=media_type, digest=digest, size=size)
 
-    def create(self, *, algorithm: str = "sha256") -> BlobWriter:
-        return BlobWriter(self._core.create(algorithm))
+    def create(self, *, algorithm: str = "sha256", keep_in_cache: bool = True) -> BlobWriter:
+        """A new upload. ``keep_in_cache=False`` is for bulk ingest: written pages leave the page
+        cache once on disk, so a large ingest neither fills memory nor evicts anything else."""
+        return BlobWriter(self._core.create(algorithm, keep_in_cache=keep_in_cache))
 
-    def resume(self, upload_id: str) -> BlobWriter:
+    def resume(self, upload_id: str, *, keep_in_cache: bool = True) -> BlobWriter:
         """Continues an upload from its newest durable state; ``ErrBlobUploadUnknown`` if none."""
-        return BlobWriter(self._core.resume(upload_id))
+        return BlobWriter(self._core.resume(upload_id, keep_in_cache=keep_in_cache))
 
     def delete(self, digest: DigestLike) -> None:
         self._core.delete(digest)

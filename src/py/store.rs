@@ -9,8 +9,17 @@ use super::writer::PyBlobWriter;
 use crate::buffer::InputBuffer;
 use crate::digest::Algorithm;
 use crate::error::{IoContext, StoreError};
-use crate::store::{self, Layout, upload::Upload};
+use crate::store::upload::{Caching, Upload};
+use crate::store::{self, Layout};
 use std::os::unix::fs::FileExt;
+
+fn caching(keep_in_cache: bool) -> Caching {
+    if keep_in_cache {
+        Caching::Keep
+    } else {
+        Caching::Drop
+    }
+}
 
 /// The global content-addressed store on distribution's layout under `root`.
 #[pyclass(frozen, module = "ocistore._core", name = "BlobStore")]
@@ -87,7 +96,7 @@ impl PyBlobStore {
         let bytes = buf.as_slice();
         let uploads = self.layout.global_uploads();
         let (digest, size) = py.detach(|| {
-            let mut upload = Upload::create(&uploads, algorithm)?;
+            let mut upload = Upload::create(&uploads, algorithm, Caching::Keep)?;
             let stored = (|| {
                 upload.write(bytes)?;
                 let digest = upload.digest();
@@ -102,28 +111,33 @@ impl PyBlobStore {
         Ok((PyDigest { inner: digest }, size))
     }
 
-    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None))]
+    /// `keep_in_cache=False` streams the upload through the page cache (bulk ingest).
+    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None, keep_in_cache = true))]
     fn create(
         &self,
         py: Python<'_>,
         algorithm: &str,
         uploads_dir: Option<PathBuf>,
+        keep_in_cache: bool,
     ) -> PyResult<PyBlobWriter> {
         let algorithm = Algorithm::parse(algorithm)?;
         let uploads = self.uploads(uploads_dir);
-        let upload = py.detach(|| Upload::create(&uploads, algorithm))?;
+        let caching = caching(keep_in_cache);
+        let upload = py.detach(|| Upload::create(&uploads, algorithm, caching))?;
         Ok(PyBlobWriter::new(upload, self.layout.clone()))
     }
 
-    #[pyo3(signature = (upload_id, uploads_dir = None))]
+    #[pyo3(signature = (upload_id, uploads_dir = None, keep_in_cache = true))]
     fn resume(
         &self,
         py: Python<'_>,
         upload_id: &str,
         uploads_dir: Option<PathBuf>,
+        keep_in_cache: bool,
     ) -> PyResult<PyBlobWriter> {
         let uploads = self.uploads(uploads_dir);
-        let upload = py.detach(|| Upload::resume(&uploads, upload_id))?;
+        let caching = caching(keep_in_cache);
+        let upload = py.detach(|| Upload::resume(&uploads, upload_id, caching))?;
         Ok(PyBlobWriter::new(upload, self.layout.clone()))
     }
 

@@ -26,10 +26,25 @@ use crate::hashing::Hasher;
 
 /// Buffers at least this large are hashed on this thread while another writes them.
 pub const PARALLEL_MIN: usize = 256 * 1024;
-/// How often the kernel is asked to start writing back, so that the fsync at commit is short.
+/// How often writeback is started early, so that the disk works while bytes still arrive and the
+/// fsync at commit has little left to wait for.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
-/// How far behind the write offset written-back pages are dropped from the page cache.
+/// With `Caching::Drop`, how far behind the write offset written-back pages leave the cache.
 const WRITEBACK_LAG: u64 = 4 * WRITEBACK_STEP;
+/// With `Caching::Keep`, dirty bytes after which a background fdatasync starts.
+const FLUSH_STEP: u64 = 32 * 1024 * 1024;
+
+/// What happens to an upload's pages once they are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// Keep them in the page cache (a blob just pushed to a registry is often pulled next);
+    /// writeback starts early through a background fdatasync.
+    Keep,
+    /// Drop them once written back (bulk ingest): the upload streams through a bounded amount
+    /// of page cache, which on machines where fresh page-cache pages are expensive is also the
+    /// faster way, and nothing else is pushed out of the cache.
+    Drop,
+}
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
 
@@ -41,7 +56,9 @@ pub struct Upload {
     size: u64,
     hasher: Hasher,
     checkpointed: Option<u64>,
+    caching: Caching,
     written_back: u64,
+    flusher: Option<std::thread::JoinHandle<io::Result<()>>>,
     broken: Option<String>,
 }
 
@@ -72,7 +89,7 @@ fn hash_file_range(
 }
 
 impl Upload {
-    pub fn create(uploads: &Path, algorithm: Algorithm) -> Result<Upload> {
+    pub fn create(uploads: &Path, algorithm: Algorithm, caching: Caching) -> Result<Upload> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
         let dir = uploads.join(&id);
         create_dir_all_durable(uploads)?;
@@ -103,12 +120,14 @@ impl Upload {
             size: 0,
             hasher: Hasher::new(algorithm),
             checkpointed: None,
+            caching,
             written_back: 0,
+            flusher: None,
             broken: None,
         })
     }
 
-    pub fn resume(uploads: &Path, id: &str) -> Result<Upload> {
+    pub fn resume(uploads: &Path, id: &str, caching: Caching) -> Result<Upload> {
         check_id(id)?;
         let dir = uploads.join(id);
         let data = dir.join("data");
@@ -133,7 +152,9 @@ impl Upload {
             size,
             hasher,
             checkpointed: (offset > 0).then_some(offset),
+            caching,
             written_back: size,
+            flusher: None,
             broken: None,
         })
     }
@@ -235,28 +256,52 @@ impl Upload {
             return Err(e).at("write", &self.data_path());
         }
         self.size += data.len() as u64;
-        if self.size - self.written_back >= WRITEBACK_STEP {
-            // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range without
-            // waiting for it and drops the pages already clean (Linux mm/fadvise.c). Reaching
-            // back WRITEBACK_LAG drops what earlier calls sent to disk: a large ingest streams
-            // through a bounded amount of page cache instead of filling memory with dirty
-            // pages that the final fsync would have to wait for. Advisory: a failure changes
-            // nothing.
-            let from = self.written_back.saturating_sub(WRITEBACK_LAG);
-            let _ = posix_fadvise(
-                file,
-                from as i64,
-                (self.size - from) as i64,
-                PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-            );
-            self.written_back = self.size;
+        match self.caching {
+            Caching::Drop if self.size - self.written_back >= WRITEBACK_STEP => {
+                // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range without
+                // waiting for it and drops the pages already clean (Linux mm/fadvise.c);
+                // reaching back WRITEBACK_LAG drops what earlier calls sent to disk.
+                // Advisory: a failure changes nothing.
+                let from = self.written_back.saturating_sub(WRITEBACK_LAG);
+                let _ = posix_fadvise(
+                    file,
+                    from as i64,
+                    (self.size - from) as i64,
+                    PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                );
+                self.written_back = self.size;
+            }
+            Caching::Keep
+                if self.size - self.written_back >= FLUSH_STEP
+                    && self.flusher.as_ref().is_none_or(|f| f.is_finished()) =>
+            {
+                // One flush at a time, on a second descriptor of the same file. A failed
+                // background flush is not fatal: the flush at checkpoint or commit reports any
+                // real I/O error.
+                if let Some(done) = self.flusher.take() {
+                    let _ = done.join();
+                }
+                if let Ok(clone) = file.try_clone() {
+                    self.flusher = Some(std::thread::spawn(move || clone.sync_data()));
+                    self.written_back = self.size;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
 
     /// Makes the data and the hash state durable; the upload can be resumed from here by any
     /// process. Older states are removed: only the newest is needed.
+    /// Waits for a background flush to end.
+    fn join_flusher(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.join_flusher();
         let file = self.usable()?;
         if self.checkpointed == Some(self.size) {
             return Ok(());
@@ -296,6 +341,7 @@ impl Upload {
     /// Verifies size and digest from the running state and moves the data into place. On a
     /// mismatch nothing is moved and the upload stays as it was.
     pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
+        self.join_flusher();
         let file = self.usable()?;
         if let Some(expected_size) = size
             && expected_size != self.size
@@ -335,6 +381,7 @@ impl Upload {
 
     /// Removes the upload and everything it wrote.
     pub fn cancel(&mut self) -> Result<()> {
+        self.join_flusher();
         self.file = None;
         match fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobUploadUnknown {
@@ -369,7 +416,7 @@ mod tests {
         let layout = Layout::new(root.path());
         let uploads = layout.global_uploads();
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
-        let mut up = Upload::create(&uploads, Algorithm::Sha256).unwrap();
+        let mut up = Upload::create(&uploads, Algorithm::Sha256, Caching::Keep).unwrap();
         up.write(&data[..1_000_000]).unwrap();
         up.close().unwrap();
         let id = up.id().to_owned();
@@ -381,10 +428,10 @@ mod tests {
         );
 
         // Bytes written after the checkpoint but never checkpointed: resume re-hashes them.
-        let mut up = Upload::resume(&uploads, &id).unwrap();
+        let mut up = Upload::resume(&uploads, &id, Caching::Keep).unwrap();
         up.write(&data[1_000_000..2_000_000]).unwrap();
         drop(up);
-        let mut up = Upload::resume(&uploads, &id).unwrap();
+        let mut up = Upload::resume(&uploads, &id, Caching::Keep).unwrap();
         assert_eq!(up.size(), 2_000_000);
         up.write(&data[2_000_000..]).unwrap();
         let digest = sha256(&data);
@@ -401,7 +448,8 @@ mod tests {
     fn mismatches_leave_no_blob() {
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
-        let mut up = Upload::create(&layout.global_uploads(), Algorithm::Sha256).unwrap();
+        let mut up =
+            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Drop).unwrap();
         up.write(b"hello").unwrap();
         let wrong = sha256(b"world");
         assert!(matches!(
@@ -423,7 +471,8 @@ mod tests {
     fn commit_in_another_algorithm_rehashes() {
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
-        let mut up = Upload::create(&layout.global_uploads(), Algorithm::Sha256).unwrap();
+        let mut up =
+            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Drop).unwrap();
         up.write(b"abc").unwrap();
         let b3 = Digest::from_raw(Algorithm::Blake3, blake3::hash(b"abc").as_bytes()).unwrap();
         up.commit(&layout, &b3, Some(3)).unwrap();
@@ -441,13 +490,13 @@ mod tests {
             "6F9619FF-8B86-D011-B42D-00C04FC964FF",
         ] {
             assert!(matches!(
-                Upload::resume(&uploads, id),
+                Upload::resume(&uploads, id, Caching::Keep),
                 Err(StoreError::BlobUploadUnknown { .. })
             ));
         }
         let missing = uuid::Uuid::new_v4().hyphenated().to_string();
         assert!(matches!(
-            Upload::resume(&uploads, &missing),
+            Upload::resume(&uploads, &missing, Caching::Keep),
             Err(StoreError::BlobUploadUnknown { .. })
         ));
     }

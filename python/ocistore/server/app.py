@@ -325,21 +325,43 @@ class RegistryApp:
         raise ApiError(405, "UNSUPPORTED", f"{request.method} is not supported on {request.path}")
 
     async def _stream_into(self, request: Request, writer: BlobWriter) -> None:
-        """Writes the request body into ``writer`` in blocks; what arrived before a disconnect is
-        written too (it is valid data at the right offset; the client resumes after it)."""
-        pending = bytearray()
+        """Writes the request body into ``writer`` through two preallocated blocks of
+        ``WRITE_BLOCK`` bytes: one fills from the network while the other is hashed and written
+        on a worker thread. Each body byte is copied once, into a block; an upload holds two
+        blocks of memory at most. What arrived before a disconnect is written too: it is valid
+        data at the right offset, and the client resumes after it."""
+        blocks = (bytearray(WRITE_BLOCK), bytearray(WRITE_BLOCK))
+        which = 0
+        filled = 0
+        in_flight: asyncio.Future[int] | None = None
         try:
             async for chunk in request.stream():
-                pending += chunk
-                if len(pending) >= WRITE_BLOCK:
-                    block, pending = pending, bytearray()
-                    await asyncio.to_thread(writer.write, block)
+                view = memoryview(chunk)
+                while view:
+                    n = min(len(view), WRITE_BLOCK - filled)
+                    blocks[which][filled : filled + n] = view[:n]
+                    filled += n
+                    view = view[n:]
+                    if filled == WRITE_BLOCK:
+                        if in_flight is not None:
+                            await in_flight
+                        in_flight = asyncio.ensure_future(
+                            asyncio.to_thread(writer.write, blocks[which])
+                        )
+                        which ^= 1
+                        filled = 0
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
         except BaseException:
-            if pending:
-                writer.write(pending)  # on the loop: a cancelled task cannot await a thread
+            if in_flight is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(in_flight)
+            if filled:
+                writer.write(memoryview(blocks[which])[:filled])  # a cancelled task cannot await
             raise
-        if pending:
-            await asyncio.to_thread(writer.write, pending)
+        if filled:
+            await asyncio.to_thread(writer.write, memoryview(blocks[which])[:filled])
 
     def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
         return {

@@ -1,0 +1,659 @@
+"""ocistore against the Go reference registry (Debian's docker-registry, distribution 2.8.2),
+side by side in one run, driven by the same clients.
+
+    python benches/http_compare.py [--quick] [--json out.json] [--plot out.png]
+                                   [--workers N] [--dir WORKDIR] [--only ocistore|distribution]
+
+Each registry runs on 127.0.0.1 with a fresh temporary root. Measured, for each:
+push of a 1 GiB random blob, monolithic (POST + PUT) and chunked (8 MiB PATCHes), with httpx and
+with curl -T; full GET of that blob (httpx streamed, curl -o /dev/null); 200 GETs of 1 MiB ranges
+at random offsets (p50, p99); 2,000 HEADs of a small blob (p50, p99); 4 KiB blob pushes per second
+with 8 client threads (2,000 blobs); the server's RSS growth during a 4 GiB chunked upload; a
+`skopeo copy` of a generated image (five layers, 256 MiB in all) into the registry and back.
+``--quick`` divides the sizes and counts by 8 (for a smoke run, not for numbers). All loops are
+bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+MIB = 1024 * 1024
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DEADLINE_SECONDS = 300  # no single measurement may run longer than this
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def host(self) -> str:
+        return self.url.removeprefix("http://")
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v2/", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start:\n{log.read_text()}")
+
+
+@contextmanager
+def ocistore_registry(workdir: Path, workers: int) -> Iterator[Registry]:
+    port = free_port()
+    root = workdir / "ocistore-root"
+    log = workdir / "ocistore.log"
+    config = workdir / "ocistore.yml"
+    config.write_text("log:\n  accesslog:\n    disabled: true\n")
+    args = [
+        sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config),
+        "--addr", f"127.0.0.1:{port}", "--root", str(root), "--workers", str(workers), "--delete",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        yield Registry("ocistore", f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def distribution_registry(workdir: Path) -> Iterator[Registry]:
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
+    port = free_port()
+    root = workdir / "distribution-root"
+    log = workdir / "distribution.log"
+    config = workdir / "distribution.yml"
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
+        f"  maintenance:\n    uploadpurging:\n      enabled: false\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary, "serve", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        yield Registry("distribution", f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (granian runs workers as children)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending.extend(int(c) for c in children)
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending.extend(int(c) for c in children)
+    return total
+
+
+def make_file(path: Path, size: int, seed: int) -> str:
+    rng = random.Random(seed)
+    block = rng.randbytes(16 * MIB)
+    h = hashlib.sha256()
+    with path.open("wb") as f:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            # Vary each block so that no two blocks are equal (and nothing dedups).
+            piece = left.to_bytes(8, "big") + piece[8:] if len(piece) >= 8 else piece
+            f.write(piece)
+            h.update(piece)
+            left -= len(piece)
+    return "sha256:" + h.hexdigest()
+
+
+def start_upload(client: httpx.Client, name: str) -> str:
+    r = client.post(f"/v2/{name}/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    location = r.headers["location"]
+    return location if location.startswith("http") else str(client.base_url).rstrip("/") + location
+
+
+def with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + f"digest={digest}"
+
+
+def file_chunks(path: Path, size: int, offset: int = 0, block: int = MIB) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(offset)
+        left = size
+        while left:
+            data = f.read(min(block, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+
+def push_monolithic_httpx(reg: Registry, path: Path, digest: str, name: str) -> None:
+    with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
+        location = start_upload(client, name)
+        size = path.stat().st_size
+        r = client.put(
+            with_digest(location, digest),
+            content=file_chunks(path, size),
+            headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
+        assert r.status_code == 201, r.text
+
+
+def push_chunked_httpx(
+    reg: Registry, path: Path, digest: str, name: str, chunk: int = 8 * MIB
+) -> None:
+    size = path.stat().st_size
+    with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
+        location = start_upload(client, name)
+        for offset in range(0, size, chunk):
+            n = min(chunk, size - offset)
+            r = client.patch(
+                location,
+                content=file_chunks(path, n, offset),
+                headers={
+                    "Content-Range": f"{offset}-{offset + n - 1}",
+                    "Content-Length": str(n),
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+            assert r.status_code == 202, r.text
+            location = r.headers["location"]
+            if not location.startswith("http"):
+                location = reg.url + location
+        r = client.put(with_digest(location, digest))
+        assert r.status_code == 201, r.text
+
+
+def curl(*args: str) -> str:
+    done = subprocess.run(
+        ["curl", "-sS", "--fail", *args], capture_output=True, text=True, timeout=DEADLINE_SECONDS
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"curl {' '.join(args)}: {done.stderr}")
+    return done.stdout
+
+
+def push_monolithic_curl(reg: Registry, path: Path, digest: str, name: str) -> None:
+    with httpx.Client(base_url=reg.url) as client:
+        location = start_upload(client, name)
+    curl(
+        "-X",
+        "PUT",
+        "-T",
+        str(path),
+        "-H",
+        "Content-Type: application/octet-stream",
+        with_digest(location, digest),
+    )
+
+
+def push_chunked_curl(reg: Registry, pieces: list[Path], digest: str, name: str) -> None:
+    with httpx.Client(base_url=reg.url) as client:
+        location = start_upload(client, name)
+    offset = 0
+    for piece in pieces:
+        n = piece.stat().st_size
+        headers = curl(
+            "-X", "PATCH", "-T", str(piece), "-D", "-", "-o", "/dev/null",
+            "-H", f"Content-Range: {offset}-{offset + n - 1}",
+            "-H", "Content-Type: application/octet-stream", location,
+        )  # fmt: skip
+        offset += n
+        for line in headers.splitlines():
+            if line.lower().startswith("location:"):
+                location = line.split(":", 1)[1].strip()
+                if not location.startswith("http"):
+                    location = reg.url + location
+    curl("-X", "PUT", "-o", "/dev/null", with_digest(location, digest))
+
+
+def get_full_httpx(reg: Registry, name: str, digest: str, size: int) -> None:
+    got = 0
+    with (
+        httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client,
+        client.stream("GET", f"/v2/{name}/blobs/{digest}") as r,
+    ):
+        assert r.status_code == 200
+        for chunk in r.iter_raw(MIB):
+            got += len(chunk)
+    assert got == size, (got, size)
+
+
+def get_full_curl(reg: Registry, name: str, digest: str, size: int) -> None:
+    out = curl(
+        "-o", "/dev/null", "-w", "%{size_download}", "-L", f"{reg.url}/v2/{name}/blobs/{digest}"
+    )
+    assert int(out) == size
+
+
+def latencies(fn: Callable[[int], None], count: int) -> list[float]:
+    samples = []
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    for i in range(count):
+        start = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - start)
+        if time.monotonic() > deadline:
+            break
+    return samples
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def small_pushes(reg: Registry, count: int, threads: int) -> tuple[float, float]:
+    """Blobs per second and server CPU-ms per blob, POST + PUT each, `threads` clients."""
+    blobs = [os.urandom(4096) for _ in range(count)]
+    next_index = iter(range(count))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with httpx.Client(base_url=reg.url, timeout=60) as client:
+            while True:
+                with lock:
+                    i = next(next_index, None)
+                if i is None:
+                    return
+                data = blobs[i]
+                digest = "sha256:" + hashlib.sha256(data).hexdigest()
+                location = start_upload(client, "small/blobs")
+                r = client.put(
+                    with_digest(location, digest),
+                    content=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
+                assert r.status_code == 201, r.text
+
+    cpu_before = tree_cpu_seconds(reg.proc.pid)
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(worker) for _ in range(threads)]:
+            f.result(timeout=DEADLINE_SECONDS)
+    elapsed = time.perf_counter() - start
+    cpu = tree_cpu_seconds(reg.proc.pid) - cpu_before
+    return count / elapsed, cpu / count * 1000
+
+
+def rss_growth_during(reg: Registry, path: Path, size: int) -> tuple[int, float]:
+    """Peak RSS growth of the server tree while `size` bytes are uploaded in 8 MiB PATCHes
+    (the file is sent repeatedly), and the throughput."""
+    baseline = tree_rss(reg.proc.pid)
+    peak = baseline
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop_sampling.is_set():
+            peak = max(peak, tree_rss(reg.proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    file_size = path.stat().st_size
+    h = hashlib.sha256()
+    start = time.perf_counter()
+    try:
+        with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
+            location = start_upload(client, "rss/blob")
+            offset = 0
+            while offset < size:
+                n = min(8 * MIB, size - offset)
+                piece = (
+                    b"".join(file_chunks(path, n, offset % file_size))
+                    if (offset % file_size) + n <= file_size
+                    else None
+                )
+                if piece is None:
+                    head = b"".join(
+                        file_chunks(path, file_size - offset % file_size, offset % file_size)
+                    )
+                    piece = head + b"".join(file_chunks(path, n - len(head), 0))
+                h.update(piece)
+                r = client.patch(
+                    location, content=piece, headers={"Content-Range": f"{offset}-{offset + n - 1}"}
+                )
+                assert r.status_code == 202, r.text
+                location = r.headers["location"]
+                if not location.startswith("http"):
+                    location = reg.url + location
+                offset += n
+            r = client.put(with_digest(location, "sha256:" + h.hexdigest()))
+            assert r.status_code == 201, r.text
+    finally:
+        stop_sampling.set()
+        sampler.join()
+    return peak - baseline, size / MIB / (time.perf_counter() - start)
+
+
+def make_layout(root: Path, layer_sizes: list[int]) -> None:
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+    def blob(data: bytes, media_type: str) -> dict[str, Any]:
+        digest = hashlib.sha256(data).hexdigest()
+        (root / "blobs" / "sha256" / digest).write_bytes(data)
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
+
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": blob(config, "application/vnd.oci.image.config.v1+json"),
+        "layers": [
+            blob(os.urandom(size), "application/vnd.oci.image.layer.v1.tar+gzip")
+            for size in layer_sizes
+        ],
+    }
+    entry = blob(json.dumps(manifest).encode(), OCI_MANIFEST)
+    entry["annotations"] = {"org.opencontainers.image.ref.name": "v1"}
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+
+
+def skopeo_round_trip(reg: Registry, layout: Path, out: Path) -> float:
+    ref = f"docker://{reg.host}/skopeo/image:v1"
+    start = time.perf_counter()
+    for args in (
+        ["--dest-tls-verify=false", f"oci:{layout}:v1", ref],
+        ["--src-tls-verify=false", ref, f"oci:{out}:v1"],
+    ):
+        done = subprocess.run(
+            ["skopeo", "--insecure-policy", "copy", "--preserve-digests", *args],
+            capture_output=True, text=True, timeout=DEADLINE_SECONDS,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(out)
+    return elapsed
+
+
+def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
+    r: dict[str, float] = {}
+    big, digest, size = files["big"], files["digest"], files["size"]
+    timed: list[tuple[str, Callable[[], None]]] = [
+        (
+            "push_monolithic_httpx",
+            lambda: push_monolithic_httpx(reg, big, digest, "push/mono-httpx"),
+        ),
+        ("push_chunked_httpx", lambda: push_chunked_httpx(reg, big, digest, "push/chunked-httpx")),
+        ("push_monolithic_curl", lambda: push_monolithic_curl(reg, big, digest, "push/mono-curl")),
+        (
+            "push_chunked_curl",
+            lambda: push_chunked_curl(reg, files["pieces"], digest, "push/chunked-curl"),
+        ),
+        ("get_full_httpx", lambda: get_full_httpx(reg, "push/mono-curl", digest, size)),
+        ("get_full_curl", lambda: get_full_curl(reg, "push/mono-curl", digest, size)),
+    ]
+    for key, fn in timed:
+        cpu_before = tree_cpu_seconds(reg.proc.pid)
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        r[key + "_mibps"] = size / MIB / elapsed
+        r[key + "_cpu_s_per_gib"] = (tree_cpu_seconds(reg.proc.pid) - cpu_before) / (
+            size / 1024 / MIB
+        )
+        print(f"  {reg.name:12} {key:24} {r[key + '_mibps']:8.0f} MiB/s", flush=True)
+
+    rng = random.Random(3)
+    with httpx.Client(base_url=reg.url, timeout=60) as client:
+        offsets = [rng.randrange(0, size - MIB) for _ in range(200 // scale)]
+
+        def ranged(i: int) -> None:
+            o = offsets[i]
+            resp = client.get(
+                f"/v2/push/mono-curl/blobs/{digest}", headers={"Range": f"bytes={o}-{o + MIB - 1}"}
+            )
+            assert resp.status_code == 206 and len(resp.content) == MIB
+
+        samples = latencies(ranged, len(offsets))
+        r["range_1mib_p50_ms"], r["range_1mib_p99_ms"] = (
+            pct(samples, 0.5) * 1000,
+            pct(samples, 0.99) * 1000,
+        )
+        small = os.urandom(1000)
+        small_digest = "sha256:" + hashlib.sha256(small).hexdigest()
+        location = start_upload(client, "head/blob")
+        assert client.put(with_digest(location, small_digest), content=small).status_code == 201
+
+        def head(_: int) -> None:
+            assert client.head(f"/v2/head/blob/blobs/{small_digest}").status_code == 200
+
+        samples = latencies(head, 2000 // scale)
+        r["head_p50_ms"], r["head_p99_ms"] = pct(samples, 0.5) * 1000, pct(samples, 0.99) * 1000
+    print(
+        f"  {reg.name:12} range p50 {r['range_1mib_p50_ms']:.2f} ms, head p50 {r['head_p50_ms']:.3f} ms",
+        flush=True,
+    )
+
+    r["small_pushes_per_s"], r["small_push_cpu_ms"] = small_pushes(reg, 2000 // scale, 8)
+    print(f"  {reg.name:12} 4 KiB pushes {r['small_pushes_per_s']:.0f}/s", flush=True)
+    growth, rate = rss_growth_during(reg, big, files["rss_size"])
+    r["rss_growth_mib"], r["rss_upload_mibps"] = growth / MIB, rate
+    print(
+        f"  {reg.name:12} RSS growth {r['rss_growth_mib']:.1f} MiB during {files['rss_size'] // MIB} MiB upload",
+        flush=True,
+    )
+    r["skopeo_round_trip_s"] = skopeo_round_trip(
+        reg, files["layout"], files["workdir"] / f"out-{reg.name}"
+    )
+    print(f"  {reg.name:12} skopeo round trip {r['skopeo_round_trip_s']:.2f} s", flush=True)
+    return r
+
+
+# (label, key, better: "higher" or "lower", target ratio ocistore/distribution or None)
+ROWS: list[tuple[str, str, str, float | None]] = [
+    ("push 1 GiB monolithic, httpx (MiB/s)", "push_monolithic_httpx_mibps", "higher", 5.0),
+    ("push 1 GiB chunked 8 MiB, httpx (MiB/s)", "push_chunked_httpx_mibps", "higher", 5.0),
+    ("push 1 GiB monolithic, curl -T (MiB/s)", "push_monolithic_curl_mibps", "higher", 5.0),
+    ("push 1 GiB chunked 8 MiB, curl -T (MiB/s)", "push_chunked_curl_mibps", "higher", 5.0),
+    (
+        "server CPU-s per GiB, monolithic curl push",
+        "push_monolithic_curl_cpu_s_per_gib",
+        "lower",
+        None,
+    ),
+    ("full GET, httpx (MiB/s)", "get_full_httpx_mibps", "higher", 1.0),
+    ("full GET, curl (MiB/s)", "get_full_curl_mibps", "higher", 1.0),
+    ("1 MiB range GET p50 (ms)", "range_1mib_p50_ms", "lower", 0.5),
+    ("1 MiB range GET p99 (ms)", "range_1mib_p99_ms", "lower", None),
+    ("HEAD p50 (ms)", "head_p50_ms", "lower", 0.5),
+    ("HEAD p99 (ms)", "head_p99_ms", "lower", None),
+    ("4 KiB pushes/s, 8 threads", "small_pushes_per_s", "higher", 3.0),
+    ("server CPU-ms per 4 KiB push", "small_push_cpu_ms", "lower", None),
+    ("RSS growth, 4 GiB chunked upload (MiB)", "rss_growth_mib", "lower", None),
+    ("skopeo copy in and out, 256 MiB (s)", "skopeo_round_trip_s", "lower", 1 / 1.5),
+]
+
+
+def table(results: dict[str, dict[str, float]]) -> str:
+    o, d = results.get("ocistore", {}), results.get("distribution", {})
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{value:{width}.2f}" if value is not None else "-".rjust(width)
+
+    lines = [f"{'':44}{'ocistore':>12}{'distribution':>14}{'ratio':>9}  target"]
+    for label, key, better, target in ROWS:
+        ov, dv = o.get(key), d.get(key)
+        ratio = ov / dv if ov is not None and dv else None
+        goal = ""
+        if target is not None and ratio is not None:
+            met = ratio >= target if better == "higher" else ratio <= target
+            sign = ">=" if better == "higher" else "<="
+            goal = f"{sign} {target:.2f}  {'met' if met else 'MISSED'}"
+        lines.append(f"{label:44}{cell(ov, 12)}{cell(dv, 14)}{cell(ratio, 9)}  {goal}")
+    if "rss_growth_mib" in o:
+        verdict = "met" if o["rss_growth_mib"] <= 64 else "MISSED"
+        lines.append(f"{'ocistore RSS growth <= 64 MiB':44}{verdict:>12}")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, dict[str, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [
+        (label, key, better)
+        for label, key, better, _ in ROWS
+        if key in results.get("ocistore", {}) and key in results.get("distribution", {})
+    ]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
+    ratios = []
+    for _label, key, better in keys:
+        ratio = results["ocistore"][key] / results["distribution"][key]
+        ratios.append(ratio if better == "higher" else 1 / ratio)
+    ax.barh(
+        [label for label, _, _ in keys],
+        ratios,
+        color=["tab:green" if r >= 1 else "tab:red" for r in ratios],
+    )
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("ocistore advantage over distribution 2.8.2 (x, higher is better; log scale)")
+    for y, r in enumerate(ratios):
+        ax.text(r, y, f" {r:.2f}x", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="sizes and counts divided by 8")
+    parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--plot", help="draw the comparison into this PNG (matplotlib)")
+    parser.add_argument("--workers", type=int, default=2, help="ocistore worker processes")
+    parser.add_argument("--dir", help="work directory (default: ./.bench-tmp)")
+    parser.add_argument("--only", choices=["ocistore", "distribution"])
+    args = parser.parse_args()
+    scale = 8 if args.quick else 1
+    base = Path(args.dir or ".bench-tmp")
+    base.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        workdir = Path(tmp)
+        size = 1024 * MIB // scale
+        big = workdir / "big.bin"
+        print(f"generating {size // MIB} MiB of test data ...", flush=True)
+        digest = make_file(big, size, 1)
+        pieces = []
+        for i, offset in enumerate(range(0, size, 8 * MIB)):
+            piece = workdir / f"piece-{i:04d}"
+            piece.write_bytes(b"".join(file_chunks(big, min(8 * MIB, size - offset), offset)))
+            pieces.append(piece)
+        layout = workdir / "layout"
+        make_layout(
+            layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)]
+        )
+        files = {"big": big, "digest": digest, "size": size, "pieces": pieces, "layout": layout,
+                 "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
+        if args.only != "distribution":
+            print("ocistore:", flush=True)
+            with ocistore_registry(workdir, args.workers) as reg:
+                results["ocistore"] = measure(reg, files, scale)
+        if args.only != "ocistore":
+            print("distribution 2.8.2:", flush=True)
+            with distribution_registry(workdir) as reg:
+                results["distribution"] = measure(reg, files, scale)
+    print()
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"quick": args.quick, "workers": args.workers, "results": results}, indent=2)
+        )
+    if args.plot and len(results) == 2:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
