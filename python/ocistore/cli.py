@@ -127,6 +127,55 @@ def _purge_uploads(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_reference(text: str) -> tuple[str, str | None]:
+    """``repo[:tag]`` (a ``:`` after the last ``/`` starts the tag) or ``repo@digest``."""
+    if "@" in text:
+        name, digest = text.split("@", 1)
+        return name, digest
+    name, sep, tag = text.rpartition(":")
+    if sep and "/" not in tag:
+        return name, tag
+    return text, None
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .bulk import import_image
+
+    repository, tag = _split_reference(args.target)
+    total = _source_size(Path(args.source))
+    with tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="import", file=sys.stderr,
+        disable=None,
+    ) as bar:  # fmt: skip
+        result = import_image(
+            args.source, repository, tag, registry=Registry(args.root), jobs=args.jobs,
+            progress=bar.update,
+        )  # fmt: skip
+    print(
+        f"{result.repository}{':' + result.tag if result.tag else ''}@{result.digest} "
+        f"({result.blobs_ingested} blobs ingested, {result.blobs_skipped} already present)"
+    )
+    return 0
+
+
+def _source_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .bulk import export_image
+
+    repository, reference = _split_reference(args.image)
+    if reference is None:
+        print("ocistore: export needs REPO:TAG or REPO@DIGEST", file=sys.stderr)
+        return 2
+    entry = export_image(Registry(args.root), repository, reference, args.destination)
+    print(f"{entry.digest}  {args.destination}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", type=_duration, default=timedelta(hours=168))
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(run=_purge_uploads)
+
+    imp = with_root(
+        commands.add_parser(
+            "import", help="import an OCI layout (dir or tar) or a docker save tarball"
+        )
+    )
+    imp.add_argument("source", metavar="SOURCE")
+    imp.add_argument("target", metavar="REPO[:TAG]")
+    imp.add_argument(
+        "--jobs", type=int, default=None, help="parallel blob ingests (default: cores)"
+    )
+    imp.set_defaults(run=_import)
+
+    exp = with_root(commands.add_parser("export", help="write an image as an OCI image layout"))
+    exp.add_argument("image", metavar="REPO:TAG")
+    exp.add_argument("destination", metavar="DEST")
+    exp.set_defaults(run=_export)
 
     serve = commands.add_parser("serve", help="run the registry (OCI Distribution API v1.1)")
     serve.add_argument("--config", help="distribution-style config.yml")

@@ -18,7 +18,8 @@ pub fn fsync_dir(dir: &Path) -> Result<()> {
 pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
     let mut cursor = dir;
-    while !cursor.is_dir() {
+    // A relative path ends in "" (the working directory), which always exists.
+    while !cursor.as_os_str().is_empty() && !cursor.is_dir() {
         missing.push(cursor);
         match cursor.parent() {
             Some(parent) => cursor = parent,
@@ -33,8 +34,10 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
         }
     }
     for path in missing.iter().rev() {
-        if let Some(parent) = path.parent() {
-            fsync_dir(parent)?;
+        match path.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => fsync_dir(Path::new("."))?,
+            Some(parent) => fsync_dir(parent)?,
+            None => {}
         }
     }
     Ok(())
@@ -92,6 +95,17 @@ mod tests {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_utc(1_795_735_230), "2026-11-26T23:20:30Z");
+    }
+
+    #[test]
+    fn creates_relative_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let made = create_dir_all_durable(Path::new("relative/nested/dir"));
+        std::env::set_current_dir(previous).unwrap();
+        made.unwrap();
+        assert!(dir.path().join("relative/nested/dir").is_dir());
     }
 
     #[test]
