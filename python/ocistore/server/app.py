@@ -1,9 +1,10 @@
 """The OCI Distribution API v1.1 as a plain ASGI application over ``ocistore.Registry``.
 
-Request bodies stream into the blob writer in blocks of ``WRITE_BLOCK`` bytes (the only memory
-an upload holds), storage calls run on worker threads so the event loop never waits on disk or
-hashing, whole-blob GETs use the server's zero-copy ``http.response.pathsend`` when it offers
-it, and upload state lives on disk so any worker (or a restarted server) continues a session.
+Request bodies stream into the blob writer through ``ocistore.aio`` (two blocks of
+``aio.STREAM_BLOCK`` bytes, the only memory an upload holds); storage calls run on worker
+threads, so the event loop never waits on disk or hashing; whole-blob GETs use the server's
+zero-copy ``http.response.pathsend`` when it offers it; upload state lives on disk, so any
+worker (or a restarted server) continues a session.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import unquote
 
 from .. import hashing
 from .._core import Digest
+from ..aio import AsyncBlobStore, AsyncBlobWriter
 from ..errors import (
     ErrBlobMounted,
     ErrBlobUploadUnknown,
@@ -52,14 +54,10 @@ from .http import (
 )
 from .metrics import Metrics
 
-__all__ = ["MANIFEST_LIMIT", "WRITE_BLOCK", "RegistryApp"]
+__all__ = ["MANIFEST_LIMIT", "RegistryApp"]
 
-#: Request-body bytes gathered before each write into the blob writer (per upload).
-WRITE_BLOCK = 4 * 1024 * 1024
 #: Largest manifest accepted (the OCI spec's suggested minimum is 4 MiB).
 MANIFEST_LIMIT = 4 * 1024 * 1024
-#: Size of the pieces a ranged or non-zero-copy GET is read in.
-READ_BLOCK = 1024 * 1024
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 log = logging.getLogger("ocistore.server")
@@ -267,22 +265,17 @@ class RegistryApp:
         if offset == 0 and "http.response.pathsend" in scope.get("extensions", {}):
             await send({"type": "http.response.pathsend", "path": path})
             return length
-        reader = await asyncio.to_thread(self.registry.blobs().open, digest)
+        reader = await AsyncBlobStore(self.registry.blobs()).open(digest)
         sent = 0
-        try:
-            while sent < length:
-                n = min(READ_BLOCK, length - sent)
-                chunk = await asyncio.to_thread(reader.read_at, offset + sent, n)
-                if not chunk:
-                    break  # cannot happen for an immutable blob; end the body rather than hang
+        async with reader:
+            async for chunk in reader.iter_range(offset, length):
                 sent += len(chunk)
                 await send(
                     {"type": "http.response.body", "body": chunk, "more_body": sent < length}
                 )
-            if sent < length:
-                await send({"type": "http.response.body", "body": b""})
-        finally:
-            reader.close()
+        if sent < length:
+            # Cannot happen for an immutable blob; end the body rather than hang the client.
+            await send({"type": "http.response.body", "body": b""})
         return sent
 
     def _finish(self, request: Request, route: str, status: int, sent: int, started: float) -> None:
@@ -325,43 +318,9 @@ class RegistryApp:
         raise ApiError(405, "UNSUPPORTED", f"{request.method} is not supported on {request.path}")
 
     async def _stream_into(self, request: Request, writer: BlobWriter) -> None:
-        """Writes the request body into ``writer`` through two preallocated blocks of
-        ``WRITE_BLOCK`` bytes: one fills from the network while the other is hashed and written
-        on a worker thread. Each body byte is copied once, into a block; an upload holds two
-        blocks of memory at most. What arrived before a disconnect is written too: it is valid
-        data at the right offset, and the client resumes after it."""
-        blocks = (bytearray(WRITE_BLOCK), bytearray(WRITE_BLOCK))
-        which = 0
-        filled = 0
-        in_flight: asyncio.Future[int] | None = None
-        try:
-            async for chunk in request.stream():
-                view = memoryview(chunk)
-                while view:
-                    n = min(len(view), WRITE_BLOCK - filled)
-                    blocks[which][filled : filled + n] = view[:n]
-                    filled += n
-                    view = view[n:]
-                    if filled == WRITE_BLOCK:
-                        if in_flight is not None:
-                            await in_flight
-                        in_flight = asyncio.ensure_future(
-                            asyncio.to_thread(writer.write, blocks[which])
-                        )
-                        which ^= 1
-                        filled = 0
-            if in_flight is not None:
-                await in_flight
-                in_flight = None
-        except BaseException:
-            if in_flight is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(in_flight)
-            if filled:
-                writer.write(memoryview(blocks[which])[:filled])  # a cancelled task cannot await
-            raise
-        if filled:
-            await asyncio.to_thread(writer.write, memoryview(blocks[which])[:filled])
+        """The request body into ``writer`` (see ``AsyncBlobWriter.write_stream``: two blocks of
+        ``STREAM_BLOCK`` bytes, the most an upload holds in memory)."""
+        await AsyncBlobWriter(writer).write_stream(request.stream())
 
     def _upload_headers(self, name: str, upload_id: str, size: int) -> dict[str, str]:
         return {

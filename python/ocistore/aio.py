@@ -1,0 +1,199 @@
+"""asyncio access to the store: nothing here blocks the event loop on disk I/O or hashing.
+
+Every call that may touch the disk or hash more than a few KiB runs on a worker thread (the Rust
+core releases the GIL there). ``AsyncBlobWriter.write_stream`` takes an async iterable of chunks
+(an ASGI request body, a socket) and writes it through two preallocated blocks, one filling while
+the other is hashed and written; ``AsyncBlobReader.iter_range`` yields a byte range in large
+reads. The HTTP server is built on these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._core import BlobReader, Digest
+from .descriptor import Descriptor
+from .store import BlobWriter
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["STREAM_BLOCK", "AsyncBlobReader", "AsyncBlobStore", "AsyncBlobWriter"]
+
+#: Bytes gathered from a stream before each write (an upload holds two such blocks).
+STREAM_BLOCK = 4 * 1024 * 1024
+#: Below this, a write goes straight to the core on the loop: a thread hop would cost more.
+INLINE_WRITE_MAX = 64 * 1024
+#: Size of the reads ``iter_range`` makes.
+READ_BLOCK = 1024 * 1024
+
+DigestLike = Digest | str
+
+
+class _SyncBlobs(Protocol):
+    """What ``ocistore.BlobStore`` and a repository's linked blob store both offer."""
+
+    def stat(self, digest: DigestLike) -> Descriptor: ...
+    def get(self, digest: DigestLike) -> bytes: ...
+    def open(self, digest: DigestLike) -> BlobReader: ...
+    def path(self, digest: DigestLike) -> str: ...
+    def put(self, media_type: str, data: Buffer) -> Descriptor: ...
+    def resume(self, upload_id: str) -> BlobWriter: ...
+    def delete(self, digest: DigestLike) -> None: ...
+    def enumerate(self) -> Iterator[Digest]: ...
+
+
+class AsyncBlobWriter:
+    def __init__(self, writer: BlobWriter) -> None:
+        self.sync = writer
+
+    @property
+    def id(self) -> str:
+        return self.sync.id
+
+    @property
+    def size(self) -> int:
+        return self.sync.size
+
+    @property
+    def closed(self) -> bool:
+        return self.sync.closed
+
+    async def write(self, data: Buffer) -> int:
+        if len(memoryview(data)) <= INLINE_WRITE_MAX:
+            return self.sync.write(data)
+        return await asyncio.to_thread(self.sync.write, data)
+
+    async def write_stream(self, chunks: AsyncIterable[Buffer]) -> int:
+        """Writes every chunk of ``chunks``; returns the byte count. Each byte is copied once,
+        into a block. If the stream fails or the task is cancelled, what arrived is written
+        before the exception goes on: it is valid data at the right offset."""
+        blocks = (bytearray(STREAM_BLOCK), bytearray(STREAM_BLOCK))
+        which = 0
+        filled = 0
+        total = 0
+        in_flight: asyncio.Future[int] | None = None
+        try:
+            async for chunk in chunks:
+                view = memoryview(chunk).cast("B")
+                total += len(view)
+                while view:
+                    n = min(len(view), STREAM_BLOCK - filled)
+                    blocks[which][filled : filled + n] = view[:n]
+                    filled += n
+                    view = view[n:]
+                    if filled == STREAM_BLOCK:
+                        if in_flight is not None:
+                            await in_flight
+                        in_flight = asyncio.ensure_future(
+                            asyncio.to_thread(self.sync.write, blocks[which])
+                        )
+                        which ^= 1
+                        filled = 0
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+        except BaseException:
+            if in_flight is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(in_flight)
+            if filled:
+                # On the loop: a cancelled task cannot wait for a thread.
+                self.sync.write(memoryview(blocks[which])[:filled])
+            raise
+        if filled:
+            await asyncio.to_thread(self.sync.write, memoryview(blocks[which])[:filled])
+        return total
+
+    async def checkpoint(self) -> None:
+        await asyncio.to_thread(self.sync.checkpoint)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def commit(
+        self, expected: Descriptor | DigestLike, *, media_type: str | None = None
+    ) -> Descriptor:
+        return await asyncio.to_thread(self.sync.commit, expected, media_type=media_type)
+
+    async def cancel(self) -> None:
+        await asyncio.to_thread(self.sync.cancel)
+
+    async def __aenter__(self) -> AsyncBlobWriter:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if not self.sync.closed:
+            await self.close()
+
+
+class AsyncBlobReader:
+    def __init__(self, reader: BlobReader) -> None:
+        self.sync = reader
+
+    @property
+    def size(self) -> int:
+        return self.sync.size
+
+    async def read(self, size: int = -1) -> bytes:
+        return await asyncio.to_thread(self.sync.read, size)
+
+    async def read_at(self, offset: int, size: int) -> bytes:
+        return await asyncio.to_thread(self.sync.read_at, offset, size)
+
+    async def iter_range(
+        self, offset: int = 0, length: int | None = None, block: int = READ_BLOCK
+    ) -> AsyncIterator[bytes]:
+        """Yields ``length`` bytes (default: to the end) from ``offset`` in reads of ``block``."""
+        end = self.size if length is None else min(self.size, offset + length)
+        position = offset
+        while position < end:
+            chunk = await asyncio.to_thread(self.sync.read_at, position, min(block, end - position))
+            if not chunk:
+                return
+            position += len(chunk)
+            yield chunk
+
+    async def close(self) -> None:
+        self.sync.close()
+
+    async def __aenter__(self) -> AsyncBlobReader:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.sync.close()
+
+
+class AsyncBlobStore:
+    """An async face for ``ocistore.BlobStore`` or a repository's ``blobs()``."""
+
+    def __init__(self, blobs: _SyncBlobs) -> None:
+        self.sync = blobs
+
+    async def stat(self, digest: DigestLike) -> Descriptor:
+        return await asyncio.to_thread(self.sync.stat, digest)
+
+    async def get(self, digest: DigestLike) -> bytes:
+        return await asyncio.to_thread(self.sync.get, digest)
+
+    async def open(self, digest: DigestLike) -> AsyncBlobReader:
+        return AsyncBlobReader(await asyncio.to_thread(self.sync.open, digest))
+
+    async def put(self, media_type: str, data: Buffer) -> Descriptor:
+        return await asyncio.to_thread(self.sync.put, media_type, data)
+
+    async def create(self, **options: Any) -> AsyncBlobWriter:
+        create = self.sync.create  # type: ignore[attr-defined]
+        return AsyncBlobWriter(await asyncio.to_thread(lambda: create(**options)))
+
+    async def resume(self, upload_id: str) -> AsyncBlobWriter:
+        return AsyncBlobWriter(await asyncio.to_thread(self.sync.resume, upload_id))
+
+    async def delete(self, digest: DigestLike) -> None:
+        await asyncio.to_thread(self.sync.delete, digest)
+
+    async def enumerate(self) -> list[Digest]:
+        return await asyncio.to_thread(lambda: list(self.sync.enumerate()))

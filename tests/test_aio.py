@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from ocistore import BlobStore, Descriptor, Digest, Registry
+from ocistore.aio import STREAM_BLOCK, AsyncBlobStore
+from ocistore.errors import ErrBlobInvalidDigest, ErrBlobUnknown
+
+from .helpers import pattern
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        await asyncio.sleep(0)
+        yield data[i : i + size]
+
+
+@pytest.mark.parametrize("chunk", [1, 1000, 65536, STREAM_BLOCK, STREAM_BLOCK + 3])
+def test_write_stream_and_read_back(tmp_path: Path, chunk: int) -> None:
+    data = pattern(3 * STREAM_BLOCK // 2 + 11 if chunk > 1 else 5000, chunk)
+
+    async def main() -> None:
+        store = AsyncBlobStore(BlobStore(tmp_path))
+        writer = await store.create()
+        assert await writer.write_stream(chunks_of(data, chunk)) == len(data)
+        digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+        desc = await writer.commit(Descriptor("x", digest, len(data)))
+        assert (await store.stat(digest)).size == len(data) == desc.size
+        async with await store.open(digest) as reader:
+            parts = [c async for c in reader.iter_range(7, len(data) - 10, block=4096)]
+            assert b"".join(parts) == data[7 : len(data) - 3]
+            assert await reader.read_at(0, 5) == data[:5]
+        assert await store.get(digest) == data
+        assert await store.enumerate() == [digest]
+        await store.delete(digest)
+        with pytest.raises(ErrBlobUnknown):
+            await store.stat(digest)
+
+    asyncio.run(main())
+
+
+def test_a_failing_stream_keeps_what_arrived(tmp_path: Path) -> None:
+    data = pattern(STREAM_BLOCK + 1000)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield data[:STREAM_BLOCK]
+        yield data[STREAM_BLOCK:]
+        raise ConnectionResetError("client went away")
+
+    async def main() -> str:
+        writer = await AsyncBlobStore(BlobStore(tmp_path)).create()
+        with pytest.raises(ConnectionResetError):
+            await writer.write_stream(broken())
+        await writer.close()
+        return writer.id
+
+    upload_id = asyncio.run(main())
+    resumed = BlobStore(tmp_path).resume(upload_id)
+    assert resumed.size == len(data)
+    with pytest.raises(ErrBlobInvalidDigest):
+        resumed.commit("sha256:" + hashlib.sha256(b"other").hexdigest())
+    assert resumed.commit("sha256:" + hashlib.sha256(data).hexdigest()).size == len(data)
+
+
+def test_linked_store_through_aio(tmp_path: Path) -> None:
+    async def main() -> None:
+        blobs = AsyncBlobStore(Registry(tmp_path).repository("a/b").blobs())
+        desc = await blobs.put("x", b"linked")
+        assert await blobs.get(desc.digest) == b"linked"
+        writer = await blobs.create(mount_from=None)
+        await writer.write(b"small")
+        await writer.cancel()
+
+    asyncio.run(main())
+
+
+def test_the_loop_keeps_running_during_large_writes(tmp_path: Path) -> None:
+    data = pattern(256 * 1024 * 1024)
+    ticks = 0
+
+    async def ticker(stop: asyncio.Event) -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        writer = await AsyncBlobStore(BlobStore(tmp_path)).create()
+        stop = asyncio.Event()
+        task = asyncio.create_task(ticker(stop))
+        await asyncio.sleep(0)
+        before = ticks
+        await writer.write(data)  # one 256 MiB write: hashed and written on a thread
+        during = ticks - before
+        stop.set()
+        await task
+        # Had the write run on the loop, the ticker could not have run while it lasted.
+        assert during > 100
+        await writer.cancel()
+
+    asyncio.run(main())
