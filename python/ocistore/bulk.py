@@ -66,8 +66,9 @@ class ImportResult:
 class _Blob:
     digest: Digest
     size: int
-    #: Opens the blob's bytes: a file object with readinto() and seek().
-    open: Callable[[], Any]
+    #: The file holding the blob's bytes, and where in it they start.
+    file: Path
+    offset: int = 0
 
 
 class _Source:
@@ -97,7 +98,7 @@ class _LayoutDir(_Source):
         path = self._path(digest)
         if not path.is_file():
             raise ImportError_(f"the layout has no blob {digest}")
-        return _Blob(digest, path.stat().st_size, lambda: path.open("rb"))
+        return _Blob(digest, path.stat().st_size, path)
 
     def read(self, digest: Digest) -> bytes:
         path = self._path(digest)
@@ -168,8 +169,8 @@ class _Tar(_Source):
         return os.path.normpath(name).lstrip("./") in self.members
 
     def blob(self, digest: Digest, size: int) -> _Blob:
-        name = f"blobs/{digest.algorithm}/{digest.hex}"
-        return _Blob(digest, self.member(name).size, lambda: self.member(name))
+        member = self.member(f"blobs/{digest.algorithm}/{digest.hex}")
+        return _Blob(digest, member.size, self.path, member.offset)
 
     def read(self, digest: Digest) -> bytes:
         return self.member(f"blobs/{digest.algorithm}/{digest.hex}").read()
@@ -220,10 +221,6 @@ class _Journal:
         self.path.unlink(missing_ok=True)
 
 
-def _opener(tar: _Tar, name: str) -> Callable[[], _RangeReader]:
-    return lambda: tar.member(name)
-
-
 def _docker_save(tar: _Tar) -> tuple[list[tuple[Manifest, list[_Blob]]], list[str]]:
     """A docker save tarball as Docker schema2 manifests over its config and layer files."""
     entries = json.loads(tar.member("manifest.json").read())
@@ -235,11 +232,12 @@ def _docker_save(tar: _Tar) -> tuple[list[tuple[Manifest, list[_Blob]]], list[st
         config_reader = tar.member(entry["Config"])
         config_bytes = config_reader.read()
         config_digest = Digest("sha256:" + hashlib.sha256(config_bytes).hexdigest())
-        blobs = [_Blob(config_digest, len(config_bytes), _opener(tar, entry["Config"]))]
+        blobs = [_Blob(config_digest, len(config_bytes), tar.path, config_reader.offset)]
         layers = []
         for layer_name in entry["Layers"]:
-            digest, size = _hash_reader(tar.member(layer_name))
-            blobs.append(_Blob(digest, size, _opener(tar, layer_name)))
+            layer = tar.member(layer_name)
+            digest, size = _hash_reader(layer)
+            blobs.append(_Blob(digest, size, tar.path, layer.offset))
             layers.append({"mediaType": DOCKER_LAYER, "size": size, "digest": str(digest)})
         body = {
             "schemaVersion": 2,
@@ -364,18 +362,26 @@ def _import(
         done_before = writer.size
         if progress is not None and done_before:
             progress(done_before)
-        with blob.open() as f:
-            f.seek(done_before)
-            block = memoryview(bytearray(READ_BLOCK))
-            since_checkpoint = 0
-            while n := f.readinto(block):
-                writer.write(block[:n])
-                since_checkpoint += n
-                if progress is not None:
-                    progress(n)
-                if since_checkpoint >= CHECKPOINT_EVERY:
-                    writer.checkpoint()
-                    since_checkpoint = 0
+        if blob.size > done_before:
+            fd = os.open(blob.file, os.O_RDONLY)
+            try:
+                block = memoryview(bytearray(READ_BLOCK))
+                position, end = blob.offset + done_before, blob.offset + blob.size
+                since_checkpoint = 0
+                while position < end:
+                    n = os.preadv(fd, [block[: min(READ_BLOCK, end - position)]], position)
+                    if n == 0:
+                        raise ImportError_(f"{blob.file} ends before blob {blob.digest} does")
+                    writer.write(block[:n])
+                    position += n
+                    since_checkpoint += n
+                    if progress is not None:
+                        progress(n)
+                    if since_checkpoint >= CHECKPOINT_EVERY:
+                        writer.checkpoint()
+                        since_checkpoint = 0
+            finally:
+                os.close(fd)
         writer.commit(Descriptor("application/octet-stream", blob.digest, blob.size))
         linked.link(blob.digest)
         journal.set(blob.digest, None)
