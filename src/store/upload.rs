@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
+use super::direct::DirectWriter;
 use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
@@ -57,6 +58,8 @@ pub struct Upload {
     hasher: Hasher,
     checkpointed: Option<u64>,
     caching: Caching,
+    /// With `Caching::Drop`, where the file system allows it: writes bypass the page cache.
+    direct: Option<DirectWriter>,
     written_back: u64,
     flusher: Option<std::thread::JoinHandle<io::Result<()>>>,
     broken: Option<String>,
@@ -68,6 +71,18 @@ fn check_id(id: &str) -> Result<()> {
         Ok(u) if u.hyphenated().to_string() == id => Ok(()),
         _ => Err(StoreError::BlobUploadUnknown { id: id.to_owned() }),
     }
+}
+
+fn open_direct(
+    caching: Caching,
+    path: &Path,
+    size: u64,
+    file: &File,
+) -> Result<Option<DirectWriter>> {
+    if caching != Caching::Drop {
+        return Ok(None);
+    }
+    DirectWriter::open(path, size, file).at("open for direct writes", path)
 }
 
 fn hash_file_range(
@@ -112,6 +127,7 @@ impl Upload {
             // the directory records the algorithm until the first checkpoint.
             create_dir_all_durable(&dir.join("hashstates").join(algorithm.name()))?;
         }
+        let direct = open_direct(caching, &data, 0, &file)?;
         Ok(Upload {
             id,
             dir,
@@ -121,6 +137,7 @@ impl Upload {
             hasher: Hasher::new(algorithm),
             checkpointed: None,
             caching,
+            direct,
             written_back: 0,
             flusher: None,
             broken: None,
@@ -144,6 +161,7 @@ impl Upload {
             .unwrap_or_default();
         let (mut hasher, offset) = Self::newest_state(&dir, size)?;
         hash_file_range(&file, &data, &mut hasher, offset, size)?;
+        let direct = open_direct(caching, &data, size, &file)?;
         Ok(Upload {
             id: id.to_owned(),
             dir,
@@ -153,6 +171,7 @@ impl Upload {
             hasher,
             checkpointed: (offset > 0).then_some(offset),
             caching,
+            direct,
             written_back: size,
             flusher: None,
             broken: None,
@@ -238,17 +257,30 @@ impl Upload {
             .expect("usable() checked the file is open");
         let offset = self.size;
         let hasher = &mut self.hasher;
-        let written = if data.len() >= PARALLEL_MIN {
-            std::thread::scope(|scope| {
+        let written = match self.direct.as_mut() {
+            Some(direct) if data.len() >= PARALLEL_MIN => std::thread::scope(|scope| {
+                let hashing = scope.spawn(|| hasher.update(data));
+                let staged = direct.append(data);
+                hashing
+                    .join()
+                    .map_err(|_| io::Error::other("hashing thread panicked"))
+                    .and(staged)
+            }),
+            Some(direct) => {
+                hasher.update(data);
+                direct.append(data)
+            }
+            None if data.len() >= PARALLEL_MIN => std::thread::scope(|scope| {
                 let writer = scope.spawn(|| file.write_all_at(data, offset));
                 hasher.update(data);
                 writer
                     .join()
                     .unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")))
-            })
-        } else {
-            hasher.update(data);
-            file.write_all_at(data, offset)
+            }),
+            None => {
+                hasher.update(data);
+                file.write_all_at(data, offset)
+            }
         };
         if let Err(e) = written {
             // The hasher has seen bytes the file may not hold: never trust this state again.
@@ -257,7 +289,9 @@ impl Upload {
         }
         self.size += data.len() as u64;
         match self.caching {
-            Caching::Drop if self.size - self.written_back >= WRITEBACK_STEP => {
+            Caching::Drop
+                if self.direct.is_none() && self.size - self.written_back >= WRITEBACK_STEP =>
+            {
                 // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range without
                 // waiting for it and drops the pages already clean (Linux mm/fadvise.c);
                 // reaching back WRITEBACK_LAG drops what earlier calls sent to disk.
@@ -293,15 +327,23 @@ impl Upload {
 
     /// Makes the data and the hash state durable; the upload can be resumed from here by any
     /// process. Older states are removed: only the newest is needed.
-    /// Waits for a background flush to end.
-    fn join_flusher(&mut self) {
+    /// Waits for a background flush to end, and puts staged direct writes into the file.
+    fn join_flusher(&mut self) -> Result<()> {
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }
+        if let (Some(direct), Some(file)) = (self.direct.as_mut(), self.file.as_ref())
+            && self.broken.is_none()
+            && let Err(e) = direct.flush(file)
+        {
+            self.broken = Some(format!("a write failed ({e})"));
+            return Err(e).at("write", &self.dir.join("data"));
+        }
+        Ok(())
     }
 
     pub fn checkpoint(&mut self) -> Result<()> {
-        self.join_flusher();
+        self.join_flusher()?;
         let file = self.usable()?;
         if self.checkpointed == Some(self.size) {
             return Ok(());
@@ -341,7 +383,7 @@ impl Upload {
     /// Verifies size and digest from the running state and moves the data into place. On a
     /// mismatch nothing is moved and the upload stays as it was.
     pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
-        self.join_flusher();
+        self.join_flusher()?;
         let file = self.usable()?;
         if let Some(expected_size) = size
             && expected_size != self.size
@@ -381,7 +423,10 @@ impl Upload {
 
     /// Removes the upload and everything it wrote.
     pub fn cancel(&mut self) -> Result<()> {
-        self.join_flusher();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        self.direct = None;
         self.file = None;
         match fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::BlobUploadUnknown {
