@@ -61,7 +61,7 @@ def warm(path: Path) -> None:
 
 def ocistore_ingest(store: BlobStore, source: Path) -> str:
     with source.open("rb") as f:
-        w = store.create(keep_in_cache=False)  # bulk ingest, as `ocistore ingest` does
+        w = store.create(caching="stream")  # bulk ingest, as `ocistore ingest` does
         w.read_from(f)
         return str(w.commit(w.digest()).digest)
 

@@ -582,7 +582,8 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
     keys = [
         (label, key, better)
         for label, key, better, _ in ROWS
-        if key in results.get("ocistore", {}) and key in results.get("distribution", {})
+        # Both measured and non-zero (a ratio against 0 MiB of RSS growth means nothing).
+        if results.get("ocistore", {}).get(key) and results.get("distribution", {}).get(key)
     ]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
     ratios = []
@@ -647,7 +648,7 @@ def main() -> int:
     print()
     print(table(results))
     if args.json:
-        Path(args.json).write_text(
+        Path(args.json).write_text(  # written before the plot, so a plotting error loses nothing
             json.dumps({"quick": args.quick, "workers": args.workers, "results": results}, indent=2)
         )
     if args.plot and len(results) == 2:

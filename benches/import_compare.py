@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=None, help="ocistore import --jobs")
+    parser.add_argument("--caching", choices=["direct", "stream"], default="direct")
     parser.add_argument(
         "--dir", help="work directory on the disk to measure (default ./.bench-tmp)"
     )
@@ -140,7 +141,10 @@ def main() -> int:
             os.sync()
 
         def ocistore_import() -> None:
-            import_image(layout, "bench/image", "v1", registry=Registry(root), jobs=args.jobs)
+            import_image(
+                layout, "bench/image", "v1", registry=Registry(root), jobs=args.jobs,
+                caching=args.caching,
+            )  # fmt: skip
 
         def dd() -> None:
             subprocess.run(

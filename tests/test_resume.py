@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ocistore import BlobStore, Descriptor, Digest
+from ocistore.store import Caching
 
 from .conftest import pattern, run_python
 
@@ -36,7 +37,7 @@ def expected_digest(name: str, data: bytes) -> Digest:
     actions=st.lists(
         st.sampled_from(["none", "close", "checkpoint", "drop"]), min_size=7, max_size=7
     ),
-    keep_in_cache=st.booleans(),
+    caching=st.sampled_from(["keep", "stream", "direct"]),
 )
 def test_chunks_with_close_and_resume_give_hashlib_digest(
     tmp_path_factory: pytest.TempPathFactory,
@@ -44,27 +45,27 @@ def test_chunks_with_close_and_resume_give_hashlib_digest(
     data: bytes,
     cuts: list[int],
     actions: list[str],
-    keep_in_cache: bool,
+    caching: Caching,
 ) -> None:
     store = BlobStore(tmp_path_factory.mktemp("root"))
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    w = store.create(algorithm=name, keep_in_cache=keep_in_cache)
+    w = store.create(algorithm=name, caching=caching)
     for (a, b), action in zip(itertools.pairwise(bounds), actions, strict=False):
         w.write(data[a:b])
         if action == "close":
             w.close()
-            w = store.resume(w.id, keep_in_cache=keep_in_cache)
+            w = store.resume(w.id, caching=caching)
         elif action == "checkpoint":
             w.checkpoint()
         elif action == "drop":  # the writer vanishes without a checkpoint, as in a crash
             upload_id = w.id
             del w
-            w = store.resume(upload_id, keep_in_cache=keep_in_cache)
-            if keep_in_cache:
+            w = store.resume(upload_id, caching=caching)
+            if caching != "direct":
                 assert w.size == b  # written through the page cache: nothing lost
             else:
-                # Bulk mode stages up to 8 MiB outside the page cache: a crash loses what was
-                # staged, and the upload continues from a prefix of the stream.
+                # Direct mode stages up to 8 MiB outside the page cache: a crash loses what
+                # was staged, and the upload continues from a prefix of the stream.
                 assert w.size <= b
                 w.write(data[w.size : b])
         assert w.size == b

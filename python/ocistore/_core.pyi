@@ -85,13 +85,13 @@ class BlobStore:
         self,
         algorithm: str = "sha256",
         uploads_dir: str | PathLike[str] | None = None,
-        keep_in_cache: bool = True,
+        caching: str = "keep",
     ) -> BlobWriter: ...
     def resume(
         self,
         upload_id: str,
         uploads_dir: str | PathLike[str] | None = None,
-        keep_in_cache: bool = True,
+        caching: str = "keep",
     ) -> BlobWriter: ...
     def delete(self, digest: Digest | str) -> None: ...
     def enumerate(self) -> list[Digest]: ...

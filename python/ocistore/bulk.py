@@ -33,6 +33,7 @@ from .storage.manifests import (
     ImageIndex,
     Manifest,
 )
+from .store import Caching
 
 __all__ = ["ImportResult", "export_image", "import_image"]
 
@@ -277,8 +278,10 @@ def import_image(
     registry: Registry,
     jobs: int | None = None,
     progress: Callable[[int], object] | None = None,
+    caching: Caching = "direct",
 ) -> ImportResult:
-    """Imports the image in ``source`` into ``repository`` (tagged ``tag`` if given)."""
+    """Imports the image in ``source`` into ``repository`` (tagged ``tag`` if given).
+    ``caching`` is the blob writers' page-cache mode (see ``BlobStore.create``)."""
     path = Path(source)
     repo = registry.repository(repository)
     src: _Source
@@ -289,7 +292,7 @@ def import_image(
     else:
         raise ImportError_(f"{source}: no such file or directory")
     try:
-        return _import(src, path, repo, tag, registry, jobs, progress)
+        return _import(src, path, repo, tag, registry, jobs, progress, caching)
     finally:
         src.close()
 
@@ -302,6 +305,7 @@ def _import(
     registry: Registry,
     jobs: int | None,
     progress: Callable[[int], object] | None,
+    caching: Caching,
 ) -> ImportResult:
     # Everything to store: the manifests (children before the index that names them) and the
     # blobs they reference.
@@ -353,11 +357,11 @@ def _import(
         upload_id = journal.get(blob.digest)
         if upload_id is not None:
             try:
-                writer = store.resume(upload_id, keep_in_cache=False)
+                writer = store.resume(upload_id, caching=caching)
             except ErrBlobUploadUnknown:
                 writer = None
         if writer is None:
-            writer = store.create(keep_in_cache=False)
+            writer = store.create(caching=caching)
             journal.set(blob.digest, writer.id)
         done_before = writer.size
         if progress is not None and done_before:

@@ -30,7 +30,7 @@ def _ingest(args: argparse.Namespace) -> int:
         path = Path(name)
         with path.open("rb") as source:
             size = os.fstat(source.fileno()).st_size
-            writer = store.create(algorithm=args.algorithm, keep_in_cache=False)
+            writer = store.create(algorithm=args.algorithm, caching="stream")
             try:
                 with tqdm(
                     total=size,

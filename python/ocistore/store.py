@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Literal, Self
 
 from . import _core
 from ._core import BlobReader, Digest
@@ -26,6 +26,7 @@ __all__ = ["READ_BLOCK", "BlobStore", "BlobWriter"]
 READ_BLOCK = 8 * 1024 * 1024
 
 DigestLike = Digest | str
+Caching = Literal["keep", "stream", "direct"]
 
 
 def _parse_started_at(text: str) -> datetime | None:
@@ -190,14 +191,17 @@ class BlobStore:
         digest, size = self._core.put(data, algorithm)
         return Descriptor(media_type=media_type, digest=digest, size=size)
 
-    def create(self, *, algorithm: str = "sha256", keep_in_cache: bool = True) -> BlobWriter:
-        """A new upload. ``keep_in_cache=False`` is for bulk ingest: written pages leave the page
-        cache once on disk, so a large ingest neither fills memory nor evicts anything else."""
-        return BlobWriter(self._core.create(algorithm, keep_in_cache=keep_in_cache))
+    def create(self, *, algorithm: str = "sha256", caching: Caching = "keep") -> BlobWriter:
+        """A new upload. ``caching`` says what becomes of the written pages: ``"keep"`` them in
+        the page cache (a registry push: the blob is often pulled next); ``"stream"`` them
+        through it, dropping them once on disk (bulk ingest of one large file); write them
+        ``"direct"`` to disk, bypassing the cache (bulk ingest of many blobs in parallel). The
+        bulk modes neither fill memory nor evict anything else from the cache."""
+        return BlobWriter(self._core.create(algorithm, caching=caching))
 
-    def resume(self, upload_id: str, *, keep_in_cache: bool = True) -> BlobWriter:
+    def resume(self, upload_id: str, *, caching: Caching = "keep") -> BlobWriter:
         """Continues an upload from its newest durable state; ``ErrBlobUploadUnknown`` if none."""
-        return BlobWriter(self._core.resume(upload_id, keep_in_cache=keep_in_cache))
+        return BlobWriter(self._core.resume(upload_id, caching=caching))
 
     def delete(self, digest: DigestLike) -> None:
         self._core.delete(digest)

@@ -13,14 +13,6 @@ use crate::store::upload::{Caching, Upload};
 use crate::store::{self, Layout};
 use std::os::unix::fs::FileExt;
 
-fn caching(keep_in_cache: bool) -> Caching {
-    if keep_in_cache {
-        Caching::Keep
-    } else {
-        Caching::Drop
-    }
-}
-
 /// The global content-addressed store on distribution's layout under `root`.
 #[pyclass(frozen, module = "ocistore._core", name = "BlobStore")]
 pub struct PyBlobStore {
@@ -111,32 +103,33 @@ impl PyBlobStore {
         Ok((PyDigest { inner: digest }, size))
     }
 
-    /// `keep_in_cache=False` streams the upload through the page cache (bulk ingest).
-    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None, keep_in_cache = true))]
+    /// `caching`: "keep" (pages stay cached), "stream" (dropped once on disk) or "direct"
+    /// (`O_DIRECT`); the last two are for bulk ingest.
+    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None, caching = "keep"))]
     fn create(
         &self,
         py: Python<'_>,
         algorithm: &str,
         uploads_dir: Option<PathBuf>,
-        keep_in_cache: bool,
+        caching: &str,
     ) -> PyResult<PyBlobWriter> {
         let algorithm = Algorithm::parse(algorithm)?;
         let uploads = self.uploads(uploads_dir);
-        let caching = caching(keep_in_cache);
+        let caching = Caching::parse(caching)?;
         let upload = py.detach(|| Upload::create(&uploads, algorithm, caching))?;
         Ok(PyBlobWriter::new(upload, self.layout.clone()))
     }
 
-    #[pyo3(signature = (upload_id, uploads_dir = None, keep_in_cache = true))]
+    #[pyo3(signature = (upload_id, uploads_dir = None, caching = "keep"))]
     fn resume(
         &self,
         py: Python<'_>,
         upload_id: &str,
         uploads_dir: Option<PathBuf>,
-        keep_in_cache: bool,
+        caching: &str,
     ) -> PyResult<PyBlobWriter> {
         let uploads = self.uploads(uploads_dir);
-        let caching = caching(keep_in_cache);
+        let caching = Caching::parse(caching)?;
         let upload = py.detach(|| Upload::resume(&uploads, upload_id, caching))?;
         Ok(PyBlobWriter::new(upload, self.layout.clone()))
     }

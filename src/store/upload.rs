@@ -45,6 +45,22 @@ pub enum Caching {
     /// of page cache, which on machines where fresh page-cache pages are expensive is also the
     /// faster way, and nothing else is pushed out of the cache.
     Drop,
+    /// Bypass the page cache with `O_DIRECT` (bulk ingest of many blobs at once); `Drop` where
+    /// the file system refuses it.
+    Direct,
+}
+
+impl Caching {
+    pub fn parse(name: &str) -> Result<Caching> {
+        match name {
+            "keep" => Ok(Caching::Keep),
+            "stream" => Ok(Caching::Drop),
+            "direct" => Ok(Caching::Direct),
+            other => Err(StoreError::Value(format!(
+                "caching must be 'keep', 'stream' or 'direct', not {other:?}"
+            ))),
+        }
+    }
 }
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
@@ -58,7 +74,7 @@ pub struct Upload {
     hasher: Hasher,
     checkpointed: Option<u64>,
     caching: Caching,
-    /// With `Caching::Drop`, where the file system allows it: writes bypass the page cache.
+    /// With `Caching::Direct`, where the file system allows it: writes bypass the page cache.
     direct: Option<DirectWriter>,
     written_back: u64,
     flusher: Option<std::thread::JoinHandle<io::Result<()>>>,
@@ -79,7 +95,7 @@ fn open_direct(
     size: u64,
     file: &File,
 ) -> Result<Option<DirectWriter>> {
-    if caching != Caching::Drop {
+    if caching != Caching::Direct {
         return Ok(None);
     }
     DirectWriter::open(path, size, file).at("open for direct writes", path)
@@ -289,7 +305,7 @@ impl Upload {
         }
         self.size += data.len() as u64;
         match self.caching {
-            Caching::Drop
+            Caching::Drop | Caching::Direct
                 if self.direct.is_none() && self.size - self.written_back >= WRITEBACK_STEP =>
             {
                 // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range without
@@ -494,7 +510,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
         let mut up =
-            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Drop).unwrap();
+            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Direct).unwrap();
         up.write(b"hello").unwrap();
         let wrong = sha256(b"world");
         assert!(matches!(
@@ -517,7 +533,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let layout = Layout::new(root.path());
         let mut up =
-            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Drop).unwrap();
+            Upload::create(&layout.global_uploads(), Algorithm::Sha256, Caching::Direct).unwrap();
         up.write(b"abc").unwrap();
         let b3 = Digest::from_raw(Algorithm::Blake3, blake3::hash(b"abc").as_bytes()).unwrap();
         up.commit(&layout, &b3, Some(3)).unwrap();
