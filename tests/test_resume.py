@@ -210,3 +210,32 @@ def test_failed_write_loses_nothing_durable(tmp_path: Path) -> None:
     w.write(b"z")
     expected = hashlib.sha256(on_disk + b"z").hexdigest()
     assert w.commit("sha256:" + expected).size == len(on_disk) + 1
+
+
+def test_volatile_checkpoint_is_resumed_in_another_process_of_the_same_boot(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    data = pattern(3_000_000, 11)
+    store = BlobStore(root)
+    w = store.create()
+    w.write(data[:1_000_000])
+    w.checkpoint()
+    w.write(data[1_000_000:2_000_000])
+    w.close(durable=False)
+    upload = root / "docker/registry/v2/_uploads" / w.id
+    states = sorted(int(p.name) for p in (upload / "hashstates/sha256").iterdir())
+    if not (upload / "ocistore-volatile").exists():
+        assert states == [2_000_000]  # no boot id on this machine: the checkpoint was durable
+    else:
+        assert states == [1_000_000, 2_000_000]  # the durable one is kept for after a restart
+    code = f"""
+import sys
+from ocistore import BlobStore
+w = BlobStore({str(root)!r}).resume({w.id!r})
+assert w.size == 2_000_000, w.size
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from helpers import pattern
+w.write(pattern(3_000_000, 11)[2_000_000:])
+print(w.commit(w.digest()).digest)
+"""
+    out = run_python(code).stdout.strip()
+    assert out == "sha256:" + hashlib.sha256(data).hexdigest()

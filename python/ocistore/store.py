@@ -118,11 +118,15 @@ class BlobWriter:
         """The digest of the bytes written so far, in the streamed algorithm."""
         return self._core.digest()
 
-    def checkpoint(self) -> None:
-        self._core.checkpoint()
+    def checkpoint(self, *, durable: bool = True) -> None:
+        """Saves the hash state so the upload can be resumed from here. ``durable=False`` does
+        not wait for the disk: the checkpoint is trusted until the machine restarts, after which
+        resume falls back to the last durable one (see README, "Uploads and durability")."""
+        self._core.checkpoint(durable)
 
-    def close(self) -> None:
-        self._core.close()
+    def close(self, *, durable: bool = True) -> None:
+        """Checkpoints (see ``checkpoint``) and releases the writer."""
+        self._core.close(durable)
 
     def commit(
         self, expected: Descriptor | DigestLike, *, media_type: str | None = None

@@ -74,14 +74,21 @@ impl PyBlobWriter {
         Ok(bytes.len())
     }
 
-    /// Data and hash state made durable; the writer stays open.
-    fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.lock().checkpoint())?;
+    /// Data and hash state made durable (or, with `durable=False`, saved without waiting for
+    /// the disk: trusted until the machine restarts); the writer stays open.
+    #[pyo3(signature = (durable = true))]
+    fn checkpoint(&self, py: Python<'_>, durable: bool) -> PyResult<()> {
+        if durable {
+            py.detach(|| self.lock().checkpoint())?;
+        } else {
+            py.detach(|| self.lock().checkpoint_volatile())?;
+        }
         Ok(())
     }
 
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.lock().close())?;
+    #[pyo3(signature = (durable = true))]
+    fn close(&self, py: Python<'_>, durable: bool) -> PyResult<()> {
+        py.detach(|| self.lock().close(durable))?;
         Ok(())
     }
 
@@ -116,6 +123,6 @@ impl PyBlobWriter {
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        self.close(py)
+        self.close(py, true)
     }
 }

@@ -64,6 +64,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(dir)
 }
 
+/// Replaces `path` atomically (a temporary file renamed over it) without waiting for the disk:
+/// readers see the old or the new content, and after a power loss possibly neither.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("file paths have a parent");
+    let name = path
+        .file_name()
+        .expect("file paths have a name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+    if let Err(e) = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).at("write", path);
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch as RFC 3339 in UTC, as Go's `time.RFC3339` writes it.
 pub fn rfc3339_utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

@@ -20,7 +20,7 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
 use super::direct::DirectWriter;
-use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic};
+use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic, write_replace};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
@@ -62,6 +62,16 @@ impl Caching {
         }
     }
 }
+/// In an upload's directory: "<boot id> <durable offset>" while volatile checkpoints exist.
+pub const VOLATILE_MARK: &str = "ocistore-volatile";
+
+/// Identifies this run of the kernel: page-cache contents survive exactly as long as it.
+fn boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
 
@@ -73,6 +83,8 @@ pub struct Upload {
     size: u64,
     hasher: Hasher,
     checkpointed: Option<u64>,
+    /// Offset of the newest state written by a durable checkpoint.
+    durable: Option<u64>,
     caching: Caching,
     /// With `Caching::Direct`, where the file system allows it: writes bypass the page cache.
     direct: Option<DirectWriter>,
@@ -152,6 +164,7 @@ impl Upload {
             size: 0,
             hasher: Hasher::new(algorithm),
             checkpointed: None,
+            durable: None,
             caching,
             direct,
             written_back: 0,
@@ -175,7 +188,7 @@ impl Upload {
         let started_at = fs::read_to_string(dir.join("startedat"))
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();
-        let (mut hasher, offset) = Self::newest_state(&dir, size)?;
+        let (mut hasher, offset, durable) = Self::newest_state(&dir, size)?;
         hash_file_range(&file, &data, &mut hasher, offset, size)?;
         let direct = open_direct(caching, &data, size, &file)?;
         Ok(Upload {
@@ -186,6 +199,7 @@ impl Upload {
             size,
             hasher,
             checkpointed: (offset > 0).then_some(offset),
+            durable: durable.filter(|&d| d > 0),
             caching,
             direct,
             written_back: size,
@@ -196,7 +210,21 @@ impl Upload {
 
     /// The newest usable saved state at or below `size`, preferring sha256 (what distribution
     /// writes); with none, a fresh sha256 hasher at offset 0.
-    fn newest_state(dir: &Path, size: u64) -> Result<(Hasher, u64)> {
+    fn newest_state(dir: &Path, size: u64) -> Result<(Hasher, u64, Option<u64>)> {
+        // States written by a volatile checkpoint in an earlier boot may describe data that
+        // never reached the disk: only those up to the durable offset count then.
+        let mark = fs::read_to_string(dir.join(VOLATILE_MARK)).ok();
+        let (trusted_up_to, durable) = match mark.as_deref().and_then(|m| m.split_once(' ')) {
+            Some((boot, offset)) => {
+                let offset: u64 = offset.trim().parse().unwrap_or(0);
+                if boot_id().as_deref() == Some(boot) {
+                    (u64::MAX, Some(offset))
+                } else {
+                    (offset, Some(offset))
+                }
+            }
+            None => (u64::MAX, None),
+        };
         let states = dir.join("hashstates");
         for alg in Algorithm::ALL {
             let alg_dir = states.join(alg.name());
@@ -207,7 +235,7 @@ impl Upload {
             };
             let mut offsets: Vec<u64> = entries
                 .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse().ok())
-                .filter(|&offset| offset <= size)
+                .filter(|&offset| offset <= size && offset <= trusted_up_to)
                 .collect();
             offsets.sort_unstable_by(|a, b| b.cmp(a));
             for offset in offsets {
@@ -215,13 +243,15 @@ impl Upload {
                     continue;
                 };
                 match Hasher::from_state(alg, &bytes) {
-                    Ok(h) if h.bytes_hashed() == offset => return Ok((h, offset)),
+                    Ok(h) if h.bytes_hashed() == offset => {
+                        return Ok((h, offset, durable.or(Some(offset))));
+                    }
                     _ => continue,
                 }
             }
-            return Ok((Hasher::new(alg), 0));
+            return Ok((Hasher::new(alg), 0, durable));
         }
-        Ok((Hasher::new(Algorithm::Sha256), 0))
+        Ok((Hasher::new(Algorithm::Sha256), 0, durable))
     }
 
     pub fn id(&self) -> &str {
@@ -359,21 +389,65 @@ impl Upload {
     }
 
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.checkpoint_with(true)
+    }
+
+    /// A checkpoint that does not wait for the disk: the hash state is written but neither it
+    /// nor the data is fsynced. It is trusted by any process until the machine restarts (the
+    /// page cache holds the data); after a restart, resume falls back to the last durable
+    /// state (the boot id in `VOLATILE_MARK` tells). Where the boot id cannot be read, it is a
+    /// durable checkpoint.
+    pub fn checkpoint_volatile(&mut self) -> Result<()> {
+        self.checkpoint_with(false)
+    }
+
+    fn checkpoint_with(&mut self, durable: bool) -> Result<()> {
         self.join_flusher()?;
+        let boot = if durable { None } else { boot_id() };
+        let durable = boot.is_none();
         let file = self.usable()?;
-        if self.checkpointed == Some(self.size) {
+        if self.checkpointed == Some(self.size) && (!durable || self.durable == Some(self.size)) {
             return Ok(());
         }
-        file.sync_data().at("fsync", &self.data_path())?;
+        let data_path = self.data_path();
         let alg_dir = self
             .dir
             .join("hashstates")
             .join(self.hasher.algorithm().name());
         let first = self.checkpointed.is_none();
         create_dir_all_durable(&alg_dir)?;
-        write_atomic(&alg_dir.join(self.size.to_string()), &self.hasher.state())?;
-        if let Some(old) = self.checkpointed {
-            let _ = fs::remove_file(alg_dir.join(old.to_string()));
+        let state_path = alg_dir.join(self.size.to_string());
+        if let Some(boot) = boot {
+            // The mark must be on disk before any state it disowns could be.
+            let mark = format!("{boot} {}\n", self.durable.unwrap_or(0));
+            let mark_path = self.dir.join(VOLATILE_MARK);
+            if fs::read_to_string(&mark_path).ok().as_deref() != Some(mark.as_str()) {
+                write_atomic(&mark_path, mark.as_bytes())?;
+            }
+            write_replace(&state_path, &self.hasher.state())?;
+        } else {
+            file.sync_data().at("fsync", &data_path)?;
+            write_atomic(&state_path, &self.hasher.state())?;
+            // Every state that remains is durable now: the mark has nothing left to disown.
+            match fs::remove_file(self.dir.join(VOLATILE_MARK)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).at("remove", &self.dir.join(VOLATILE_MARK)),
+            }
+        }
+        // Keep the newest state and the newest durable one; the others (older ones, and any
+        // left by an earlier boot or by distribution) are not needed.
+        let keep_durable = if durable { None } else { self.durable };
+        if let Ok(entries) = fs::read_dir(&alg_dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(offset) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if offset != self.size && Some(offset) != keep_durable {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
         }
         if first {
             fsync_dir(&self.dir)?;
@@ -382,16 +456,19 @@ impl Upload {
             }
         }
         self.checkpointed = Some(self.size);
+        if durable {
+            self.durable = Some(self.size);
+        }
         Ok(())
     }
 
-    /// Checkpoints and releases the file; the upload stays on disk.
-    pub fn close(&mut self) -> Result<()> {
+    /// Checkpoints (durably or not) and releases the file; the upload stays on disk.
+    pub fn close(&mut self, durable: bool) -> Result<()> {
         if self.file.is_none() || self.broken.is_some() {
             self.file = None;
             return Ok(());
         }
-        let done = self.checkpoint();
+        let done = self.checkpoint_with(durable);
         self.file = None;
         done
     }
@@ -479,7 +556,7 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
         let mut up = Upload::create(&uploads, Algorithm::Sha256, Caching::Keep).unwrap();
         up.write(&data[..1_000_000]).unwrap();
-        up.close().unwrap();
+        up.close(true).unwrap();
         let id = up.id().to_owned();
         assert!(
             uploads
@@ -503,6 +580,50 @@ mod tests {
         );
         assert_eq!(fs::read(layout.blob_data(&digest)).unwrap(), data);
         assert!(!uploads.join(&id).exists());
+    }
+
+    #[test]
+    fn volatile_checkpoints_are_trusted_until_a_restart() {
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        let uploads = layout.global_uploads();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 239) as u8).collect();
+        let mut up = Upload::create(&uploads, Algorithm::Sha256, Caching::Keep).unwrap();
+        up.write(&data[..1_000_000]).unwrap();
+        up.checkpoint().unwrap();
+        up.write(&data[1_000_000..2_000_000]).unwrap();
+        up.close(false).unwrap();
+        let id = up.id().to_owned();
+        let dir = uploads.join(&id);
+        let states = dir.join("hashstates/sha256");
+        if boot_id().is_none() {
+            return; // no boot id here: every checkpoint is durable, nothing to test
+        }
+        // Both the durable and the newer volatile state are kept, and the mark names the boot.
+        assert!(states.join("1000000").is_file() && states.join("2000000").is_file());
+        let mark = fs::read_to_string(dir.join(VOLATILE_MARK)).unwrap();
+        assert!(mark.ends_with(" 1000000\n"));
+        // Same boot: the volatile state is used, so bytes changed under it go unnoticed
+        // (proof that nothing was re-read).
+        let mut altered = data[..2_000_000].to_vec();
+        altered[1_500_000] ^= 1;
+        fs::write(dir.join("data"), &altered).unwrap();
+        let up = Upload::resume(&uploads, &id, Caching::Keep).unwrap();
+        assert_eq!(up.digest(), sha256(&data[..2_000_000]));
+        drop(up);
+        // Another boot: only the durable state counts; the rest is re-hashed from the file.
+        fs::write(dir.join(VOLATILE_MARK), "another-boot 1000000\n").unwrap();
+        let mut up = Upload::resume(&uploads, &id, Caching::Keep).unwrap();
+        assert_eq!(up.digest(), sha256(&altered));
+        // A durable checkpoint retires the mark and the older states.
+        up.write(&data[2_000_000..]).unwrap();
+        up.close(true).unwrap();
+        assert!(!dir.join(VOLATILE_MARK).exists());
+        let left: Vec<_> = fs::read_dir(&states)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("3000000")]);
     }
 
     #[test]

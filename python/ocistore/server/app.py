@@ -570,12 +570,14 @@ class RegistryApp:
         blobs = self._repository(name).blobs()
         with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
             writer = await asyncio.to_thread(blobs.resume, upload_id)
+            # Each PATCH ends with a checkpoint that does not wait for the disk (as distribution
+            # saves its hash state per PATCH, without fsync); the PUT that commits is durable.
             try:
                 await self._continue_upload(request, name, upload_id, writer)
             except BaseException:
-                writer.close()  # keep what arrived resumable, even on cancellation
+                writer.close(durable=False)  # keep what arrived resumable, even on cancellation
                 raise
-            await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(writer.close, durable=False)
             return Response(202, self._upload_headers(name, upload_id, writer.size))
 
     async def finish_upload(self, request: Request, name: str, upload_id: str) -> Response:
