@@ -117,29 +117,11 @@ class _RangeReader:
     def __init__(self, fd: int, offset: int, size: int) -> None:
         self.fd, self.offset, self.size, self.pos = fd, offset, size, 0
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:
-        view = memoryview(buffer)
-        n = min(len(view), self.size - self.pos)
-        if n <= 0:
-            return 0
-        got = os.preadv(self.fd, [view[:n]], self.offset + self.pos)
-        self.pos += got
-        return got
-
     def read(self, n: int = -1) -> bytes:
         n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
         data = os.pread(self.fd, n, self.offset + self.pos)
         self.pos += len(data)
         return data
-
-    def seek(self, offset: int) -> None:
-        self.pos = offset
-
-    def __enter__(self) -> _RangeReader:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        pass
 
 
 class _Tar(_Source):

@@ -46,6 +46,16 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` so that a reader sees either the old or the new content: a temporary
 /// file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` atomically without waiting for the disk: readers see the old or the new
+/// content, and after a power loss possibly neither.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().expect("file paths have a parent");
     let name = path
         .file_name()
@@ -55,27 +65,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()
+        if durable {
+            f.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
         let _ = fs::remove_file(&tmp);
         return Err(e).at("write", path);
     }
-    fsync_dir(dir)
-}
-
-/// Replaces `path` atomically (a temporary file renamed over it) without waiting for the disk:
-/// readers see the old or the new content, and after a power loss possibly neither.
-pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("file paths have a parent");
-    let name = path
-        .file_name()
-        .expect("file paths have a name")
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).at("write", path);
+    if durable {
+        fsync_dir(dir)?;
     }
     Ok(())
 }
