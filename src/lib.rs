@@ -21,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hashers::PySha512>()?;
     m.add_class::<hashers::PyBlake3>()?;
     m.add_function(wrap_pyfunction!(py::fs::write_file_atomic, m)?)?;
+    m.add_function(wrap_pyfunction!(py::fs::hash_file, m)?)?;
     m.add("PARALLEL_WRITE_MIN", store::upload::PARALLEL_MIN)?;
     Ok(())
 }

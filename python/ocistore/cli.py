@@ -120,6 +120,22 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fsck(args: argparse.Namespace) -> int:
+    from .storage.fsck import fsck
+
+    rate = args.rate_mib * 1024 * 1024 if args.rate_mib else None
+    report = fsck(
+        Registry(args.root), repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate,
+        log=print,
+    )  # fmt: skip
+    left = sum(1 for p in report.problems if not p.repaired)
+    print(
+        f"{report.blobs_checked} blobs ({report.bytes_checked} bytes) checked; "
+        f"{len(report.problems)} problems, {left} left"
+    )
+    return 0 if report.clean else 1
+
+
 def _purge_uploads(args: argparse.Namespace) -> int:
     removed = purge_uploads(Registry(args.root), older_than=args.older_than, dry_run=args.dry_run)
     for path in removed:
@@ -218,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep unreferenced blobs younger than this (default 1h)",
     )
     gc.set_defaults(run=_gc)
+
+    fsck = commands.add_parser("fsck", help="check (and --repair) a storage tree")
+    fsck.add_argument("root", metavar="ROOT")
+    fsck.add_argument("--repair", action="store_true", help="fix what can be fixed without loss")
+    fsck.add_argument("--jobs", type=int, help="blobs hashed in parallel (default: one per core)")
+    fsck.add_argument("--rate-mib", type=float, help="hash at most this many MiB/s in all")
+    fsck.set_defaults(run=_fsck)
 
     purge = commands.add_parser("purge-uploads", help="remove uploads older than an age")
     purge.add_argument("root", metavar="ROOT")

@@ -20,3 +20,34 @@ pub fn write_file_atomic(py: Python<'_>, path: PathBuf, data: &Bound<'_, PyAny>)
     })?;
     Ok(())
 }
+
+/// The digest of a file's bytes, read in 1 MiB blocks with the GIL released.
+#[pyfunction]
+pub fn hash_file(
+    py: Python<'_>,
+    path: PathBuf,
+    algorithm: &str,
+) -> PyResult<crate::py::digest::PyDigest> {
+    use std::os::unix::fs::FileExt;
+
+    use crate::error::IoContext;
+    use crate::hashing::Hasher;
+
+    let algorithm = crate::digest::Algorithm::parse(algorithm)?;
+    let digest = py.detach(|| {
+        let file = std::fs::File::open(&path).at("open", &path)?;
+        let mut hasher = Hasher::new(algorithm);
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut pos = 0u64;
+        loop {
+            let n = file.read_at(&mut buf, pos).at("read", &path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok::<_, crate::error::StoreError>(hasher.digest())
+    })?;
+    Ok(crate::py::digest::PyDigest { inner: digest })
+}

@@ -1,0 +1,224 @@
+"""``ocistore fsck``: checks a storage tree and, with ``repair``, fixes what can be fixed without
+losing data.
+
+Checked: every blob's bytes hash to its name (in parallel, in the Rust core, optionally at a
+limited rate); the blob tree holds nothing but blobs; every link in every repository holds the
+digest its path names and points at a stored blob (or manifest); every stored manifest is
+readable and its blobs are linked; every tag points at a stored manifest; every upload has its
+data file. Repairs: a blob whose bytes do not match its name is moved to
+``docker/registry/v2/_ocistore/quarantine/`` (never deleted); a link whose content disagrees with
+its path is rewritten from the path; a link to a blob that is gone, and an upload with no data,
+are removed. Everything else is reported for a person to decide.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from .. import _core
+from .._core import Digest
+from ..errors import OciStoreError
+from .registry import Registry, read_link, remove_tree, write_link
+
+__all__ = ["Problem", "Report", "fsck"]
+
+
+@dataclass
+class Problem:
+    kind: str
+    path: str
+    detail: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        state = "repaired" if self.repaired else "found"
+        return f"{state}: {self.kind}: {self.path}: {self.detail}"
+
+
+@dataclass
+class Report:
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is left unrepaired."""
+        return all(p.repaired for p in self.problems)
+
+
+class _RateLimit:
+    """Shared by the hashing threads: at most ``bytes_per_second`` overall."""
+
+    def __init__(self, bytes_per_second: float | None) -> None:
+        self.rate = bytes_per_second
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.granted = 0.0
+
+    def take(self, n: int) -> None:
+        if not self.rate:
+            return
+        with self.lock:
+            self.granted += n
+            due = self.start + self.granted / self.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _blob_entries(v2: Path) -> Iterator[tuple[Path, Digest | None]]:
+    """Every ``blobs/<alg>/<2>/<name>`` directory, with the digest it names if it names one."""
+    blobs = v2 / "blobs"
+    for alg in _listdir(blobs):
+        for prefix in _listdir(blobs / alg):
+            for name in _listdir(blobs / alg / prefix):
+                try:
+                    digest = Digest(f"{alg}:{name}")
+                except ValueError:
+                    digest = None
+                if digest is not None and not name.startswith(prefix):
+                    digest = None
+                yield blobs / alg / prefix / name, digest
+
+
+def fsck(
+    registry: Registry,
+    *,
+    repair: bool = False,
+    jobs: int | None = None,
+    rate_bytes_per_second: float | None = None,
+    log: Callable[[Problem], object] | None = None,
+) -> Report:
+    report = Report()
+    lock = threading.Lock()
+
+    def problem(
+        kind: str, path: Path, detail: str, fix: Callable[[], object] | None = None
+    ) -> None:
+        found = Problem(kind, str(path), detail)
+        if repair and fix is not None:
+            fix()
+            found.repaired = True
+        with lock:
+            report.problems.append(found)
+        if log is not None:
+            log(found)
+
+    v2 = registry.v2
+    quarantine = v2 / "_ocistore" / "quarantine"
+    limit = _RateLimit(rate_bytes_per_second)
+
+    def check_blob(directory: Path, digest: Digest) -> None:
+        data = directory / "data"
+        try:
+            size = data.stat().st_size
+            limit.take(size)
+            actual = _core.hash_file(data, digest.algorithm)
+        except OSError as e:
+            problem("unreadable-blob", data, str(e))
+            return
+        with lock:
+            report.blobs_checked += 1
+            report.bytes_checked += size
+        if actual != digest:
+
+            def move_aside() -> None:
+                quarantine.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(data), quarantine / f"{digest.algorithm}-{digest.hex}")
+                remove_tree(directory)
+
+            problem("corrupt-blob", data, f"bytes hash to {actual}", move_aside)
+
+    candidates = []
+    for directory, digest in _blob_entries(v2):
+        if digest is None:
+            problem("stray-in-blob-tree", directory, "not named after a digest")
+        elif not (directory / "data").is_file():
+            problem("blob-without-data", directory, "no data file", partial(remove_tree, directory))
+        else:
+            candidates.append((directory, digest))
+    with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
+        for future in [pool.submit(check_blob, d, g) for d, g in candidates]:
+            future.result()
+
+    def stored(digest: Digest) -> bool:
+        return Path(registry.blobs().path(digest)).is_file()
+
+    def check_links(base: Path, what: str) -> None:
+        for alg in _listdir(base):
+            for name in _listdir(base / alg):
+                link = base / alg / name / "link"
+                try:
+                    named = Digest(f"{alg}:{name}")
+                except ValueError:
+                    problem(f"malformed-{what}-link", base / alg / name, "not named after a digest")
+                    continue
+                held = read_link(link)
+                if held != named:
+                    problem(
+                        f"malformed-{what}-link",
+                        link,
+                        f"holds {held or 'nothing readable'}, names {named}",
+                        partial(write_link, link, named),
+                    )
+                if not stored(named):
+                    problem(
+                        f"dangling-{what}-link",
+                        link,
+                        f"{named} is not stored",
+                        partial(remove_tree, base / alg / name),
+                    )
+
+    for name in registry.repositories():
+        repo = registry.repository(name)
+        check_links(repo.path / "_layers", "layer")
+        check_links(repo.path / "_manifests" / "revisions", "revision")
+        for digest in list(repo.manifests().enumerate()):
+            try:
+                manifest = repo.manifests().get(digest)
+            except OciStoreError as e:
+                problem("unreadable-manifest", repo.path, f"{digest}: {e}")
+                continue
+            for ref in manifest.references():
+                if ref.urls or repo.manifests().exists(ref.digest):
+                    continue
+                try:
+                    repo.blobs().stat(ref.digest)
+                except OciStoreError:
+                    problem("incomplete-manifest", repo.path, f"{digest} needs {ref.digest}")
+        tags = repo.path / "_manifests" / "tags"
+        for tag in _listdir(tags):
+            target = read_link(tags / tag / "current" / "link")
+            if target is None:
+                problem("malformed-tag", tags / tag, "no readable current/link")
+            elif not repo.manifests().exists(target):
+                problem("tag-to-missing-manifest", tags / tag, f"points at {target}")
+
+    upload_dirs = [v2 / "_uploads", *registry.repositories_dir.rglob("_uploads")]
+    for uploads in upload_dirs:
+        for entry in _listdir(uploads):
+            upload = uploads / entry
+            if not (upload / "data").is_file():
+                problem(
+                    "upload-without-data",
+                    upload,
+                    "nothing to resume",
+                    partial(remove_tree, upload),
+                )
+    return report
