@@ -88,3 +88,8 @@ def test_bad_digest_in_descriptor() -> None:
         Descriptor.from_dict({"mediaType": "x", "digest": "sha256:zz", "size": 1})
     with pytest.raises(ErrDescriptorInvalid):
         Descriptor.from_json(b"{not json")
+
+
+def test_deeply_nested_descriptor_json() -> None:
+    with pytest.raises(ErrDescriptorInvalid, match="nested too deeply"):
+        Descriptor.from_json(b'{"a":' * 50_000 + b"1" + b"}" * 50_000)

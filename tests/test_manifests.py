@@ -162,3 +162,8 @@ def test_any_manifest_round_trips(blobs: list[bytes], annotations: dict[str, str
     manifest, desc = unmarshal_manifest(OCI_MANIFEST, raw)
     assert manifest.payload() == raw and str(desc.digest) == digest_of(raw)
     assert [r.to_dict() for r in manifest.references()] == [body["config"], *body["layers"]]
+
+
+def test_deeply_nested_json_is_an_invalid_manifest() -> None:
+    with pytest.raises(ErrManifestInvalid, match="nested too deeply"):
+        unmarshal_manifest(OCI_MANIFEST, b"[" * 100_000 + b"]" * 100_000)

@@ -160,6 +160,8 @@ class Descriptor:
             parsed = json.loads(payload)
         except ValueError as e:
             raise _bad(f"descriptor is not JSON: {e}") from None
+        except RecursionError:
+            raise _bad("descriptor is nested too deeply") from None
         return cls.from_dict(parsed)
 
     def to_dict(self) -> dict[str, Any]:

@@ -250,6 +250,8 @@ def unmarshal_manifest(content_type: str | None, payload: bytes) -> tuple[Manife
         doc = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as e:
         raise _invalid(f"manifest is not valid JSON: {e}") from None
+    except RecursionError:
+        raise _invalid("manifest is nested too deeply") from None
     if not isinstance(doc, dict):
         raise _invalid("a manifest must be a JSON object")
     if media_type in _GENERIC_CONTENT_TYPES:
