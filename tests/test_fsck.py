@@ -57,6 +57,13 @@ def test_finds_and_repairs_what_it_can(tmp_path: Path) -> None:
     orphan = registry.repository("a").blobs().create()
     (repo.path / "_uploads" / orphan.id / "data").unlink()
     (v2(registry) / "blobs/sha256/zz/not-a-digest").mkdir(parents=True)
+    # What an interrupted delete leaves (an empty blob directory) is tidied, not a problem.
+    empty = v2(registry) / "blobs/sha256/ab" / ("ab" + "0" * 62)
+    empty.mkdir(parents=True)
+    # Nor is a link directory whose write was interrupted before the rename.
+    unfinished = repo.path / "_layers/sha256" / ("cd" * 32)
+    unfinished.mkdir(parents=True)
+    (unfinished / ".link.tmp-1234").write_text("sha256:")
 
     report = fsck(registry)
     assert sorted(p.kind for p in report.problems) == EXPECTED_KINDS
@@ -76,6 +83,7 @@ def test_finds_and_repairs_what_it_can(tmp_path: Path) -> None:
     assert quarantined.read_bytes() == bytes(corrupted)
     assert link1.read_text() == layer1
     assert not (repo.path / "_uploads" / orphan.id).exists()
+    assert not empty.exists() and not unfinished.exists()
     # What needs a person stays reported: the image is incomplete, the stray stays.
     after = fsck(registry)
     left = {p.kind for p in after.problems}

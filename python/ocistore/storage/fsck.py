@@ -150,6 +150,12 @@ def fsck(
         if digest is None:
             problem("stray-in-blob-tree", directory, "not named after a digest")
         elif not (directory / "data").is_file():
+            if not _listdir(directory):
+                # An empty directory is what a delete or a commit interrupted between its two
+                # steps leaves: no blob, no data at risk. Tidied by --repair, not a problem.
+                if repair:
+                    remove_tree(directory)
+                continue
             problem("blob-without-data", directory, "no data file", partial(remove_tree, directory))
         else:
             candidates.append((directory, digest))
@@ -168,6 +174,12 @@ def fsck(
                     named = Digest(f"{alg}:{name}")
                 except ValueError:
                     problem(f"malformed-{what}-link", base / alg / name, "not named after a digest")
+                    continue
+                if not link.exists() and all(e.startswith(".") for e in _listdir(link.parent)):
+                    # A link write interrupted before its rename leaves the directory and perhaps
+                    # a temporary file: no link, nothing lost. Tidied by --repair.
+                    if repair:
+                        remove_tree(link.parent)
                     continue
                 held = read_link(link)
                 if held != named:
