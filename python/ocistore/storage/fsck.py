@@ -4,11 +4,12 @@ losing data.
 Checked: every blob's bytes hash to its name (in parallel, in the Rust core, optionally at a
 limited rate); the blob tree holds nothing but blobs; every link in every repository holds the
 digest its path names and points at a stored blob (or manifest); every stored manifest is
-readable and its blobs are linked; every tag points at a stored manifest; every upload has its
-data file. Repairs: a blob whose bytes do not match its name is moved to
-``docker/registry/v2/_ocistore/quarantine/`` (never deleted); a link whose content disagrees with
-its path is rewritten from the path; a link to a blob that is gone, and an upload with no data,
-are removed. Everything else is reported for a person to decide.
+readable and its blobs are linked; every tag points at a stored manifest. Repairs: a blob whose
+bytes do not match its name is moved to ``docker/registry/v2/_ocistore/quarantine/`` (never
+deleted); a link whose content disagrees with its path is rewritten from the path; a link to a
+blob that is gone is removed. The debris a crash can leave (empty blob or link directories, an
+upload that never got its data file) is not a problem; ``repair`` tidies it. Everything else is
+reported for a person to decide.
 """
 
 from __future__ import annotations
@@ -226,11 +227,9 @@ def fsck(
     for uploads in upload_dirs:
         for entry in _listdir(uploads):
             upload = uploads / entry
-            if not (upload / "data").is_file():
-                problem(
-                    "upload-without-data",
-                    upload,
-                    "nothing to resume",
-                    partial(remove_tree, upload),
-                )
+            if repair and not (upload / "data").is_file():
+                # An upload created by a process killed before its data file existed: nothing to
+                # resume and nothing to lose. Debris, tidied by --repair (upload purging would
+                # remove it too, by age).
+                remove_tree(upload)
     return report
