@@ -47,7 +47,17 @@ RANGES = [
     "bytes=", "bytes=-", "bytes=a-b", "bytes=5-1", "bytes=999999999999999999999-", "items=0-1",
     "bytes=0-1,2-3", "bytes=-99999999999999999999", "bytes=0-0", "bytes=\xff",
 ]  # fmt: skip
-CONTENT_RANGES = ["", "0-", "-5", "a-b", "5-1", "bytes 0-4/*", "0-99999999999999999999999", "1-5"]
+CONTENT_RANGES = [
+    "",
+    "0-",
+    "-5",
+    "a-b",
+    "5-1",
+    "bytes 0-4/*",
+    "0-99999999999999999999999",
+    "1-5",
+    "\u00b2-3",
+]
 MANIFEST_BODIES = [
     b"", b"null", b"[]", b"{}", b'{"schemaVersion": "2"}', b"\xff\xfe\x00",
     b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
@@ -88,7 +98,15 @@ def corpus() -> Iterator[tuple[str, str, dict[str, str], bytes]]:
         yield "PATCH", "UPLOAD", {"Content-Range": value}, b"hostile"
     for body, content_type in itertools.product(MANIFEST_BODIES, CONTENT_TYPES):
         yield "PUT", "/v2/ok/manifests/v1", {"Content-Type": content_type}, body
-    for query in ("n=-1", "n=x", "n=99999999999999999999", "last=%00", "last=" + "z" * 5000, "n="):
+    for query in (
+        "n=-1",
+        "n=x",
+        "n=99999999999999999999",
+        "last=%00",
+        "last=" + "z" * 5000,
+        "n=",
+        "n=%C2%B2",
+    ):
         yield "GET", f"/v2/_catalog?{query}", {}, b""
         yield "GET", f"/v2/ok/tags/list?{query}", {}, b""
     for method in ("OPTIONS", "TRACE", "PROPFIND", "CONNECT"):

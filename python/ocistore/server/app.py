@@ -48,6 +48,7 @@ from .http import (
     Send,
     accepts,
     error_response,
+    is_decimal,
     link_header,
     parse_content_range,
     parse_range,
@@ -121,7 +122,7 @@ def _page_size(request: Request) -> int | None:
     raw = request.query.get("n")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    if not is_decimal(raw):
         raise ApiError(400, "PAGINATION_NUMBER_INVALID", f"invalid page size n={raw!r}")
     return int(raw)
 
@@ -553,7 +554,7 @@ class RegistryApp:
             start, end = parsed
             if start != writer.size or (
                 length_header is not None
-                and length_header.isdigit()
+                and is_decimal(length_header)
                 and int(length_header) != end - start + 1
             ):
                 raise ApiError(

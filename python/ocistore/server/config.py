@@ -50,7 +50,7 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_addr(addr: str) -> tuple[str, int]:
     host, sep, port = str(addr).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ValueError(f"invalid address {addr!r}: expected HOST:PORT")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)

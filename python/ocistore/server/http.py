@@ -19,6 +19,7 @@ __all__ = [
     "accepts",
     "error_body",
     "error_response",
+    "is_decimal",
     "parse_content_range",
     "parse_range",
 ]
@@ -144,6 +145,11 @@ def error_response(error: BaseException) -> Response:
     return Response(500, {"Content-Type": "application/json"}, body)
 
 
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and other digits ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True)
 class ByteRange:
     start: int
@@ -172,13 +178,13 @@ def parse_range(header: str, size: int) -> ByteRange | None:
         headers={"Content-Range": f"bytes */{size}"},
     )
     if first == "":
-        if not last.isdigit():
+        if not is_decimal(last):
             return None
         suffix = int(last)
         if suffix == 0 or size == 0:
             raise unsatisfiable
         return ByteRange(max(size - suffix, 0), size - 1)
-    if not first.isdigit() or (last and not last.isdigit()):
+    if not is_decimal(first) or (last and not is_decimal(last)):
         return None
     start = int(first)
     end = int(last) if last else size - 1
@@ -196,7 +202,7 @@ def parse_content_range(header: str) -> tuple[int, int] | None:
         text = text[5:].strip().lstrip("=").strip()
     text = text.split("/", 1)[0]
     first, dash, last = text.partition("-")
-    if not dash or not first.isdigit() or not last.isdigit():
+    if not dash or not is_decimal(first) or not is_decimal(last):
         return None
     start, end = int(first), int(last)
     return (start, end) if end >= start else None
