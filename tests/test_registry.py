@@ -303,3 +303,28 @@ def test_a_link_with_wrong_content_is_not_trusted(registry: Registry) -> None:
     with pytest.raises(ErrBlobUnknown):
         repo.blobs().stat(desc.digest)
     assert list(repo.blobs().enumerate()) == []
+
+
+def test_repository_link_is_written_before_the_blob_is_published(registry: Registry) -> None:
+    repo = registry.repository("order")
+    w = repo.blobs().create()
+    w.write(b"ordered")
+    digest = digest_of(b"ordered")
+    link = (
+        Path(registry.root)
+        / "docker/registry/v2/repositories/order/_layers/sha256"
+        / digest[7:]
+        / "link"
+    )
+    original = w._before_publish
+    observed: list[tuple[bool, bool]] = []
+
+    def spy(d: str) -> None:
+        assert original is not None
+        original(d)
+        observed.append((link.exists(), Path(registry.blobs().path(d)).exists()))
+
+    w._before_publish = spy
+    w.commit(digest)
+    assert observed == [(True, False)]
+    assert repo.blobs().get(digest) == b"ordered"

@@ -1,4 +1,4 @@
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -33,6 +33,16 @@ impl PyBlobWriter {
     fn lock(&self) -> MutexGuard<'_, Upload> {
         self.upload.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs `f` on the upload without ever waiting for its lock while holding the GIL: a
+    /// commit's `before_publish` hook takes the GIL while holding the lock.
+    fn with_upload<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Upload) -> T + Send) -> T {
+        match self.upload.try_lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => py.detach(|| f(&mut self.lock())),
+        }
+    }
 }
 
 #[pymethods]
@@ -49,18 +59,18 @@ impl PyBlobWriter {
     }
 
     #[getter]
-    fn size(&self) -> u64 {
-        self.lock().size()
+    fn size(&self, py: Python<'_>) -> u64 {
+        self.with_upload(py, |u| u.size())
     }
 
     #[getter]
-    fn algorithm(&self) -> &'static str {
-        self.lock().algorithm().name()
+    fn algorithm(&self, py: Python<'_>) -> &'static str {
+        self.with_upload(py, |u| u.algorithm().name())
     }
 
     #[getter]
-    fn closed(&self) -> bool {
-        !self.lock().is_open()
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.with_upload(py, |u| !u.is_open())
     }
 
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -69,7 +79,7 @@ impl PyBlobWriter {
         if bytes.len() >= GIL_RELEASE_MIN {
             py.detach(|| self.lock().write(bytes))?;
         } else {
-            self.lock().write(bytes)?;
+            self.with_upload(py, |u| u.write(bytes))?;
         }
         Ok(bytes.len())
     }
@@ -93,16 +103,39 @@ impl PyBlobWriter {
     }
 
     /// Verifies and moves into place; returns the size. `digest` may use another algorithm than
-    /// the one streamed, at the cost of one full re-hash.
-    #[pyo3(signature = (digest, size = None))]
+    /// the one streamed, at the cost of one full re-hash. `before_publish(digest)` is called
+    /// once the bytes are verified, before they are moved into place.
+    #[pyo3(signature = (digest, size = None, before_publish = None))]
     fn commit(
         &self,
         py: Python<'_>,
         digest: &Bound<'_, PyAny>,
         size: Option<u64>,
+        before_publish: Option<Py<PyAny>>,
     ) -> PyResult<u64> {
         let expected = digest_arg(digest)?;
-        Ok(py.detach(|| self.lock().commit(&self.layout, &expected, size))?)
+        let mut raised: Option<PyErr> = None;
+        let committed = py.detach(|| {
+            let mut hook = |d: &crate::digest::Digest| -> crate::error::Result<()> {
+                let Some(callback) = before_publish.as_ref() else {
+                    return Ok(());
+                };
+                Python::attach(|py| callback.call1(py, (d.to_string(),)).map(|_| ())).map_err(
+                    |err| {
+                        let message = err.to_string();
+                        raised = Some(err);
+                        crate::error::StoreError::Value(message)
+                    },
+                )
+            };
+            self.lock()
+                .commit_with(&self.layout, &expected, size, &mut hook)
+        });
+        match (committed, raised) {
+            (Ok(size), _) => Ok(size),
+            (Err(_), Some(err)) => Err(err),
+            (Err(err), None) => Err(err.into()),
+        }
     }
 
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {
@@ -111,9 +144,9 @@ impl PyBlobWriter {
     }
 
     /// The digest of the bytes so far in the streamed algorithm.
-    fn digest(&self) -> PyDigest {
+    fn digest(&self, py: Python<'_>) -> PyDigest {
         PyDigest {
-            inner: self.lock().digest(),
+            inner: self.with_upload(py, |u| u.digest()),
         }
     }
 

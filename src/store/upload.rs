@@ -476,6 +476,19 @@ impl Upload {
     /// Verifies size and digest from the running state and moves the data into place. On a
     /// mismatch nothing is moved and the upload stays as it was.
     pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
+        self.commit_with(layout, expected, size, &mut |_| Ok(()))
+    }
+
+    /// `commit`, calling `before_publish` once the bytes are verified and before they are moved
+    /// into place (a repository writes its link there: a crash after that leaves a dangling
+    /// link and a resumable upload, never a blob no repository links).
+    pub fn commit_with(
+        &mut self,
+        layout: &Layout,
+        expected: &Digest,
+        size: Option<u64>,
+        before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
+    ) -> Result<u64> {
         self.join_flusher()?;
         let file = self.usable()?;
         if let Some(expected_size) = size
@@ -500,6 +513,7 @@ impl Upload {
                 actual: actual.to_string(),
             });
         }
+        before_publish(expected)?;
         let target = layout.blob_data(expected);
         let present = fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == self.size);
         if !present {

@@ -328,7 +328,7 @@ class LinkedBlobStore:
                     descriptor=descriptor,
                 )
         core = self._global._core.create(algorithm, self._uploads)
-        return BlobWriter(core, on_commit=self._link_committed)
+        return BlobWriter(core, on_commit=self._link_committed, before_publish=self._link_first)
 
     def upload_data_path(self, upload_id: str) -> Path:
         """Where an upload's bytes are; ``ErrBlobUploadUnknown`` if the id cannot name one."""
@@ -340,11 +340,20 @@ class LinkedBlobStore:
 
     def resume(self, upload_id: str) -> BlobWriter:
         return BlobWriter(
-            self._global._core.resume(upload_id, self._uploads), on_commit=self._link_committed
+            self._global._core.resume(upload_id, self._uploads),
+            on_commit=self._link_committed,
+            before_publish=self._link_first,
         )
 
+    def _link_first(self, digest: str) -> None:
+        # Before the bytes move into place: a crash in between leaves a dangling link (fsck
+        # repairs it) and a resumable upload, never a stored blob that no repository links.
+        parsed = Digest(digest)
+        if read_link(self._link_path(parsed)) != parsed:
+            write_link(self._link_path(parsed), parsed)
+
     def _link_committed(self, descriptor: Descriptor) -> None:
-        self.link(descriptor.digest)
+        self.link(descriptor.digest)  # refreshes the blob for the GC protocol
 
     def delete(self, digest: DigestLike) -> None:
         """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
