@@ -60,8 +60,9 @@ CHILD = textwrap.dedent(
             data = stream(blob_seed, size)
             w = repo.blobs().create()
             # Tell the checker what this upload should become, before any byte is written.
-            (w_dir := registry.repositories_dir / repo.name / "_uploads" / w.id).joinpath(
-                "torture-intent").write_text(json.dumps([blob_seed, size]))
+            w_dir = registry.repositories_dir / repo.name / "_uploads" / w.id
+            (w_dir / "torture-intent.tmp").write_text(json.dumps([blob_seed, size]))
+            (w_dir / "torture-intent.tmp").rename(w_dir / "torture-intent")
             at = 0
             while at < size:
                 step = rng.choice([1000, 65536, 1 << 20, 4 << 20])
@@ -92,6 +93,12 @@ def check_uploads(root: Path) -> tuple[int, int]:
 
     registry = Registry(root)
     finished = skipped = 0
+    for pending in sorted(registry.repositories_dir.rglob("torture-intent.tmp")):
+        # Killed before the intent was in place, so before any byte of the blob was written.
+        data = pending.parent / "data"
+        if data.exists() and data.stat().st_size:
+            raise AssertionError(f"{pending.parent}: bytes written before the intent")
+        skipped += 1
     for intent in sorted(registry.repositories_dir.rglob("torture-intent")):
         upload = intent.parent
         name = upload.parent.parent.relative_to(registry.repositories_dir).as_posix()
