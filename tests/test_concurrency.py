@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ocistore import Registry, unmarshal_manifest
-from ocistore.errors import ErrManifestVerification
+from ocistore.errors import ErrBlobUnknown, ErrManifestVerification
 from ocistore.storage import collect_garbage
 
 from .images import make_image
@@ -90,14 +90,14 @@ def test_gc_in_a_loop_during_a_thousand_pushes(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "bounded in time"
                 image = pool[rng.randrange(len(pool))]
                 for _ in range(50):
-                    for data in image.blobs.values():
-                        repo.blobs().put("application/octet-stream", data)
-                    manifest, _ = unmarshal_manifest(None, image.manifest)
                     try:
+                        for data in image.blobs.values():
+                            repo.blobs().put("application/octet-stream", data)
+                        manifest, _ = unmarshal_manifest(None, image.manifest)
                         repo.manifests().put(manifest, tag=f"t{i % 4}")
                         break
-                    except ErrManifestVerification:
-                        continue  # GC took a blob between upload and manifest: push again
+                    except (ErrManifestVerification, ErrBlobUnknown):
+                        continue  # GC (no grace period) took a blob mid-push: push again
                 else:
                     raise AssertionError("a push never got through")
                 with lock:

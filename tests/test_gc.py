@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ocistore import Registry, unmarshal_manifest
-from ocistore.errors import ErrManifestVerification
+from ocistore.errors import ErrBlobUnknown, ErrManifestVerification
 from ocistore.storage import OCI_INDEX, GarbageCollector, collect_garbage, purge_uploads
 
 from .images import Image, digest_of, make_image, make_index, push
@@ -198,16 +198,18 @@ def test_gc_in_a_loop_during_concurrent_pushes(tmp_path: Path) -> None:
                 image = pool[rng.randrange(len(pool))]
                 tag = f"w{worker}-{i % 3}"
                 for _attempt in range(50):
-                    blobs = repo.blobs()
-                    for data in image.blobs.values():
-                        blobs.put("application/octet-stream", data)
-                    time.sleep(rng.random() * 0.05)  # the window between blobs and manifest
-                    manifest, _ = unmarshal_manifest(None, image.manifest)
                     try:
+                        blobs = repo.blobs()
+                        for data in image.blobs.values():
+                            blobs.put("application/octet-stream", data)
+                        time.sleep(rng.random() * 0.05)  # the window between blobs and manifest
+                        manifest, _ = unmarshal_manifest(None, image.manifest)
                         repo.manifests().put(manifest, tag=tag)
                         break
-                    except ErrManifestVerification:
-                        continue  # GC took a blob between its upload and the manifest: retry
+                    except (ErrManifestVerification, ErrBlobUnknown):
+                        # GC (with no grace period) took a blob between its upload and the
+                        # manifest, or between a commit and its link: push again.
+                        continue
                 else:
                     raise AssertionError("push never got through")
                 if i % 7 == 3:

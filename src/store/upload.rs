@@ -515,7 +515,15 @@ impl Upload {
         }
         before_publish(expected)?;
         let target = layout.blob_data(expected);
-        let present = fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == self.size);
+        // An identical blob already stored is refreshed, as a new one would be: for garbage
+        // collection a blob committed now is a blob in use (and if it vanishes meanwhile, the
+        // rename below puts it back).
+        let present = fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == self.size)
+            && OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .and_then(|f| f.set_modified(SystemTime::now()))
+                .is_ok();
         if !present {
             file.sync_data().at("fsync", &self.data_path())?;
             let blob_dir = target.parent().expect("blob data has a directory");
