@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocistore import Registry
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST, Repository
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -94,3 +95,20 @@ def push(repo: Repository, image: Image, tag: str | None = None) -> str:
         blobs.put("application/octet-stream", data)
     manifest, _ = unmarshal_manifest(OCI_MANIFEST, image.manifest)
     return str(repo.manifests().put(manifest, tag=tag))
+
+
+def check_tagged_images_complete(registry: Registry) -> int:
+    """Asserts that every tag in every repository names a manifest whose blobs are all there,
+    byte for byte; returns how many tags were checked."""
+    checked = 0
+    for name in registry.repositories():
+        repo = registry.repository(name)
+        for tag in repo.tags().all():
+            manifest = repo.manifests().get(repo.tags().resolve(tag))
+            for ref in manifest.references():
+                data = repo.blobs().get(ref.digest)
+                assert hashlib.sha256(data).hexdigest() == ref.digest.hex, (
+                    f"{name}:{tag} {ref.digest}"
+                )
+            checked += 1
+    return checked
