@@ -23,8 +23,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,16 +36,15 @@ from typing import Any
 
 import httpx
 
+# The helpers the tests start servers with: one way to pick a port and to stop a process group.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.distribution import free_port
+from tests.servers import stop
+
 MIB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DEADLINE_SECONDS = 300  # no single measurement may run longer than this
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -124,16 +121,6 @@ def distribution_registry(workdir: Path) -> Iterator[Registry]:
     finally:
         stop(proc)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def tree_rss(pid: int) -> int:
