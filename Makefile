@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
-PIP_PACKAGES := matplotlib maturin pytest hypothesis blake3 pytest-benchmark mypy ruff tqdm types-tqdm \
-	granian uvicorn pyyaml types-PyYAML prometheus_client httpx oras \
-	typing_extensions resumablesha256 rehash
+# The project's dependencies and test extras, as pyproject.toml lists them, plus the build tools.
+PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) -c 'import shlex, tomllib; \
+	p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print(" ".join(map(shlex.quote, p["dependencies"] + p["optional-dependencies"]["test"])))')
 
 APT_PACKAGES := docker-registry skopeo podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

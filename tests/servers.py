@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -23,9 +24,10 @@ class Server:
     root: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    verify: ssl.SSLContext | bool = True  # trusts the test CA when the server speaks TLS
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=120)
+        return httpx.Client(base_url=self.url, timeout=120, verify=self.verify)
 
 
 @contextmanager
@@ -37,7 +39,9 @@ def ocistore_server(
     delete: bool = True,
     extra: list[str] | None = None,
     port: int | None = None,
+    tls_ca: Path | None = None,
 ) -> Iterator[Server]:
+    """``tls_ca``: the server's config enables TLS with a certificate this CA signed."""
     port = port or free_port()
     log = root.parent / f"ocistore-{port}.log"
     args = [
@@ -48,19 +52,21 @@ def ocistore_server(
     ]  # fmt: skip
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=tls_ca) if tls_ca else True
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(url + "/v2/", timeout=2).status_code == 200:
+                # 200, or 401 when the configuration asks for credentials.
+                if httpx.get(url + "/v2/", timeout=2, verify=verify).status_code in (200, 401):
                     break
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ocistore serve did not start:\n{log.read_text()}")
             time.sleep(0.05)
-        yield Server(url, root, proc, log)
+        yield Server(url, root, proc, log, verify)
     finally:
         stop(proc)
 

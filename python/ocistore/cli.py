@@ -96,6 +96,11 @@ def _serve(args: argparse.Namespace) -> int:
         config.root = args.root
     if args.delete is not None:
         config.delete_enabled = args.delete
+    if args.server == "uvicorn" and config.tls_minimum != "tls1.2":
+        # uvicorn takes Python's ssl defaults (TLS 1.2 and later) and has no minimum option.
+        print("ocistore: configuration error: http.tls.minimumtls needs --server granian",
+              file=sys.stderr)  # fmt: skip
+        return 2
     serve(config, workers=args.workers, server=args.server)
     return 0
 

@@ -37,6 +37,8 @@ from ..errors import (
 from ..storage import Registry, Repository, parse_reference, purge_uploads, unmarshal_manifest
 from ..storage.manifests import OCI_INDEX
 from ..store import BlobWriter
+from .auth import Access, required_access
+from .auth import access_controller as make_access_controller
 from .config import Config
 from .http import (
     ApiError,
@@ -165,6 +167,7 @@ class RegistryApp:
         self.config = config
         self.registry = Registry(config.root, delete_enabled=config.delete_enabled)
         self.metrics = Metrics(self.registry)
+        self.access_controller = make_access_controller(config.auth)
         self._extra_headers = [
             (name, value) for name, values in config.headers.items() for value in values
         ]
@@ -182,6 +185,9 @@ class RegistryApp:
         request = Request(scope, receive)
         route_name, handler, params = self._route(request)
         try:
+            if self.access_controller is not None and route_name != "unknown":
+                needed = required_access(route_name, request.method, params)
+                request.identity = await self.access_controller.authorize(request, needed)
             response = await handler(request, **params)
         except ClientDisconnected:
             self._finish(request, route_name, 499, 0, started)
@@ -298,6 +304,7 @@ class RegistryApp:
                         "bytes_in": request.bytes_in,
                         "bytes_out": sent,
                         "remote": (request.scope.get("client") or ["", 0])[0],
+                        "user": request.identity.subject if request.identity else None,
                     }
                 },
             )
@@ -310,6 +317,13 @@ class RegistryApp:
     def _check_writable(self) -> None:
         if self.config.readonly:
             raise ErrUnsupported("the registry is in read-only mode")
+
+    def _may_mount_from(self, request: Request, source: str | None) -> bool:
+        identity = request.identity
+        if identity is None or identity.grants is None:
+            return True  # no auth, or an identity that may do anything
+        # Mounting "from anywhere" would link blobs of repositories the caller cannot read.
+        return source is not None and identity.allows(Access("repository", source, "pull"))
 
     async def _not_found(self, request: Request) -> Response:
         # Only spec codes in bodies: a path that names no endpoint names no repository either.
@@ -492,6 +506,12 @@ class RegistryApp:
         if mount:
             digest = Digest(mount)
             source = request.query.get("from") or None
+            if not self._may_mount_from(request, source):
+                # As the spec allows: ignore the mount and start a normal upload, revealing
+                # nothing about a repository the caller may not read.
+                writer = await asyncio.to_thread(blobs.create)
+                await request.drain()
+                return Response(202, self._upload_headers(name, writer.id, 0))
             try:
                 writer = await asyncio.to_thread(blobs.create, mount_from=(source, digest))
             except ErrBlobMounted as mounted:

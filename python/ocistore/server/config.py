@@ -11,7 +11,13 @@ Accepted keys (anything else is an error at start, naming the key)::
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
         readonly: {enabled: bool}
     http: {addr: HOST:PORT, secret: ..., relativeurls: bool, draintimeout: 10s,
-           headers: {Name: [value, ...]}}
+           headers: {Name: [value, ...]},
+           tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
+    auth:                                           # at most one of:
+      htpasswd: {realm: ..., path: FILE}            # bcrypt entries only
+      token: {realm: URL, service: ..., issuer: ..., rootcertbundle: PEM, jwks: FILE}
+
+See ``ocistore.server.auth`` for what each access controller checks.
 
 ``http.secret`` is accepted for compatibility and unused: upload state lives on disk, not in
 signed URL parameters.
@@ -72,6 +78,10 @@ class Config:
     relative_urls: bool = False
     drain_timeout_seconds: float = 10.0
     headers: dict[str, list[str]] = field(default_factory=dict)
+    auth: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tls_certificate: str | None = None
+    tls_key: str | None = None
+    tls_minimum: str = "tls1.2"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -98,13 +108,20 @@ _SCHEMA: dict[str, Any] = {
         "relativeurls": bool,
         "draintimeout": str,
         "headers": dict,
+        "tls": {"certificate": str, "key": str, "minimumtls": str},
+    },
+    "auth": {
+        "htpasswd": {"realm": str, "path": str},
+        "token": {"realm": str, "service": str, "issuer": str, "rootcertbundle": str, "jwks": str},
     },
 }
 _NOT_YET = {
-    "auth": "authentication is not supported yet",
     "storage.s3": "S3 storage is not supported yet",
-    "http.tls": "TLS is not supported yet",
+    "auth.silly": "the silly access controller is for development only; use htpasswd or token",
+    "http.tls.clientcas": "client certificate authentication is not supported",
+    "http.tls.letsencrypt": "Let's Encrypt is not supported; give certificate and key",
 }
+_TLS_VERSIONS = ("tls1.2", "tls1.3")
 
 
 def _check(node: Any, schema: Any, where: str) -> None:
@@ -208,4 +225,26 @@ def load_config(path: str | Path | None) -> Config:
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise ConfigError(f"http.headers.{name}: expected a list of strings")
         config.headers = {str(k): list(v) for k, v in headers.items()}
+    if (auth := _get(doc, "auth")) is not None:
+        config.auth = {str(kind): dict(options or {}) for kind, options in auth.items()}
+        from .auth import AuthConfigError, access_controller
+
+        try:
+            access_controller(config.auth)  # reads the files now: a bad one fails at start
+        except AuthConfigError as e:
+            raise ConfigError(str(e)) from None
+    if (tls := _get(doc, "http.tls")) is not None:
+        certificate, key = tls.get("certificate"), tls.get("key")
+        if not certificate or not key:
+            raise ConfigError("http.tls: both certificate and key are required")
+        for name, file in (("certificate", certificate), ("key", key)):
+            if not Path(str(file)).is_file():
+                raise ConfigError(f"http.tls.{name}: no such file {file}")
+        config.tls_certificate, config.tls_key = str(certificate), str(key)
+        if (minimum := tls.get("minimumtls")) is not None:
+            if str(minimum) not in _TLS_VERSIONS:
+                raise ConfigError(
+                    f"http.tls.minimumtls: expected tls1.2 or tls1.3, got {minimum!r}"
+                )
+            config.tls_minimum = str(minimum)
     return config

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 from .._core import Digest
 from ..errors import ErrManifestVerification, OciStoreError
+
+if TYPE_CHECKING:
+    from .auth import Identity
 
 __all__ = [
     "ApiError",
@@ -72,6 +75,7 @@ class Request:
             )
         self._headers = headers
         self.bytes_in = 0
+        self.identity: Identity | None = None  # set by the access controller, when there is one
         self._done = False
 
     def header(self, name: str) -> str | None:

@@ -31,10 +31,12 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=int(config.drain_timeout_seconds) or None,
+            ssl_certfile=config.tls_certificate,
+            ssl_keyfile=config.tls_key,
         )
         return
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, SSLProtocols
 
     Granian(
         FACTORY,
@@ -45,4 +47,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         workers=workers,
         log_access=False,
         workers_kill_timeout=int(config.drain_timeout_seconds) or None,
+        ssl_cert=Path(config.tls_certificate) if config.tls_certificate else None,
+        ssl_key=Path(config.tls_key) if config.tls_key else None,
+        ssl_protocol_min=SSLProtocols(config.tls_minimum),
     ).serve()
