@@ -63,6 +63,10 @@ def test_finds_and_repairs_what_it_can(tmp_path: Path) -> None:
     unfinished = repo.path / "_layers/sha256" / ("cd" * 32)
     unfinished.mkdir(parents=True)
     (unfinished / ".link.tmp-1234").write_text("sha256:")
+    # Nor is a first tag write cut off before its current link (the tag never existed).
+    half_tag = repo.path / "_manifests/tags/half"
+    (half_tag / "index/sha256" / image.digest[7:]).mkdir(parents=True)
+    assert repo.tags().all() == ["v1"]
 
     report = fsck(registry)
     assert sorted(p.kind for p in report.problems) == EXPECTED_KINDS
@@ -77,7 +81,7 @@ def test_finds_and_repairs_what_it_can(tmp_path: Path) -> None:
     assert quarantined.read_bytes() == bytes(corrupted)
     assert link1.read_text() == layer1
     assert not (repo.path / "_uploads" / orphan.id).exists()
-    assert not empty.exists() and not unfinished.exists()
+    assert not empty.exists() and not unfinished.exists() and not half_tag.exists()
     # What needs a person stays reported: the image is incomplete, the stray stays.
     after = fsck(registry)
     left = {p.kind for p in after.problems}
@@ -93,6 +97,8 @@ def test_tags_to_missing_manifests_are_reported(tmp_path: Path) -> None:
     report = fsck(registry, repair=True)
     assert [p.kind for p in report.problems] == ["tag-to-missing-manifest"]
     assert not report.clean
+    current.write_bytes(b"\xff\xfe")
+    assert [p.kind for p in fsck(registry).problems] == ["malformed-tag"]
 
 
 def test_cli_exit_codes_and_rate_limit(tmp_path: Path) -> None:

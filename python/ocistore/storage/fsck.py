@@ -8,7 +8,8 @@ readable and its blobs are linked; every tag points at a stored manifest. Repair
 bytes do not match its name is moved to ``docker/registry/v2/_ocistore/quarantine/`` (never
 deleted); a link whose content disagrees with its path is rewritten from the path; a link to a
 blob that is gone is removed. The debris a crash can leave (empty blob or link directories, an
-upload that never got its data file) is not a problem; ``repair`` tidies it. Everything else is
+upload that never got its data file, a tag directory whose first write never reached its
+``current/link``) is not a problem; ``repair`` tidies it. Everything else is
 reported for a person to decide.
 """
 
@@ -217,9 +218,17 @@ def fsck(
                     problem("incomplete-manifest", repo.path, f"{digest} needs {ref.digest}")
         tags = repo.path / "_manifests" / "tags"
         for tag in _listdir(tags):
-            target = read_link(tags / tag / "current" / "link")
-            if target is None:
-                problem("malformed-tag", tags / tag, "no readable current/link")
+            current = tags / tag / "current" / "link"
+            target = read_link(current)
+            if target is None and not current.exists():
+                # A first tag write cut off before its current link: the tag never existed (the
+                # tag list skips it). Debris, tidied under the lock tag writes take.
+                if repair:
+                    with registry.gc_lock():
+                        if not current.exists():
+                            remove_tree(tags / tag)
+            elif target is None:
+                problem("malformed-tag", tags / tag, "unreadable current/link")
             elif not repo.manifests().exists(target):
                 problem("tag-to-missing-manifest", tags / tag, f"points at {target}")
 

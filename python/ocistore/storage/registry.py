@@ -68,8 +68,8 @@ DigestLike = Digest | str
 def read_link(path: Path) -> Digest | None:
     """The digest a link holds; None when there is no link or it does not hold a digest."""
     try:
-        text = path.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
+        text = path.read_bytes().decode("ascii").strip()
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
         return None
     try:
         return Digest(text)
