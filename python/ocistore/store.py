@@ -181,6 +181,14 @@ class BlobStore:
         self.root = os.fspath(root)
         self._core = _core.BlobStore(self.root)
 
+    @classmethod
+    def on_object_store(cls, store: _core.ObjectStore) -> BlobStore:
+        """The store on S3-compatible object storage (keys as distribution's S3 driver's)."""
+        self = cls.__new__(cls)
+        self.root = store.url
+        self._core = _core.BlobStore.on_object_store(store)
+        return self
+
     def stat(self, digest: DigestLike) -> Descriptor:
         """The blob's descriptor; ``ErrBlobUnknown`` if it is not stored."""
         size = self._core.stat(digest)

@@ -28,7 +28,7 @@ _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class _UploadsOnDisk(Collector):
-    """Counts upload sessions on disk; cached for a few seconds, the walk is not free."""
+    """Counts upload sessions in storage; cached for a few seconds, the walk is not free."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -38,15 +38,8 @@ class _UploadsOnDisk(Collector):
         at, count = self._cached
         if time.monotonic() - at < 5:
             return count
-        count = 0
-        for uploads in [
-            self.registry.v2 / "_uploads",
-            *self.registry.repositories_dir.rglob("_uploads"),
-        ]:
-            try:
-                count += sum(1 for entry in os.scandir(uploads) if entry.is_dir())
-            except (FileNotFoundError, NotADirectoryError):
-                continue
+        driver = self.registry.driver
+        count = sum(len(driver.list(uploads)) for uploads in self.registry.upload_dirs())
         self._cached = (time.monotonic(), count)
         return count
 

@@ -107,6 +107,7 @@ def fsck(
     rate_bytes_per_second: float | None = None,
     log: Callable[[Problem], object] | None = None,
 ) -> Report:
+    registry.driver.require_filesystem("fsck")
     report = Report()
     lock = threading.Lock()
 

@@ -22,7 +22,6 @@ whose timestamps lag the clock by a tick.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +30,9 @@ from pathlib import Path
 
 from .._core import Digest
 from ..errors import ErrBlobUnknown, OciStoreError
+from .driver import StorageDriver
 from .manifests import ImageIndex
-from .registry import Registry, Repository, read_link, remove_tree
+from .registry import Registry, Repository, read_link
 
 __all__ = [
     "DEFAULT_MIN_AGE",
@@ -99,6 +99,8 @@ class GarbageCollector:
         min_age: timedelta = DEFAULT_MIN_AGE,
         log: Callable[[str], object] | None = None,
     ) -> None:
+        # The protocol stands on flock and modification times, which object storage lacks.
+        registry.driver.require_filesystem("garbage collection")
         self.registry = registry
         self.dry_run = dry_run
         self.delete_untagged = delete_untagged
@@ -182,23 +184,13 @@ def collect_garbage(
     ).run()
 
 
-def _upload_dirs(registry: Registry) -> list[Path]:
-    dirs = [registry.v2 / "_uploads"]
-    for name in registry.repositories():
-        dirs.append(registry.repositories_dir / name / "_uploads")
-    # Repositories with uploads but no manifest yet are not in the catalog.
-    for uploads in registry.repositories_dir.rglob("_uploads"):
-        if uploads not in dirs:
-            dirs.append(uploads)
-    return dirs
-
-
-def _started_at(upload: Path) -> datetime | None:
+def _started_at(driver: StorageDriver, upload: str) -> datetime | None:
     try:
-        text = (upload / "startedat").read_text().strip()
-        started = datetime.fromisoformat(text)
-    except (OSError, ValueError):
-        mtime = _mtime(upload)
+        started = datetime.fromisoformat((driver.read(f"{upload}/startedat") or b"").decode())
+    except (UnicodeDecodeError, ValueError):
+        # Unreadable: the upload's own age decides (a directory's, or on object storage,
+        # where prefixes have none, its startedat object's).
+        mtime = driver.modified(upload) or driver.modified(f"{upload}/startedat")
         return datetime.fromtimestamp(mtime, UTC) if mtime is not None else None
     return started if started.tzinfo else started.replace(tzinfo=UTC)
 
@@ -209,21 +201,19 @@ def purge_uploads(
     older_than: timedelta,
     dry_run: bool = False,
     now: datetime | None = None,
-) -> list[Path]:
-    """Removes uploads started more than ``older_than`` ago (``startedat``; the directory's
-    modification time when that is unreadable). Returns what was (or would be) removed."""
+) -> list[str]:
+    """Removes uploads started more than ``older_than`` ago (``startedat``; the upload's
+    modification time when that is unreadable). Returns the keys of what was (or would be)
+    removed."""
     limit = (now or datetime.now(UTC)) - older_than
+    driver = registry.driver
     removed = []
-    for uploads in _upload_dirs(registry):
-        try:
-            entries = sorted(os.listdir(uploads))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            upload = uploads / entry
-            started = _started_at(upload)
+    for uploads in registry.upload_dirs():
+        for entry in driver.list(uploads):
+            upload = f"{uploads}/{entry}"
+            started = _started_at(driver, upload)
             if started is not None and started < limit:
                 removed.append(upload)
                 if not dry_run:
-                    remove_tree(upload)
+                    driver.delete(upload)
     return removed

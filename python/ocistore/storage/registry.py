@@ -20,12 +20,11 @@ the collector deletes a candidate only under the exclusive lock after checking t
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +44,7 @@ from ..errors import (
     OciStoreError,
 )
 from ..store import BlobStore, BlobWriter
+from .driver import V2, FilesystemDriver, ObjectStoreDriver, StorageDriver
 from .manifests import ImageIndex, Manifest, unmarshal_manifest
 from .names import check_repository_name, check_tag, path_sort_key
 
@@ -65,15 +65,21 @@ UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 DigestLike = Digest | str
 
 
-def read_link(path: Path) -> Digest | None:
+def parse_link(data: bytes | None) -> Digest | None:
     """The digest a link holds; None when there is no link or it does not hold a digest."""
-    try:
-        text = path.read_bytes().decode("ascii").strip()
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+    if data is None:
         return None
     try:
-        return Digest(text)
-    except ValueError:
+        return Digest(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def read_link(path: Path) -> Digest | None:
+    """A link file's digest (for the filesystem-only tools: fsck, gc)."""
+    try:
+        return parse_link(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
 
 
@@ -85,31 +91,22 @@ def digest_dir(base: Path, digest: Digest) -> Path:
     return base / digest.algorithm / digest.hex
 
 
-def linked_digests(base: Path) -> Iterator[tuple[Digest, Path]]:
-    """``(digest, link path)`` for every ``<base>/<alg>/<hex>/link`` whose content matches."""
-    try:
-        algorithms = sorted(os.listdir(base))
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for alg in algorithms:
-        try:
-            hexes = sorted(os.listdir(base / alg))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for hex_ in hexes:
-            link = base / alg / hex_ / "link"
-            digest = read_link(link)
+def digest_key(base: str, digest: Digest) -> str:
+    return f"{base}/{digest.algorithm}/{digest.hex}"
+
+
+def blob_data_key(digest: Digest) -> str:
+    return f"{V2}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
+
+
+def linked_digests(driver: StorageDriver, base: str) -> Iterator[tuple[Digest, str]]:
+    """``(digest, link key)`` for every ``<base>/<alg>/<hex>/link`` whose content matches."""
+    for alg in driver.list(base):
+        for hex_ in driver.list(f"{base}/{alg}"):
+            link = f"{base}/{alg}/{hex_}/link"
+            digest = parse_link(driver.read(link))
             if digest is not None and digest.algorithm == alg and digest.hex == hex_:
                 yield digest, link
-
-
-def touch(path: Path) -> bool:
-    """Refreshes a modification time (the GC protocol's "recently used"); False if absent."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def remove_tree(path: Path) -> bool:
@@ -122,26 +119,34 @@ def remove_tree(path: Path) -> bool:
     return True
 
 
-def prune_empty_parents(path: Path, stop: Path) -> None:
-    """Removes empty directories from ``path`` up to, not including, ``stop``."""
-    while path != stop and stop in path.parents:
-        try:
-            path.rmdir()
-        except OSError:
-            return
-        path = path.parent
-
-
 class Registry:
     """distribution's ``Namespace``, ``RepositoryEnumerator`` and ``RepositoryRemover``."""
 
-    def __init__(self, root: str | os.PathLike[str], *, delete_enabled: bool = True) -> None:
-        self.root = os.fspath(root)
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | FilesystemDriver | ObjectStoreDriver,
+        *,
+        delete_enabled: bool = True,
+    ) -> None:
+        """``root``: a directory, or a storage driver (``ocistore.storage.driver``)."""
+        self.driver: StorageDriver = (
+            root
+            if isinstance(root, (FilesystemDriver, ObjectStoreDriver))
+            else FilesystemDriver(root)
+        )
+        self.root = self.driver.url
         self.delete_enabled = delete_enabled
-        self._blobs = BlobStore(self.root)
-        self.v2 = Path(self.root) / "docker" / "registry" / "v2"
-        self.repositories_dir = self.v2 / "repositories"
-        self._lock_path = self.v2 / "_ocistore" / "gc.lock"
+        self._blobs = self.driver.blob_store()
+        self.repositories_key = f"{V2}/repositories"
+
+    @property
+    def v2(self) -> Path:
+        """``docker/registry/v2`` on the filesystem (``ErrUnsupported`` on object storage)."""
+        return self.driver.require_filesystem("this operation") / V2
+
+    @property
+    def repositories_dir(self) -> Path:
+        return self.v2 / "repositories"
 
     def scope(self) -> str:
         return GLOBAL_SCOPE
@@ -156,27 +161,30 @@ class Registry:
     def repositories(self, last: str | None = None, n: int | None = None) -> list[str]:
         """Names of repositories holding manifests, in distribution's catalog order, after
         ``last``, at most ``n``."""
-        names = sorted(self._walk_repositories(), key=path_sort_key)
+        names = sorted(self.walk("_manifests"), key=path_sort_key)
         if last is not None:
             names = [name for name in names if path_sort_key(name) > path_sort_key(last)]
         if n is not None:
             names = names[: max(n, 0)]
         return names
 
-    def _walk_repositories(self) -> Iterator[str]:
-        base = self.repositories_dir
-        stack = [base]
+    def upload_dirs(self) -> list[str]:
+        """Keys of every directory of uploads: the global one and each repository's (including
+        repositories with uploads and no manifest yet, which the catalog does not list)."""
+        base = self.repositories_key
+        return [f"{V2}/_uploads", *(f"{base}/{name}/_uploads" for name in self.walk("_uploads"))]
+
+    def walk(self, marker: str) -> Iterator[str]:
+        """Names of repository directories that hold ``marker`` (``_manifests``, ``_uploads``)."""
+        base = self.repositories_key
+        stack = [""]
         while stack:
-            directory = stack.pop()
-            try:
-                entries = os.listdir(directory)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if "_manifests" in entries and directory != base:
-                yield directory.relative_to(base).as_posix()
-            for entry in entries:
-                if not entry.startswith("_") and (directory / entry).is_dir():
-                    stack.append(directory / entry)
+            name = stack.pop()
+            entries = self.driver.list(f"{base}/{name}" if name else base)
+            if marker in entries and name:
+                yield name
+            # A file among the entries lists as empty: only directories lead anywhere.
+            stack.extend(f"{name}/{e}" if name else e for e in entries if not e.startswith("_"))
 
     def remove(self, name: str) -> None:
         """Removes a repository's links, tags and uploads (nested repositories stay)."""
@@ -185,23 +193,16 @@ class Registry:
         if not repo.exists():
             raise ErrRepositoryUnknown(f"repository {name!r} is not known", detail={"name": name})
         for part in ("_manifests", "_layers", "_uploads", "_referrers"):
-            remove_tree(repo.path / part)
-        prune_empty_parents(repo.path, self.repositories_dir)
+            self.driver.delete(f"{repo.key}/{part}")
+        self.driver.prune_empty(repo.key, self.repositories_key)
 
     def _check_delete(self) -> None:
         if not self.delete_enabled:
             raise ErrUnsupported("deletes are disabled (storage.delete.enabled is false)")
 
-    @contextmanager
-    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+    def gc_lock(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
         """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            os.close(fd)
+        return self.driver.gc_lock(exclusive=exclusive)
 
     def __repr__(self) -> str:
         return f"Registry({self.root!r})"
@@ -213,13 +214,21 @@ class Repository:
     def __init__(self, registry: Registry, name: str) -> None:
         self.registry = registry
         self.name = name
-        self.path = registry.repositories_dir / name
+        self.key = f"{registry.repositories_key}/{name}"
+
+    @property
+    def path(self) -> Path:
+        """The repository's directory (filesystem storage only)."""
+        return self.registry.repositories_dir / self.name
 
     def named(self) -> str:
         return self.name
 
     def exists(self) -> bool:
-        return any((self.path / part).is_dir() for part in ("_manifests", "_layers", "_uploads"))
+        driver = self.registry.driver
+        return any(
+            driver.exists(f"{self.key}/{part}") for part in ("_manifests", "_layers", "_uploads")
+        )
 
     def blobs(self) -> LinkedBlobStore:
         return LinkedBlobStore(self)
@@ -236,7 +245,8 @@ class Repository:
         subject = Digest(digest)
         manifests = self.manifests()
         found = []
-        for referrer, _ in linked_digests(digest_dir(self.path / "_referrers", subject)):
+        driver = self.registry.driver
+        for referrer, _ in linked_digests(driver, digest_key(f"{self.key}/_referrers", subject)):
             try:
                 manifest = manifests.get(referrer)
             except (ErrManifestUnknownRevision, ErrBlobUnknown):
@@ -256,16 +266,20 @@ class LinkedBlobStore:
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
         self.registry = repository.registry
+        self.driver = repository.registry.driver
         self._global = repository.registry.blobs()
-        self._layers = repository.path / "_layers"
-        self._uploads = repository.path / "_uploads"
+        self._layers = f"{repository.key}/_layers"
+        self._uploads = f"{repository.key}/_uploads"
 
-    def _link_path(self, digest: Digest) -> Path:
-        return digest_dir(self._layers, digest) / "link"
+    def _link_key(self, digest: Digest) -> str:
+        return f"{digest_key(self._layers, digest)}/link"
+
+    def _is_linked(self, digest: Digest) -> bool:
+        return parse_link(self.driver.read(self._link_key(digest))) == digest
 
     def _linked(self, digest: DigestLike) -> Digest:
         parsed = Digest(digest)
-        if read_link(self._link_path(parsed)) != parsed:
+        if not self._is_linked(parsed):
             raise ErrBlobUnknown(
                 f"blob unknown to repository {self.repository.name}: {parsed}",
                 detail={"digest": str(parsed)},
@@ -288,12 +302,12 @@ class LinkedBlobStore:
         """Links a blob of the global store into this repository."""
         parsed = Digest(digest)
         with self.registry.gc_lock():
-            if not touch(Path(self._global.path(parsed))):
+            if not self.driver.touch(blob_data_key(parsed)):
                 raise ErrBlobUnknown(
                     f"blob unknown to registry: {parsed}", detail={"digest": str(parsed)}
                 )
-            if read_link(self._link_path(parsed)) != parsed:
-                write_link(self._link_path(parsed), parsed)
+            if not self._is_linked(parsed):
+                self.driver.write(self._link_key(parsed), str(parsed).encode())
             return self._global.stat(parsed)
 
     def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
@@ -327,20 +341,21 @@ class LinkedBlobStore:
                     f"blob {descriptor.digest} mounted from {source_name or 'the registry'}",
                     descriptor=descriptor,
                 )
-        core = self._global._core.create(algorithm, self._uploads)
+        core = self._global._core.create(algorithm, self.driver.upload_location(self._uploads))
         return BlobWriter(core, on_commit=self._link_committed, before_publish=self._link_first)
 
     def upload_data_path(self, upload_id: str) -> Path:
-        """Where an upload's bytes are; ``ErrBlobUploadUnknown`` if the id cannot name one."""
+        """Where an upload's bytes are on the filesystem; ``ErrBlobUploadUnknown`` if the id
+        cannot name one."""
         if not UPLOAD_ID.fullmatch(upload_id):
             raise ErrBlobUploadUnknown(
                 f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
             )
-        return self._uploads / upload_id / "data"
+        return self.repository.path / "_uploads" / upload_id / "data"
 
     def resume(self, upload_id: str) -> BlobWriter:
         return BlobWriter(
-            self._global._core.resume(upload_id, self._uploads),
+            self._global._core.resume(upload_id, self.driver.upload_location(self._uploads)),
             on_commit=self._link_committed,
             before_publish=self._link_first,
         )
@@ -349,8 +364,8 @@ class LinkedBlobStore:
         # Before the bytes move into place: a crash in between leaves a dangling link (fsck
         # repairs it) and a resumable upload, never a stored blob that no repository links.
         parsed = Digest(digest)
-        if read_link(self._link_path(parsed)) != parsed:
-            write_link(self._link_path(parsed), parsed)
+        if not self._is_linked(parsed):
+            self.driver.write(self._link_key(parsed), str(parsed).encode())
 
     def _link_committed(self, descriptor: Descriptor) -> None:
         self.link(descriptor.digest)  # refreshes the blob for the GC protocol
@@ -359,10 +374,10 @@ class LinkedBlobStore:
         """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
         self.registry._check_delete()
         parsed = self._linked(digest)
-        remove_tree(digest_dir(self._layers, parsed))
+        self.driver.delete(digest_key(self._layers, parsed))
 
     def enumerate(self) -> Iterator[Digest]:
-        for digest, _ in linked_digests(self._layers):
+        for digest, _ in linked_digests(self.driver, self._layers):
             yield digest
 
 
@@ -372,14 +387,18 @@ class ManifestService:
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
         self.registry = repository.registry
-        self._revisions = repository.path / "_manifests" / "revisions"
+        self.driver = repository.registry.driver
+        self._revisions = f"{repository.key}/_manifests/revisions"
 
-    def _link_path(self, digest: Digest) -> Path:
-        return digest_dir(self._revisions, digest) / "link"
+    def _link_key(self, digest: Digest) -> str:
+        return f"{digest_key(self._revisions, digest)}/link"
+
+    def _is_stored(self, digest: Digest) -> bool:
+        return parse_link(self.driver.read(self._link_key(digest))) == digest
 
     def exists(self, digest: DigestLike) -> bool:
         parsed = Digest(digest)
-        if read_link(self._link_path(parsed)) != parsed:
+        if not self._is_stored(parsed):
             return False
         try:
             self.registry.blobs().stat(parsed)
@@ -393,7 +412,7 @@ class ManifestService:
             f"unknown manifest {parsed} in repository {self.repository.name}",
             detail={"name": self.repository.name, "revision": str(parsed)},
         )
-        if read_link(self._link_path(parsed)) != parsed:
+        if not self._is_stored(parsed):
             raise unknown
         try:
             payload = self.registry.blobs().get(parsed)
@@ -408,7 +427,7 @@ class ManifestService:
         return manifest
 
     def enumerate(self) -> Iterator[Digest]:
-        for digest, _ in linked_digests(self._revisions):
+        for digest, _ in linked_digests(self.driver, self._revisions):
             yield digest
 
     def _verify(self, manifest: Manifest) -> None:
@@ -418,7 +437,9 @@ class ManifestService:
         blobs = self.repository.blobs()
         if isinstance(manifest, ImageIndex):
             for child in manifest.manifests:
-                if not self.exists(child.digest) or not touch(self._link_path(child.digest)):
+                if not self.exists(child.digest) or not self.driver.touch(
+                    self._link_key(child.digest)
+                ):
                     problems.append(
                         ErrManifestBlobUnknown(
                             f"manifest {child.digest} referenced by the index is not in "
@@ -431,7 +452,7 @@ class ManifestService:
                 if ref.urls:
                     continue  # a foreign layer: served from its URLs, not by this registry
                 try:
-                    touch(Path(blobs.path(ref.digest)))
+                    self.driver.touch(blob_data_key(ref.digest))
                     blobs.stat(ref.digest)
                 except ErrBlobUnknown:
                     problems.append(
@@ -456,11 +477,11 @@ class ManifestService:
         with self.registry.gc_lock():
             self._verify(manifest)
             stored = self.registry.blobs().put(manifest.media_type, manifest.payload())
-            touch(Path(self.registry.blobs().path(stored.digest)))
-            write_link(self._link_path(digest), digest)
+            self.driver.touch(blob_data_key(stored.digest))
+            self.driver.write(self._link_key(digest), str(digest).encode())
             if manifest.subject is not None:
-                index = digest_dir(self.repository.path / "_referrers", manifest.subject.digest)
-                write_link(digest_dir(index, digest) / "link", digest)
+                index = digest_key(f"{self.repository.key}/_referrers", manifest.subject.digest)
+                self.driver.write(f"{digest_key(index, digest)}/link", str(digest).encode())
             if tag is not None:
                 self.repository.tags()._write(tag, digest)
         return digest
@@ -470,7 +491,7 @@ class ManifestService:
         entry in the referrers index."""
         self.registry._check_delete()
         parsed = Digest(digest)
-        if read_link(self._link_path(parsed)) != parsed:
+        if not self._is_stored(parsed):
             raise ErrManifestUnknownRevision(
                 f"unknown manifest {parsed} in repository {self.repository.name}",
                 detail={"name": self.repository.name, "revision": str(parsed)},
@@ -485,11 +506,11 @@ class ManifestService:
         for tag in tags.lookup(parsed):
             tags.untag(tag)
         if subject is not None:
-            referrers = self.repository.path / "_referrers"
-            entry = digest_dir(digest_dir(referrers, subject), parsed)
-            remove_tree(entry)
-            prune_empty_parents(entry.parent, referrers)
-        remove_tree(digest_dir(self._revisions, parsed))
+            referrers = f"{self.repository.key}/_referrers"
+            entry = digest_key(digest_key(referrers, subject), parsed)
+            self.driver.delete(entry)
+            self.driver.prune_empty(entry.rsplit("/", 1)[0], referrers)
+        self.driver.delete(digest_key(self._revisions, parsed))
 
 
 class TagService:
@@ -498,10 +519,11 @@ class TagService:
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
         self.registry = repository.registry
-        self._tags = repository.path / "_manifests" / "tags"
+        self.driver = repository.registry.driver
+        self._tags = f"{repository.key}/_manifests/tags"
 
     def _current(self, tag: str) -> Digest | None:
-        return read_link(self._tags / check_tag(tag) / "current" / "link")
+        return parse_link(self.driver.read(f"{self._tags}/{check_tag(tag)}/current/link"))
 
     def resolve(self, tag: str) -> Digest:
         """The digest the tag points at (without reading the manifest)."""
@@ -538,31 +560,30 @@ class TagService:
             self._write(tag, digest)
 
     def _write(self, tag: str, digest: Digest) -> None:
-        base = self._tags / tag
-        write_link(digest_dir(base / "index", digest) / "link", digest)
-        write_link(base / "current" / "link", digest)
+        base = f"{self._tags}/{tag}"
+        self.driver.write(f"{digest_key(f'{base}/index', digest)}/link", str(digest).encode())
+        self.driver.write(f"{base}/current/link", str(digest).encode())
 
     def untag(self, tag: str) -> None:
         self.registry._check_delete()
-        if self._current(tag) is None or not remove_tree(self._tags / tag):
+        if self._current(tag) is None or not self.driver.delete(f"{self._tags}/{tag}"):
             raise ErrTagUnknown(
                 f"unknown tag {tag!r} in repository {self.repository.name}",
                 detail={"name": self.repository.name, "tag": tag},
             )
 
     def all(self) -> list[str]:
-        try:
-            names = os.listdir(self._tags)
-        except (FileNotFoundError, NotADirectoryError):
-            if not self.repository.exists():
-                raise ErrRepositoryUnknown(
-                    f"repository {self.repository.name!r} is not known",
-                    detail={"name": self.repository.name},
-                ) from None
-            return []
-        return sorted(
-            name for name in names if read_link(self._tags / name / "current" / "link") is not None
-        )
+        names = self.driver.list(self._tags)
+        if not names and not self.repository.exists():
+            raise ErrRepositoryUnknown(
+                f"repository {self.repository.name!r} is not known",
+                detail={"name": self.repository.name},
+            )
+        return [
+            name
+            for name in names
+            if parse_link(self.driver.read(f"{self._tags}/{name}/current/link")) is not None
+        ]
 
     def lookup(self, descriptor: Descriptor | DigestLike) -> list[str]:
         digest = descriptor.digest if isinstance(descriptor, Descriptor) else Digest(descriptor)

@@ -1,0 +1,233 @@
+"""Storage drivers: where the registry's links, tags and uploads live.
+
+The part of distribution's ``storagedriver`` the registry layer needs, over keys: relative,
+``/``-separated paths under the storage root (``docker/registry/v2/repositories/a/_layers/...``),
+the same keys distribution's filesystem and S3 drivers use. Two drivers:
+
+``FilesystemDriver``
+    A directory tree; writes are atomic and durable (fsync, rename, fsync of the directory); the
+    GC lock is an ``flock``; ``touch`` refreshes modification times for the GC protocol.
+
+``ObjectStoreDriver``
+    S3-compatible object storage through the Rust core (``ocistore._core.ObjectStore``, the
+    ``object_store`` crate). A PUT is atomic; directories are key prefixes. Garbage collection,
+    ``fsck`` and bulk import need the filesystem driver (their protocols rely on ``flock`` and
+    modification times), so on object storage ``gc_lock`` has nothing to exclude and ``touch``
+    only reports whether the object exists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from .. import _core
+from ..errors import ErrUnsupported
+from ..store import BlobStore
+
+__all__ = ["FilesystemDriver", "ObjectStoreDriver", "StorageDriver", "check_key"]
+
+V2 = "docker/registry/v2"
+
+
+def check_key(key: str) -> str:
+    """Refuses keys that could leave the root: absolute, empty, ``.`` or ``..`` segments."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class StorageDriver(Protocol):
+    @property
+    def url(self) -> str:
+        """Where the storage is, for messages: a directory or ``s3://bucket/root``."""
+        ...
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes; ``None`` when there is none."""
+        ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Replaces the object atomically and durably."""
+        ...
+
+    def list(self, key: str) -> list[str]:
+        """Names directly under ``key``, sorted; ``[]`` when there are none."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """An object or a directory (a prefix with objects under it)."""
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Removes the object and everything under it; ``False`` when there was nothing."""
+        ...
+
+    def modified(self, key: str) -> float | None:
+        """Last modification (UNIX seconds) of an object or directory; ``None`` if unknown."""
+        ...
+
+    def prune_empty(self, key: str, stop: str) -> None:
+        """Removes empty directories from ``key`` up to, not including, ``stop``."""
+        ...
+
+    def touch(self, key: str) -> bool:
+        """Marks the object recently used, for the GC protocol; ``False`` when it is absent."""
+        ...
+
+    def blob_store(self) -> BlobStore:
+        """The content-addressed blob store on the same storage."""
+        ...
+
+    def upload_location(self, key: str) -> str:
+        """What the blob core takes as the ``uploads_dir`` for uploads under ``key``."""
+        ...
+
+    def gc_lock(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
+        """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
+        ...
+
+    def require_filesystem(self, what: str) -> Path:
+        """The root directory, or ``ErrUnsupported`` naming ``what`` needs one."""
+        ...
+
+
+class FilesystemDriver:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(os.fspath(root))
+        self._lock_path = self.root / V2 / "_ocistore" / "gc.lock"
+
+    @property
+    def url(self) -> str:
+        return os.fspath(self.root)
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def write(self, key: str, data: bytes) -> None:
+        _core.write_file_atomic(self.path(key), data)
+
+    def list(self, key: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.path(key)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            return False
+        except NotADirectoryError:
+            path.unlink()
+        return True
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return self.path(key).stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def prune_empty(self, key: str, stop: str) -> None:
+        path, end = self.path(key), self.path(stop)
+        while path != end and end in path.parents:
+            try:
+                path.rmdir()
+            except OSError:
+                return
+            path = path.parent
+
+    def touch(self, key: str) -> bool:
+        try:
+            os.utime(self.path(key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def blob_store(self) -> BlobStore:
+        return BlobStore(self.root)
+
+    def upload_location(self, key: str) -> str:
+        return os.fspath(self.path(key))
+
+    @contextmanager
+    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def require_filesystem(self, what: str) -> Path:
+        return self.root
+
+    def __repr__(self) -> str:
+        return f"FilesystemDriver({os.fspath(self.root)!r})"
+
+
+class ObjectStoreDriver:
+    def __init__(self, store: _core.ObjectStore) -> None:
+        self.store = store
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def read(self, key: str) -> bytes | None:
+        return self.store.read(check_key(key))
+
+    def write(self, key: str, data: bytes) -> None:
+        self.store.write(check_key(key), data)
+
+    def list(self, key: str) -> list[str]:
+        return self.store.list(check_key(key))
+
+    def exists(self, key: str) -> bool:
+        return self.store.stat(check_key(key)) is not None or bool(self.store.list(key))
+
+    def delete(self, key: str) -> bool:
+        return self.store.delete(check_key(key))
+
+    def modified(self, key: str) -> float | None:
+        found = self.store.stat(check_key(key))
+        return found[1] if found is not None else None
+
+    def prune_empty(self, key: str, stop: str) -> None:
+        pass  # a prefix with nothing under it does not exist on object storage
+
+    def touch(self, key: str) -> bool:
+        return self.store.stat(check_key(key)) is not None
+
+    def blob_store(self) -> BlobStore:
+        return BlobStore.on_object_store(self.store)
+
+    def upload_location(self, key: str) -> str:
+        return check_key(key)
+
+    @contextmanager
+    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+        yield  # nothing to exclude: garbage collection refuses object storage
+
+    def require_filesystem(self, what: str) -> Path:
+        raise ErrUnsupported(f"{what} needs filesystem storage; {self.url} is object storage")
+
+    def __repr__(self) -> str:
+        return f"ObjectStoreDriver({self.url!r})"
