@@ -35,7 +35,9 @@ from ..errors import (
     ErrUnsupported,
 )
 from ..storage import Registry, Repository, parse_reference, purge_uploads, unmarshal_manifest
+from ..storage.driver import FilesystemDriver, ObjectStoreDriver
 from ..storage.manifests import OCI_INDEX
+from ..storage.registry import LinkedBlobStore, blob_data_key
 from ..store import BlobWriter
 from .auth import Access, required_access
 from .auth import access_controller as make_access_controller
@@ -61,6 +63,8 @@ __all__ = ["MANIFEST_LIMIT", "RegistryApp"]
 
 #: Largest manifest accepted (the OCI spec's suggested minimum is 4 MiB).
 MANIFEST_LIMIT = 4 * 1024 * 1024
+#: How long a presigned blob URL stays valid (distribution's S3 driver: 20 minutes).
+REDIRECT_SECONDS = 20 * 60
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 log = logging.getLogger("ocistore.server")
@@ -165,7 +169,15 @@ class RegistryApp:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.registry = Registry(config.root, delete_enabled=config.delete_enabled)
+        driver = config.storage_driver()
+        self.registry = Registry(driver, delete_enabled=config.delete_enabled)
+        # Whole blobs go out as files (zero-copy) from a filesystem; from object storage, by a
+        # redirect to a presigned URL unless storage.redirect.disable, else streamed.
+        self.local_files = isinstance(driver, FilesystemDriver)
+        self.redirect_url: Callable[[Digest], str] | None = None
+        if isinstance(driver, ObjectStoreDriver) and config.redirect:
+            store = driver.store
+            self.redirect_url = lambda d: store.signed_url(blob_data_key(d), REDIRECT_SECONDS)
         self.metrics = Metrics(self.registry)
         self.access_controller = make_access_controller(config.auth)
         self._extra_headers = [
@@ -269,7 +281,11 @@ class RegistryApp:
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return 0
-        if offset == 0 and "http.response.pathsend" in scope.get("extensions", {}):
+        if (
+            offset == 0
+            and self.local_files
+            and "http.response.pathsend" in scope.get("extensions", {})
+        ):
             await send({"type": "http.response.pathsend", "path": path})
             return length
         reader = await AsyncBlobStore(self.registry.blobs()).open(digest)
@@ -317,6 +333,15 @@ class RegistryApp:
     def _check_writable(self) -> None:
         if self.config.readonly:
             raise ErrUnsupported("the registry is in read-only mode")
+
+    def _upload_lock(
+        self, blobs: LinkedBlobStore, upload_id: str
+    ) -> contextlib.AbstractContextManager[None]:
+        """One request at a time per upload. On object storage the upload's state object is
+        written conditionally instead, so a second writer fails at its checkpoint."""
+        if isinstance(self.registry.driver, FilesystemDriver):
+            return _upload_lock(blobs.upload_data_path(upload_id), upload_id)
+        return contextlib.nullcontext()
 
     def _may_mount_from(self, request: Request, source: str | None) -> bool:
         identity = request.identity
@@ -484,6 +509,9 @@ class RegistryApp:
             return Response(304, headers)
         range_header = request.header("range")
         byte_range = parse_range(range_header, size) if range_header else None
+        if self.redirect_url is not None and request.method == "GET":
+            url = await asyncio.to_thread(self.redirect_url, parsed)
+            return Response(307, {**headers, "Location": url})
         path = blobs.path(parsed)
         if byte_range is None:
             headers["Content-Length"] = str(size)
@@ -546,13 +574,8 @@ class RegistryApp:
         return Response(202, self._upload_headers(name, writer.id, 0))
 
     async def upload_status(self, request: Request, name: str, upload_id: str) -> Response:
-        path = self._repository(name).blobs().upload_data_path(upload_id)
-        try:
-            size = (await asyncio.to_thread(os.stat, path)).st_size
-        except FileNotFoundError:
-            raise ErrBlobUploadUnknown(
-                f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
-            ) from None
+        blobs = self._repository(name).blobs()
+        size = await asyncio.to_thread(blobs.upload_size, upload_id)
         return Response(204, self._upload_headers(name, upload_id, size))
 
     async def _continue_upload(
@@ -589,7 +612,7 @@ class RegistryApp:
     async def patch_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
-        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+        with self._upload_lock(blobs, upload_id):
             writer = await asyncio.to_thread(blobs.resume, upload_id)
             # Each PATCH ends with a checkpoint that does not wait for the disk (as distribution
             # saves its hash state per PATCH, without fsync); the PUT that commits is durable.
@@ -605,7 +628,7 @@ class RegistryApp:
         self._check_writable()
         blobs = self._repository(name).blobs()
         digest = _digest_param(request.query.get("digest"))
-        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+        with self._upload_lock(blobs, upload_id):
             writer = await asyncio.to_thread(blobs.resume, upload_id)
             try:
                 await self._continue_upload(request, name, upload_id, writer)
@@ -625,7 +648,7 @@ class RegistryApp:
     async def cancel_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
-        with _upload_lock(blobs.upload_data_path(upload_id), upload_id):
+        with self._upload_lock(blobs, upload_id):
             writer = await asyncio.to_thread(blobs.resume, upload_id)
             await asyncio.to_thread(writer.cancel)
         return Response(204)

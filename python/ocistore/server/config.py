@@ -5,7 +5,11 @@ Accepted keys (anything else is an error at start, naming the key)::
     version: 0.1
     log: {level: debug|info|warn|error, formatter: json|text, accesslog: {disabled: bool}}
     storage:
-      filesystem: {rootdirectory: PATH}
+      filesystem: {rootdirectory: PATH}             # or:
+      s3: {bucket: NAME, region: us-east-1, regionendpoint: URL, accesskey: ..., secretkey: ...,
+           rootdirectory: /prefix, forcepathstyle: bool, chunksize: BYTES, secure: bool,
+           v4auth: true}
+      redirect: {disable: bool}                     # S3 blob GETs: 307 to a presigned URL
       delete: {enabled: bool}                       # default false, as in distribution
       maintenance:
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
@@ -31,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from ..storage.driver import FilesystemDriver, ObjectStoreDriver
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_addr", "parse_duration"]
 
@@ -82,6 +88,16 @@ class Config:
     tls_certificate: str | None = None
     tls_key: str | None = None
     tls_minimum: str = "tls1.2"
+    #: ``storage.s3`` as ``ocistore._core.ObjectStore`` keyword arguments; None: filesystem.
+    s3: dict[str, Any] | None = None
+    redirect: bool = True
+
+    def storage_driver(self) -> FilesystemDriver | ObjectStoreDriver:
+        if self.s3 is None:
+            return FilesystemDriver(self.root)
+        from .. import _core
+
+        return ObjectStoreDriver(_core.ObjectStore(**self.s3))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -96,6 +112,19 @@ _SCHEMA: dict[str, Any] = {
     "log": {"level": str, "formatter": str, "accesslog": {"disabled": bool}, "fields": dict},
     "storage": {
         "filesystem": {"rootdirectory": str},
+        "s3": {
+            "bucket": str,
+            "region": str,
+            "regionendpoint": str,
+            "accesskey": str,
+            "secretkey": str,
+            "rootdirectory": str,
+            "forcepathstyle": bool,
+            "chunksize": str,
+            "secure": bool,
+            "v4auth": bool,
+        },
+        "redirect": {"disable": bool},
         "delete": {"enabled": bool},
         "maintenance": {
             "uploadpurging": {"enabled": bool, "age": str, "interval": str, "dryrun": bool},
@@ -116,7 +145,6 @@ _SCHEMA: dict[str, Any] = {
     },
 }
 _NOT_YET = {
-    "storage.s3": "S3 storage is not supported yet",
     "auth.silly": "the silly access controller is for development only; use htpasswd or token",
     "http.tls.clientcas": "client certificate authentication is not supported",
     "http.tls.letsencrypt": "Let's Encrypt is not supported; give certificate and key",
@@ -157,6 +185,36 @@ def _get(doc: dict[str, Any], path: str) -> Any:
     return node
 
 
+def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
+    """distribution's ``storage.s3`` keys as ``ocistore._core.ObjectStore`` arguments."""
+    if not s3.get("bucket"):
+        raise ConfigError("storage.s3.bucket is required")
+    if s3.get("v4auth") is False:
+        raise ConfigError("storage.s3.v4auth: only AWS signature version 4 is supported")
+    options: dict[str, Any] = {"bucket": str(s3["bucket"])}
+    if (region := s3.get("region")) is not None:
+        options["region"] = str(region)
+    if (endpoint := s3.get("regionendpoint")) is not None:
+        endpoint = str(endpoint)
+        if "://" not in endpoint:
+            endpoint = ("https://" if s3.get("secure", True) else "http://") + endpoint
+        options["endpoint"] = endpoint
+    for key, name in (("accesskey", "access_key"), ("secretkey", "secret_key")):
+        if (value := s3.get(key)) is not None:
+            options[name] = str(value)
+    if (root := s3.get("rootdirectory")) is not None:
+        options["root_directory"] = str(root).strip("/")
+    if (path_style := s3.get("forcepathstyle")) is not None:
+        options["force_path_style"] = path_style
+    if (chunk := s3.get("chunksize")) is not None:
+        if not str(chunk).isascii() or not str(chunk).isdigit() or int(chunk) < 5 * 1024 * 1024:
+            raise ConfigError(
+                f"storage.s3.chunksize: expected bytes, at least 5242880, got {chunk!r}"
+            )
+        options["chunk_size"] = int(chunk)
+    return options
+
+
 def load_config(path: str | Path | None) -> Config:
     """Reads and validates a YAML configuration; ``None`` gives the defaults."""
     config = Config()
@@ -190,6 +248,12 @@ def load_config(path: str | Path | None) -> Config:
         config.addr = str(addr)
     if (root := _get(doc, "storage.filesystem.rootdirectory")) is not None:
         config.root = str(root)
+    if (s3 := _get(doc, "storage.s3")) is not None:
+        if _get(doc, "storage.filesystem") is not None:
+            raise ConfigError("storage: configure one of filesystem or s3, not both")
+        config.s3 = _s3_options(s3)
+    if (disable := _get(doc, "storage.redirect.disable")) is not None:
+        config.redirect = not disable
     if (delete := _get(doc, "storage.delete.enabled")) is not None:
         config.delete_enabled = delete
     if (readonly := _get(doc, "storage.maintenance.readonly.enabled")) is not None:

@@ -15,7 +15,8 @@ FACTORY = "ocistore.server.asgi:create_app"
 
 def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     host, port = parse_addr(config.addr)
-    Path(config.root).mkdir(parents=True, exist_ok=True)
+    if config.s3 is None:
+        Path(config.root).mkdir(parents=True, exist_ok=True)
     os.environ["OCISTORE_CONFIG"] = config.to_json()
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")

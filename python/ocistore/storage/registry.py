@@ -353,6 +353,17 @@ class LinkedBlobStore:
             )
         return self.repository.path / "_uploads" / upload_id / "data"
 
+    def upload_size(self, upload_id: str) -> int:
+        """Bytes an upload has received; ``ErrBlobUploadUnknown`` if there is no such upload."""
+        if isinstance(self.driver, FilesystemDriver):
+            try:
+                return os.stat(self.upload_data_path(upload_id)).st_size
+            except FileNotFoundError:
+                raise ErrBlobUploadUnknown(
+                    f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+                ) from None
+        return self.resume(upload_id).size  # the upload's state object says
+
     def resume(self, upload_id: str) -> BlobWriter:
         return BlobWriter(
             self._global._core.resume(upload_id, self.driver.upload_location(self._uploads)),
