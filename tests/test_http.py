@@ -416,6 +416,11 @@ def test_config_errors_are_reported_at_start(tmp_path: Path) -> None:
         ("storage:\n  delete:\n    enabled: maybe\n", "storage.delete.enabled"),
         ("storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n", "age"),
         ("auth:\n  htpasswd: {}\n", "auth"),
+        ("storage:\n  s3:\n    region: x\n", "storage.s3.bucket is required"),
+        ("storage:\n  s3:\n    bucket: b\n  filesystem:\n    rootdirectory: /x\n", "not both"),
+        ("storage:\n  s3:\n    bucket: b\n    chunksize: 1024\n", "storage.s3.chunksize"),
+        ("storage:\n  s3:\n    bucket: b\n    v4auth: false\n", "signature version 4"),
+        ("storage:\n  s3:\n    bucket: b\n    encrypt: true\n", "storage.s3.encrypt"),
         ("version: 0.2\n", "version"),
     ]:
         config.write_text(text)

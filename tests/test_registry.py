@@ -30,25 +30,27 @@ def registry(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "root")
 
 
-def v2(registry: Registry) -> Path:
-    return Path(registry.root) / "docker/registry/v2"
+def read(registry: Registry, key: str) -> bytes | None:
+    """An object of the layout, through the registry's own storage driver."""
+    return registry.driver.read(f"docker/registry/v2/{key}")
 
 
 def test_layout_of_a_pushed_image(registry: Registry) -> None:
     image = make_image(1)
     repo = registry.repository("library/alpine")
     digest = push(repo, image, tag="3.20")
-    base = v2(registry) / "repositories/library/alpine"
+    base = "repositories/library/alpine"
     for blob in (image.config, *image.layers):
         d = digest_of(blob)
-        assert (base / "_layers/sha256" / d[7:] / "link").read_bytes() == d.encode()
-        assert (v2(registry) / "blobs/sha256" / d[7:9] / d[7:] / "data").read_bytes() == blob
-    assert (base / "_manifests/revisions/sha256" / digest[7:] / "link").read_text() == digest
-    assert (base / "_manifests/tags/3.20/current/link").read_text() == digest
-    assert (base / "_manifests/tags/3.20/index/sha256" / digest[7:] / "link").read_text() == digest
-    assert (v2(registry) / "blobs/sha256" / digest[7:9] / digest[7:] / "data").read_bytes() == (
-        image.manifest
-    )
+        assert read(registry, f"{base}/_layers/sha256/{d[7:]}/link") == d.encode()
+        assert read(registry, f"blobs/sha256/{d[7:9]}/{d[7:]}/data") == blob
+    for key in (
+        f"_manifests/revisions/sha256/{digest[7:]}/link",
+        "_manifests/tags/3.20/current/link",
+        f"_manifests/tags/3.20/index/sha256/{digest[7:]}/link",
+    ):
+        assert read(registry, f"{base}/{key}") == digest.encode()
+    assert read(registry, f"blobs/sha256/{digest[7:9]}/{digest[7:]}/data") == image.manifest
 
 
 def test_manifest_get_returns_exact_bytes(registry: Registry) -> None:
@@ -85,7 +87,7 @@ def test_linked_blobs_are_per_repository(registry: Registry) -> None:
 def test_uploads_live_in_the_repository(registry: Registry) -> None:
     repo = registry.repository("team/app")
     w = repo.blobs().create()
-    assert (v2(registry) / "repositories/team/app/_uploads" / w.id / "data").is_file()
+    assert registry.driver.list("docker/registry/v2/repositories/team/app/_uploads") == [w.id]
     w.write(b"chunk one ")
     w.close()
     w = repo.blobs().resume(w.id)
@@ -180,8 +182,8 @@ def test_tags(registry: Registry) -> None:
     assert tags.lookup(one) == ["latest", "v1"] and tags.lookup(two) == []
     tags.tag("latest", Descriptor(OCI_MANIFEST, two, 1))
     assert tags.get("latest").digest == two
-    history = v2(registry) / "repositories/a/_manifests/tags/latest/index/sha256"
-    assert sorted(p.name for p in history.iterdir()) == sorted([one[7:], two[7:]])
+    history = "docker/registry/v2/repositories/a/_manifests/tags/latest/index/sha256"
+    assert registry.driver.list(history) == sorted([one[7:], two[7:]])
     tags.untag("v1")
     assert tags.all() == ["latest"]
     with pytest.raises(ErrTagUnknown) as info:
@@ -253,8 +255,8 @@ def test_remove_repository_keeps_nested_ones(registry: Registry) -> None:
         registry.remove("../a")
 
 
-def test_deletes_can_be_disabled(tmp_path: Path) -> None:
-    registry = Registry(tmp_path, delete_enabled=False)
+def test_deletes_can_be_disabled(registry: Registry) -> None:
+    registry = Registry(registry.driver, delete_enabled=False)
     repo = registry.repository("a")
     digest = push(repo, make_image(14), tag="t")
     layer = next(iter(repo.blobs().enumerate()))
@@ -291,15 +293,15 @@ def test_bad_input_touches_nothing(registry: Registry) -> None:
             repo.blobs().stat(bad_digest)
         with pytest.raises(ErrDigestInvalid):
             repo.manifests().get(bad_digest)
-    assert not Path(registry.root).exists()
+    assert not registry.driver.exists("docker")
 
 
 def test_a_link_with_wrong_content_is_not_trusted(registry: Registry) -> None:
     repo = registry.repository("a")
     desc = repo.blobs().put("x", b"real")
     other = digest_of(b"other")
-    link = v2(registry) / "repositories/a/_layers/sha256" / desc.digest.hex / "link"
-    link.write_text(other)
+    link = f"docker/registry/v2/repositories/a/_layers/sha256/{desc.digest.hex}/link"
+    registry.driver.write(link, other.encode())
     with pytest.raises(ErrBlobUnknown):
         repo.blobs().stat(desc.digest)
     assert list(repo.blobs().enumerate()) == []
@@ -310,19 +312,15 @@ def test_repository_link_is_written_before_the_blob_is_published(registry: Regis
     w = repo.blobs().create()
     w.write(b"ordered")
     digest = digest_of(b"ordered")
-    link = (
-        Path(registry.root)
-        / "docker/registry/v2/repositories/order/_layers/sha256"
-        / digest[7:]
-        / "link"
-    )
+    link = f"docker/registry/v2/repositories/order/_layers/sha256/{digest[7:]}/link"
     original = w._before_publish
     observed: list[tuple[bool, bool]] = []
 
     def spy(d: str) -> None:
         assert original is not None
         original(d)
-        observed.append((link.exists(), Path(registry.blobs().path(d)).exists()))
+        blob = f"docker/registry/v2/blobs/sha256/{d[7:9]}/{d[7:]}/data"
+        observed.append((registry.driver.exists(link), registry.driver.exists(blob)))
 
     w._before_publish = spy
     w.commit(digest)
