@@ -205,6 +205,7 @@ class TokenSetup:
     ec_kid: str
     x5c_chain: list[str]
     x5c_key: PrivateKey
+    jwks_key: PrivateKey
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +217,9 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenSetup]:
     leaf_key = ec_key()
     leaf = certificate(leaf_key, "token-signer-leaf", issuer=(rsa_root, rsa_cert))
     bundle = write(base / "bundle.pem", pem(rsa_cert, ec_cert))
+    jwks_key = rsa_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(jwks_key.public_key()))
+    jwks = write(base / "keys.jwks", json.dumps({"keys": [{**jwk, "kid": "jwks-key-1"}]}))
     rsa_kid, ec_kid = libtrust_key_id(rsa_root.public_key()), libtrust_key_id(ec_root.public_key())
 
     def policy(user: str, kind: str, name: str, action: str) -> bool:
@@ -227,11 +231,19 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenSetup]:
             base / "config.yml",
             "auth:\n  token:\n"
             f"    realm: {issuer.url}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
-            f"    rootcertbundle: {bundle}\n",
+            f"    rootcertbundle: {bundle}\n    jwks: {jwks}\n",
         )
         with ocistore_server(base / "root", extra=["--config", str(config)]) as server:
             yield TokenSetup(
-                server, issuer, rsa_root, rsa_kid, ec_root, ec_kid, x5c(leaf, rsa_cert), leaf_key
+                server,
+                issuer,
+                rsa_root,
+                rsa_kid,
+                ec_root,
+                ec_kid,
+                x5c(leaf, rsa_cert),
+                leaf_key,
+                jwks_key,
             )
 
 
@@ -316,6 +328,7 @@ def test_token_signatures_and_claims(tokens: TokenSetup) -> None:
         make_token(tokens.rsa, kid=tokens.rsa_kid, access=access, algorithm="PS256"),
         make_token(tokens.ec, kid=tokens.ec_kid, access=access),  # ES256
         make_token(tokens.x5c_key, chain=tokens.x5c_chain, access=access),  # leaf signed by root
+        make_token(tokens.jwks_key, kid="jwks-key-1", access=access),  # a key of the JWKS file
         make_token(tokens.rsa, kid=tokens.rsa_kid, access=access, audience=["x", SERVICE]),
         make_token(tokens.rsa, kid=tokens.rsa_kid, access=access, expires_in=-30),  # leeway
     ]
@@ -328,6 +341,7 @@ def test_token_signatures_and_claims(tokens: TokenSetup) -> None:
         "untrusted x5c": make_token(forger, chain=x5c(untrusted), access=access),
         "x5c leaf with another key": make_token(forger, chain=tokens.x5c_chain, access=access),
         "unknown kid": make_token(forger, kid=libtrust_key_id(forger.public_key()), access=access),
+        "forged with the JWKS kid": make_token(forger, kid="jwks-key-1", access=access),
         "no key named": make_token(tokens.rsa, access=access),
         "wrong audience": make_token(
             tokens.rsa, kid=tokens.rsa_kid, access=access, audience="other"
