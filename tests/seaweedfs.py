@@ -299,7 +299,7 @@ def seaweedfs(tmp_dir: Path, *, bucket: str = "ocistore") -> Iterator[SeaweedFS]
                 f"weed mini uses fixed ports and only one can run per machine. Stop whatever "
                 f"holds it first (`ss -ltnp 'sport = :{port}'` shows it)."
             )
-    base = Path(tempfile.mkdtemp(prefix="seaweedfs-", dir=tmp_dir))
+    base = Path(tempfile.mkdtemp(prefix="seaweedfs-", dir=tmp_dir)).resolve()  # weed runs in it
     data = base / "data"
     data.mkdir()
     access_key = "OCI" + secrets.token_hex(8).upper()
