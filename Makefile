@@ -24,9 +24,13 @@ system-deps:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(PIP_PACKAGES)
 
-setup: $(PY)
+# Again whenever pyproject.toml changes, so that a new dependency reaches an existing venv too.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet $(PIP_PACKAGES)
+	touch $@
+
+setup: $(VENV)/.installed
 	$(VENV)/bin/maturin develop --release --quiet
 
 # The registry on the local default: filesystem storage in ./data, 127.0.0.1:5000.

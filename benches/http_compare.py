@@ -3,6 +3,7 @@ side by side in one run, driven by the same clients.
 
     python benches/http_compare.py [--quick] [--json out.json] [--plot out.png]
                                    [--workers N] [--dir WORKDIR] [--only ocistore|distribution]
+                                   [--s3]
 
 Each registry runs on 127.0.0.1 with a fresh temporary root. Measured, for each:
 push of a 1 GiB random blob, monolithic (POST + PUT) and chunked (8 MiB PATCHes), with httpx and
@@ -12,6 +13,15 @@ with 8 client threads (2,000 blobs); the server's RSS growth during a 4 GiB chun
 `skopeo copy` of a generated image (five layers, 256 MiB in all) into the registry and back.
 ``--quick`` divides the sizes and counts by 8 (for a smoke run, not for numbers). All loops are
 bounded in count and in time.
+
+``--s3`` compares the registries on S3 storage instead: one SeaweedFS (tests/seaweedfs.py) on
+127.0.0.1:8333, ocistore with a ``storage.s3`` section on one bucket, docker-registry with its
+S3 driver on another. Measured, for each: push of a 256 MiB blob monolithic (POST + PUT with
+curl -T) and chunked (8 MiB PATCHes with httpx), full GET with curl -L, each with the CPU time
+of the registry and of SeaweedFS; distribution redirects blob GETs to presigned S3 URLs by
+default, so its GET is measured again on a second instance with ``storage.redirect.disable``.
+If ocistore cannot start on S3 (a build without the S3 backend), its half is reported as an
+error and the run goes on.
 """
 
 from __future__ import annotations
@@ -28,17 +38,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 # The helpers the tests start servers with: one way to pick a port and to stop a process group.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.distribution import free_port
+from tests.distribution import free_port, reference_config, reference_env
+from tests.seaweedfs import SeaweedFS, seaweedfs
 from tests.servers import stop
 
 MIB = 1024 * 1024
@@ -73,15 +85,22 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def ocistore_registry(workdir: Path, workers: int) -> Iterator[Registry]:
+def ocistore_registry(
+    workdir: Path, workers: int, s3: Mapping[str, Any] | None = None
+) -> Iterator[Registry]:
+    """Filesystem storage in a fresh root, or, given ``s3``, that ``storage.s3`` section."""
     port = free_port()
     root = workdir / "ocistore-root"
     log = workdir / "ocistore.log"
     config = workdir / "ocistore.yml"
-    config.write_text("log:\n  accesslog:\n    disabled: true\n")
+    document: dict[str, Any] = {"log": {"accesslog": {"disabled": True}}}
+    if s3 is not None:
+        document["storage"] = {"s3": dict(s3)}
+    config.write_text(yaml.safe_dump(document))
     args = [
         sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config),
-        "--addr", f"127.0.0.1:{port}", "--root", str(root), "--workers", str(workers), "--delete",
+        "--addr", f"127.0.0.1:{port}", "--workers", str(workers), "--delete",
+        *(["--root", str(root)] if s3 is None else []),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -94,30 +113,33 @@ def ocistore_registry(workdir: Path, workers: int) -> Iterator[Registry]:
 
 
 @contextmanager
-def distribution_registry(workdir: Path) -> Iterator[Registry]:
+def distribution_registry(
+    workdir: Path,
+    s3: Mapping[str, Any] | None = None,
+    redirect: bool = True,
+    name: str = "distribution",
+) -> Iterator[Registry]:
+    """Filesystem storage in a fresh root, or, given ``s3``, the S3 driver with that section
+    (``redirect=False``: storage.redirect.disable)."""
     binary = shutil.which("docker-registry")
     if binary is None:
         raise SystemExit("docker-registry is not installed (apt-get install docker-registry)")
     port = free_port()
-    root = workdir / "distribution-root"
-    log = workdir / "distribution.log"
-    config = workdir / "distribution.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
-        f"  maintenance:\n    uploadpurging:\n      enabled: false\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
+    root = workdir / f"{name}-root"
+    log = workdir / f"{name}.log"
+    config = workdir / f"{name}.yml"
+    config.write_text(reference_config(port, root, s3=s3, redirect=redirect, access_log=False))
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [binary, "serve", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=reference_env(),
             start_new_session=True,
         )
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, log)
-        yield Registry("distribution", f"http://127.0.0.1:{port}", proc)
+        yield Registry(name, f"http://127.0.0.1:{port}", proc)
     finally:
         stop(proc)
         shutil.rmtree(root, ignore_errors=True)
@@ -294,6 +316,15 @@ def get_full_curl(reg: Registry, name: str, digest: str, size: int) -> None:
     assert int(out) == size
 
 
+def first_status(reg: Registry, name: str, digest: str) -> int:
+    """The status of a blob GET without following redirects (200, or 307 to storage)."""
+    with (
+        httpx.Client(base_url=reg.url, timeout=60) as client,
+        client.stream("GET", f"/v2/{name}/blobs/{digest}") as r,
+    ):
+        return r.status_code
+
+
 def latencies(fn: Callable[[int], None], count: int) -> list[float]:
     samples = []
     deadline = time.monotonic() + DEADLINE_SECONDS
@@ -439,8 +470,33 @@ def skopeo_round_trip(reg: Registry, layout: Path, out: Path) -> float:
     return elapsed
 
 
-def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
+def run_timed(
+    reg: Registry,
+    timed: list[tuple[str, Callable[[], None]]],
+    size: int,
+    others: Mapping[str, int] | None = None,
+) -> dict[str, float]:
+    """Runs each ``(key, fn)`` once, moving ``size`` bytes: ``<key>_mibps`` and the server's
+    ``<key>_cpu_s_per_gib``; for each of ``others`` (label -> pid of another process tree, such
+    as the S3 server), ``<key>_<label>_cpu_s_per_gib``."""
     r: dict[str, float] = {}
+    gib = size / 1024 / MIB
+    others = others or {}
+    for key, fn in timed:
+        cpu_before = tree_cpu_seconds(reg.proc.pid)
+        others_before = {label: tree_cpu_seconds(pid) for label, pid in others.items()}
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        r[key + "_mibps"] = size / MIB / elapsed
+        r[key + "_cpu_s_per_gib"] = (tree_cpu_seconds(reg.proc.pid) - cpu_before) / gib
+        for label, pid in others.items():
+            r[f"{key}_{label}_cpu_s_per_gib"] = (tree_cpu_seconds(pid) - others_before[label]) / gib
+        print(f"  {reg.name:12} {key:24} {r[key + '_mibps']:8.0f} MiB/s", flush=True)
+    return r
+
+
+def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
     big, digest, size = files["big"], files["digest"], files["size"]
     timed: list[tuple[str, Callable[[], None]]] = [
         (
@@ -456,16 +512,7 @@ def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float
         ("get_full_httpx", lambda: get_full_httpx(reg, "push/mono-curl", digest, size)),
         ("get_full_curl", lambda: get_full_curl(reg, "push/mono-curl", digest, size)),
     ]
-    for key, fn in timed:
-        cpu_before = tree_cpu_seconds(reg.proc.pid)
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        r[key + "_mibps"] = size / MIB / elapsed
-        r[key + "_cpu_s_per_gib"] = (tree_cpu_seconds(reg.proc.pid) - cpu_before) / (
-            size / 1024 / MIB
-        )
-        print(f"  {reg.name:12} {key:24} {r[key + '_mibps']:8.0f} MiB/s", flush=True)
+    r = run_timed(reg, timed, size)
 
     rng = random.Random(3)
     with httpx.Client(base_url=reg.url, timeout=60) as client:
@@ -513,6 +560,76 @@ def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float
     return r
 
 
+def measure_s3(
+    reg: Registry, files: dict[str, Any], s3: SeaweedFS, bucket: str, root: str
+) -> dict[str, float]:
+    """The S3 comparison for one registry storing in ``bucket`` under ``root``."""
+    big, digest, size = files["big"], files["digest"], files["size"]
+    timed: list[tuple[str, Callable[[], None]]] = [
+        ("push_monolithic_curl", lambda: push_monolithic_curl(reg, big, digest, "s3/mono-curl")),
+        ("push_chunked_httpx", lambda: push_chunked_httpx(reg, big, digest, "s3/chunked-httpx")),
+        ("get_full_curl", lambda: get_full_curl(reg, "s3/mono-curl", digest, size)),
+    ]
+    r = run_timed(reg, timed, size, {"s3": s3.proc.pid})
+    r["get_status"] = first_status(reg, "s3/mono-curl", digest)
+    # Where distribution keeps the blob; 1 when this registry put it in the same place.
+    hex_digest = digest.removeprefix("sha256:")
+    key = f"{root}/docker/registry/v2/blobs/sha256/{hex_digest[:2]}/{hex_digest}/data"
+    r["blob_at_distribution_key"] = float(key in s3.list_keys(bucket, key))
+    return r
+
+
+def last_lines(text: str, count: int = 6) -> str:
+    """The last ``count`` non-blank lines of ``text`` (a server log in an error), indented."""
+    return "\n    ".join([line for line in text.splitlines() if line.strip()][-count:])
+
+
+def compare_s3(workdir: Path, scale: int, workers: int, only: str | None) -> dict[str, Any]:
+    size = 256 * MIB // scale
+    big = workdir / "s3-big.bin"
+    print(f"generating {size // MIB} MiB of test data ...", flush=True)
+    digest = make_file(big, size, 2)
+    files: dict[str, Any] = {"big": big, "digest": digest, "size": size}
+    results: dict[str, dict[str, float]] = {}
+    errors: dict[str, str] = {}
+    print("starting SeaweedFS ...", flush=True)
+    with seaweedfs(workdir) as s3:
+        if only != "distribution":
+            print("ocistore on S3:", flush=True)
+            bucket = s3.bucket("ocistore-bench")
+            try:
+                with ocistore_registry(workdir, workers, s3.storage_s3(bucket, "/ocistore")) as reg:
+                    results["ocistore"] = measure_s3(reg, files, s3, bucket, "ocistore")
+            except Exception as e:  # the S3 backend may not be in this build yet
+                errors["ocistore"] = str(e)
+                print(
+                    "  ocistore on S3 FAILED (is the S3 backend in this build?); "
+                    f"the distribution half goes on. Last lines:\n    {last_lines(str(e))}",
+                    flush=True,
+                )
+        if only != "ocistore":
+            print("distribution 2.8.2 on S3:", flush=True)
+            bucket = s3.bucket("distribution-bench")
+            storage = s3.storage_s3(bucket, "/distribution")
+            with distribution_registry(workdir, storage, name="distribution-s3") as reg:
+                results["distribution"] = measure_s3(reg, files, s3, bucket, "distribution")
+            # A second instance on the same bucket, with redirects off: blobs through the registry.
+            with distribution_registry(
+                workdir, storage, redirect=False, name="distribution-s3-noredirect"
+            ) as reg:
+                get = [
+                    (
+                        "get_full_curl_noredirect",
+                        lambda: get_full_curl(reg, "s3/mono-curl", digest, size),
+                    )
+                ]
+                results["distribution"].update(run_timed(reg, get, size, {"s3": s3.proc.pid}))
+                results["distribution"]["get_status_noredirect"] = first_status(
+                    reg, "s3/mono-curl", digest
+                )
+    return {"size_mib": size // MIB, "results": results, "errors": errors}
+
+
 # (label, key, better: "higher" or "lower", target ratio ocistore/distribution or None)
 ROWS: list[tuple[str, str, str, float | None]] = [
     ("push 1 GiB monolithic, httpx (MiB/s)", "push_monolithic_httpx_mibps", "higher", 5.0),
@@ -538,14 +655,54 @@ ROWS: list[tuple[str, str, str, float | None]] = [
 ]
 
 
-def table(results: dict[str, dict[str, float]]) -> str:
+S3_ROWS: list[tuple[str, str, str, float | None]] = [
+    ("S3: push 256 MiB monolithic, curl -T (MiB/s)", "push_monolithic_curl_mibps", "higher", None),
+    ("S3: push 256 MiB chunked 8 MiB, httpx (MiB/s)", "push_chunked_httpx_mibps", "higher", None),
+    ("S3: full GET, curl -L, default (MiB/s)", "get_full_curl_mibps", "higher", None),
+    ("S3: full GET, redirect disabled (MiB/s)", "get_full_curl_noredirect_mibps", "higher", None),
+    ("registry CPU-s/GiB, monolithic push", "push_monolithic_curl_cpu_s_per_gib", "lower", None),
+    ("SeaweedFS CPU-s/GiB, monolithic push", "push_monolithic_curl_s3_cpu_s_per_gib", "lower", None),
+    ("registry CPU-s/GiB, chunked push", "push_chunked_httpx_cpu_s_per_gib", "lower", None),
+    ("SeaweedFS CPU-s/GiB, chunked push", "push_chunked_httpx_s3_cpu_s_per_gib", "lower", None),
+    ("registry CPU-s/GiB, GET default", "get_full_curl_cpu_s_per_gib", "lower", None),
+    ("SeaweedFS CPU-s/GiB, GET default", "get_full_curl_s3_cpu_s_per_gib", "lower", None),
+    ("registry CPU-s/GiB, GET no redirect", "get_full_curl_noredirect_cpu_s_per_gib", "lower", None),
+    ("SeaweedFS CPU-s/GiB, GET no redirect", "get_full_curl_noredirect_s3_cpu_s_per_gib", "lower", None),
+]  # fmt: skip
+
+
+def s3_notes(results: dict[str, dict[str, float]]) -> str:
+    """What the table's numbers do not say: redirects, and whether the keys match."""
+    o, d = results.get("ocistore", {}), results.get("distribution", {})
+
+    def show(value: float | None, yes_no: bool = False) -> str:
+        if value is None:
+            return "-"
+        return ("yes" if value else "NO") if yes_no else f"{value:.0f}"
+
+    return "\n".join(
+        [
+            f"blob GET status, not following: ocistore {show(o.get('get_status'))}, "
+            f"distribution {show(d.get('get_status'))}, "
+            f"distribution with redirect disabled {show(d.get('get_status_noredirect'))}",
+            f"blob stored at distribution's key: ocistore "
+            f"{show(o.get('blob_at_distribution_key'), True)}, "
+            f"distribution {show(d.get('blob_at_distribution_key'), True)}",
+        ]
+    )
+
+
+def table(
+    results: dict[str, dict[str, float]], rows: list[tuple[str, str, str, float | None]] = ROWS
+) -> str:
     o, d = results.get("ocistore", {}), results.get("distribution", {})
 
     def cell(value: float | None, width: int) -> str:
         return f"{value:{width}.2f}" if value is not None else "-".rjust(width)
 
-    lines = [f"{'':44}{'ocistore':>12}{'distribution':>14}{'ratio':>9}  target"]
-    for label, key, better, target in ROWS:
+    width = max(44, *(len(label) + 2 for label, _, _, _ in rows))
+    lines = [f"{'':{width}}{'ocistore':>12}{'distribution':>14}{'ratio':>9}  target"]
+    for label, key, better, target in rows:
         ov, dv = o.get(key), d.get(key)
         ratio = ov / dv if ov is not None and dv else None
         goal = ""
@@ -553,10 +710,10 @@ def table(results: dict[str, dict[str, float]]) -> str:
             met = ratio >= target if better == "higher" else ratio <= target
             sign = ">=" if better == "higher" else "<="
             goal = f"{sign} {target:.2f}  {'met' if met else 'MISSED'}"
-        lines.append(f"{label:44}{cell(ov, 12)}{cell(dv, 14)}{cell(ratio, 9)}  {goal}")
+        lines.append(f"{label:{width}}{cell(ov, 12)}{cell(dv, 14)}{cell(ratio, 9)}  {goal}")
     if "rss_growth_mib" in o:
         verdict = "met" if o["rss_growth_mib"] <= 64 else "MISSED"
-        lines.append(f"{'ocistore RSS growth <= 64 MiB':44}{verdict:>12}")
+        lines.append(f"{'ocistore RSS growth <= 64 MiB':{width}}{verdict:>12}")
     return "\n".join(lines)
 
 
@@ -592,6 +749,35 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def compare_filesystem(
+    workdir: Path, scale: int, workers: int, only: str | None
+) -> dict[str, dict[str, float]]:
+    """The filesystem comparison (the default): ``measure`` on each registry."""
+    results: dict[str, dict[str, float]] = {}
+    size = 1024 * MIB // scale
+    big = workdir / "big.bin"
+    print(f"generating {size // MIB} MiB of test data ...", flush=True)
+    digest = make_file(big, size, 1)
+    pieces = []
+    for i, offset in enumerate(range(0, size, 8 * MIB)):
+        piece = workdir / f"piece-{i:04d}"
+        piece.write_bytes(b"".join(file_chunks(big, min(8 * MIB, size - offset), offset)))
+        pieces.append(piece)
+    layout = workdir / "layout"
+    make_layout(layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)])
+    files = {"big": big, "digest": digest, "size": size, "pieces": pieces, "layout": layout,
+             "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
+    if only != "distribution":
+        print("ocistore:", flush=True)
+        with ocistore_registry(workdir, workers) as reg:
+            results["ocistore"] = measure(reg, files, scale)
+    if only != "ocistore":
+        print("distribution 2.8.2:", flush=True)
+        with distribution_registry(workdir) as reg:
+            results["distribution"] = measure(reg, files, scale)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -602,42 +788,37 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="ocistore worker processes")
     parser.add_argument("--dir", help="work directory (default: ./.bench-tmp)")
     parser.add_argument("--only", choices=["ocistore", "distribution"])
+    parser.add_argument("--s3", action="store_true", help="compare on S3 storage (SeaweedFS)")
     args = parser.parse_args()
     scale = 8 if args.quick else 1
     base = Path(args.dir or ".bench-tmp")
     base.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
+    s3_section: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         workdir = Path(tmp)
-        size = 1024 * MIB // scale
-        big = workdir / "big.bin"
-        print(f"generating {size // MIB} MiB of test data ...", flush=True)
-        digest = make_file(big, size, 1)
-        pieces = []
-        for i, offset in enumerate(range(0, size, 8 * MIB)):
-            piece = workdir / f"piece-{i:04d}"
-            piece.write_bytes(b"".join(file_chunks(big, min(8 * MIB, size - offset), offset)))
-            pieces.append(piece)
-        layout = workdir / "layout"
-        make_layout(
-            layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)]
-        )
-        files = {"big": big, "digest": digest, "size": size, "pieces": pieces, "layout": layout,
-                 "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
-        if args.only != "distribution":
-            print("ocistore:", flush=True)
-            with ocistore_registry(workdir, args.workers) as reg:
-                results["ocistore"] = measure(reg, files, scale)
-        if args.only != "ocistore":
-            print("distribution 2.8.2:", flush=True)
-            with distribution_registry(workdir) as reg:
-                results["distribution"] = measure(reg, files, scale)
+        if args.s3:
+            s3_section = compare_s3(workdir, scale, args.workers, args.only)
+        else:
+            results = compare_filesystem(workdir, scale, args.workers, args.only)
     print()
-    print(table(results))
+    if s3_section is not None:
+        print(table(s3_section["results"], S3_ROWS))
+        print(s3_notes(s3_section["results"]))
+        for name, error in s3_section["errors"].items():
+            print(f"{name}: not measured: {last_lines(error, 2)}")
+    else:
+        print(table(results))
     if args.json:
-        Path(args.json).write_text(  # written before the plot, so a plotting error loses nothing
-            json.dumps({"quick": args.quick, "workers": args.workers, "results": results}, indent=2)
-        )
+        document: dict[str, Any] = {
+            "quick": args.quick,
+            "workers": args.workers,
+            "results": results,
+        }
+        if s3_section is not None:
+            document["s3"] = s3_section
+        # Written before the plot, so a plotting error loses nothing.
+        Path(args.json).write_text(json.dumps(document, indent=2))
     if args.plot and len(results) == 2:
         plot(results, args.plot)
     return 0

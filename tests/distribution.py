@@ -4,15 +4,19 @@ differential tests, and a plain HTTP client for the Distribution API."""
 from __future__ import annotations
 
 import http.client
+import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+import yaml
 
 BINARY = "docker-registry"
 ACCEPT = ", ".join(
@@ -99,9 +103,53 @@ class Client:
         return self.request("GET", f"/v2/{name}/blobs/{digest}")
 
 
+def reference_config(
+    port: int,
+    root: Path | None,
+    *,
+    s3: Mapping[str, Any] | None = None,
+    redirect: bool = True,
+    access_log: bool = True,
+) -> str:
+    """docker-registry's config.yml: filesystem storage in ``root``, or, given ``s3`` (a
+    ``storage.s3`` section, e.g. ``SeaweedFS.storage_s3()``), S3 storage; ``redirect=False`` sets
+    ``storage.redirect.disable`` (with S3, blob GETs otherwise answer 307 to a presigned URL)."""
+    storage: dict[str, Any] = {
+        "delete": {"enabled": True},
+        "maintenance": {"uploadpurging": {"enabled": False}},
+    }
+    if s3 is not None:
+        storage["s3"] = dict(s3)
+    else:
+        assert root is not None, "filesystem storage needs a root"
+        storage["filesystem"] = {"rootdirectory": str(root)}
+    if not redirect:
+        storage["redirect"] = {"disable": True}
+    config = {
+        "version": "0.1",
+        "log": {"level": "error", "accesslog": {"disabled": not access_log}},
+        "storage": storage,
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def reference_env() -> dict[str, str]:
+    """docker-registry's environment: ours without AWS_CA_BUNDLE, since 2.8.2's S3 driver
+    panics at start when it is set ("LoadCustomCABundleError ... unsupported transport")."""
+    return {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+
+
 @contextmanager
-def reference_registry(root: Path, workdir: Path) -> Iterator[Client]:
-    """Runs docker-registry with filesystem storage in ``root`` until the block ends."""
+def reference_registry(
+    root: Path,
+    workdir: Path,
+    *,
+    s3: Mapping[str, Any] | None = None,
+    redirect: bool = True,
+) -> Iterator[Client]:
+    """Runs docker-registry until the block ends: with filesystem storage in ``root``, or, given
+    ``s3``, with its S3 driver (``root`` is then unused); see ``reference_config``."""
     binary = shutil.which(BINARY)
     if binary is None:
         raise RuntimeError(
@@ -110,25 +158,12 @@ def reference_registry(root: Path, workdir: Path) -> Iterator[Client]:
         )
     port = free_port()
     config = workdir / f"config-{port}.yml"
-    config.write_text(
-        f"""version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:{port}
-"""
-    )
+    config.write_text(reference_config(port, root, s3=s3, redirect=redirect))
     log_path = workdir / f"registry-{port}.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, env=reference_env()
+    )
     client = Client(port)
     try:
         deadline = time.monotonic() + 30
