@@ -196,7 +196,9 @@ impl Remote {
     }
 
     /// The names of the direct children of `prefix` ("" is the root directory): objects and
-    /// common prefixes alike, sorted, as `os.listdir` gives them.
+    /// common prefixes alike, sorted, as `os.listdir` gives them. As in distribution's S3
+    /// driver these are the server's common prefixes, so a server that keeps emptied folders
+    /// for a while (SeaweedFS) lists them until it drops them.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let path = self.path(prefix)?;
         let listed = self

@@ -538,6 +538,11 @@ impl BlobUpload for ObjectUpload {
         self.open
     }
 
+    /// Any write may have to wait for the previous part upload to finish.
+    fn writes_may_wait(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, data: &[u8]) -> Result<()> {
         self.usable()?;
         let written = self.write_spooled(data);

@@ -14,6 +14,8 @@ use crate::store::backend::BlobUpload;
 #[pyclass(frozen, module = "ocistore._core", name = "BlobWriter")]
 pub struct PyBlobWriter {
     upload: Mutex<Box<dyn BlobUpload>>,
+    /// Even small writes release the GIL (see `BlobUpload::writes_may_wait`).
+    writes_may_wait: bool,
     id: String,
     started_at: String,
 }
@@ -23,6 +25,7 @@ impl PyBlobWriter {
         Self {
             id: upload.id().to_owned(),
             started_at: upload.started_at().to_owned(),
+            writes_may_wait: upload.writes_may_wait(),
             upload: Mutex::new(upload),
         }
     }
@@ -77,7 +80,7 @@ impl PyBlobWriter {
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let buf = InputBuffer::new(data)?;
         let bytes = buf.as_slice();
-        if bytes.len() >= GIL_RELEASE_MIN {
+        if bytes.len() >= GIL_RELEASE_MIN || self.writes_may_wait {
             py.detach(|| self.lock().write(bytes))?;
         } else {
             self.with_upload(py, |u| u.write(bytes))?;

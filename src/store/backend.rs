@@ -32,6 +32,11 @@ pub trait BlobUpload: Send {
     fn algorithm(&self) -> Algorithm;
     fn digest(&self) -> Digest;
     fn is_open(&self) -> bool;
+    /// Whether any `write` may wait for the network (so that callers never do it holding a
+    /// lock others need, such as the GIL), rather than only for a local disk.
+    fn writes_may_wait(&self) -> bool {
+        false
+    }
     fn write(&mut self, data: &[u8]) -> Result<()>;
     fn checkpoint(&mut self, durable: bool) -> Result<()>;
     fn close(&mut self, durable: bool) -> Result<()>;
