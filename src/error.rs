@@ -43,6 +43,15 @@ pub enum StoreError {
     HashState(String),
     #[error("{0}")]
     Value(String),
+    /// A request to the object store failed (absent objects are mapped to the `*Unknown`
+    /// errors where the caller asked for a blob or an upload).
+    #[error("object store {operation} of {key:?} failed: {source}")]
+    ObjectStore {
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -125,6 +134,21 @@ impl From<StoreError> for PyErr {
                 }
                 StoreError::HashState(_) => "ErrHashStateInvalid",
                 StoreError::Value(_) => return PyValueError::new_err(message),
+                StoreError::ObjectStore { source, .. } => {
+                    // The errno picks the OSError subclass that callers already handle for the
+                    // filesystem store.
+                    let errno = match source {
+                        object_store::Error::NotFound { .. } => Some(libc::ENOENT),
+                        object_store::Error::AlreadyExists { .. } => Some(libc::EEXIST),
+                        object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. } => Some(libc::EACCES),
+                        _ => None,
+                    };
+                    return match errno {
+                        Some(errno) => PyOSError::new_err((errno, message)),
+                        None => PyOSError::new_err(message),
+                    };
+                }
                 StoreError::Io { source, .. } => {
                     return match source.raw_os_error() {
                         // OSError(errno, text) picks the matching subclass (FileNotFoundError, ...).

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 mod hashers;
 pub mod hashing;
+pub mod objstore;
 mod py;
 pub mod store;
 
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::digest::PyDigest>()?;
     m.add_class::<py::store::PyBlobStore>()?;
+    m.add_class::<py::objstore::PyObjectStore>()?;
     m.add_class::<py::writer::PyBlobWriter>()?;
     m.add_class::<py::reader::PyBlobReader>()?;
     m.add_class::<hashers::PySha256>()?;

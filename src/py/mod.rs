@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub mod fs;
+pub mod objstore;
 pub mod reader;
 pub mod store;
 pub mod writer;

@@ -1,17 +1,17 @@
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::store::location_object;
 use crate::buffer::OutputBuffer;
-use crate::error::{IoContext, StoreError};
+use crate::error::StoreError;
+use crate::store::backend::{BlobSource, Location};
 
 struct Cursor {
-    file: Option<File>,
+    /// None once closed.
+    file: Option<Box<dyn BlobSource>>,
     pos: u64,
 }
 
@@ -21,19 +21,19 @@ struct Cursor {
 pub struct PyBlobReader {
     cursor: Mutex<Cursor>,
     size: u64,
-    path: PathBuf,
+    location: Location,
     digest: String,
 }
 
 impl PyBlobReader {
-    pub fn new(file: File, size: u64, path: PathBuf, digest: String) -> Self {
+    pub fn new(file: Box<dyn BlobSource>, size: u64, location: Location, digest: String) -> Self {
         Self {
             cursor: Mutex::new(Cursor {
                 file: Some(file),
                 pos: 0,
             }),
             size,
-            path,
+            location,
             digest,
         }
     }
@@ -59,9 +59,9 @@ impl PyBlobReader {
             let at = pos.unwrap_or(cursor.pos);
             let file = cursor
                 .file
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| StoreError::Value("I/O operation on closed blob reader".into()))?;
-            file.read_exact_at(buf, at).at("read", &self.path)?;
+            file.read_exact_at(buf, at)?;
             if pos.is_none() {
                 cursor.pos = at + buf.len() as u64;
             }
@@ -186,10 +186,11 @@ impl PyBlobReader {
         &self.digest
     }
 
-    /// The file holding the blob, for servers with a zero-copy file path.
+    /// The file holding the blob, for servers with a zero-copy file path; on an object store,
+    /// the blob's key relative to the root directory.
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.path.clone()
+    fn path<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        location_object(py, self.location.clone())
     }
 
     fn readable(&self) -> bool {

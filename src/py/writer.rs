@@ -6,37 +6,41 @@ use pyo3::types::PyTuple;
 use super::digest::{PyDigest, digest_arg};
 use crate::buffer::InputBuffer;
 use crate::hashers::GIL_RELEASE_MIN;
-use crate::store::Layout;
-use crate::store::upload::Upload;
+use crate::store::backend::BlobUpload;
 
 /// A resumable upload. `write` takes any contiguous buffer without copying it and releases the
 /// GIL; `close` checkpoints (the upload stays resumable by id, from any process); `commit`
 /// verifies and moves the blob into place; `cancel` removes the upload.
 #[pyclass(frozen, module = "ocistore._core", name = "BlobWriter")]
 pub struct PyBlobWriter {
-    upload: Mutex<Upload>,
-    layout: Layout,
+    upload: Mutex<Box<dyn BlobUpload>>,
+    /// Even small writes release the GIL (see `BlobUpload::writes_may_wait`).
+    writes_may_wait: bool,
     id: String,
     started_at: String,
 }
 
 impl PyBlobWriter {
-    pub fn new(upload: Upload, layout: Layout) -> Self {
+    pub fn new(upload: Box<dyn BlobUpload>) -> Self {
         Self {
             id: upload.id().to_owned(),
             started_at: upload.started_at().to_owned(),
+            writes_may_wait: upload.writes_may_wait(),
             upload: Mutex::new(upload),
-            layout,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Upload> {
+    fn lock(&self) -> MutexGuard<'_, Box<dyn BlobUpload>> {
         self.upload.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on the upload without ever waiting for its lock while holding the GIL: a
     /// commit's `before_publish` hook takes the GIL while holding the lock.
-    fn with_upload<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Upload) -> T + Send) -> T {
+    fn with_upload<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Box<dyn BlobUpload>) -> T + Send,
+    ) -> T {
         match self.upload.try_lock() {
             Ok(mut guard) => f(&mut guard),
             Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
@@ -76,7 +80,7 @@ impl PyBlobWriter {
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<usize> {
         let buf = InputBuffer::new(data)?;
         let bytes = buf.as_slice();
-        if bytes.len() >= GIL_RELEASE_MIN {
+        if bytes.len() >= GIL_RELEASE_MIN || self.writes_may_wait {
             py.detach(|| self.lock().write(bytes))?;
         } else {
             self.with_upload(py, |u| u.write(bytes))?;
@@ -85,14 +89,11 @@ impl PyBlobWriter {
     }
 
     /// Data and hash state made durable (or, with `durable=False`, saved without waiting for
-    /// the disk: trusted until the machine restarts); the writer stays open.
+    /// the disk: trusted until the machine restarts; on an object store every checkpoint is
+    /// durable); the writer stays open.
     #[pyo3(signature = (durable = true))]
     fn checkpoint(&self, py: Python<'_>, durable: bool) -> PyResult<()> {
-        if durable {
-            py.detach(|| self.lock().checkpoint())?;
-        } else {
-            py.detach(|| self.lock().checkpoint_volatile())?;
-        }
+        py.detach(|| self.lock().checkpoint(durable))?;
         Ok(())
     }
 
@@ -128,8 +129,7 @@ impl PyBlobWriter {
                     },
                 )
             };
-            self.lock()
-                .commit_with(&self.layout, &expected, size, &mut hook)
+            self.lock().commit(&expected, size, &mut hook)
         });
         match (committed, raised) {
             (Ok(size), _) => Ok(size),

@@ -1,6 +1,7 @@
 //! The content-addressed blob store on distribution's filesystem layout:
 //! `<root>/docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data`.
 
+pub mod backend;
 mod direct;
 pub mod fsutil;
 pub mod upload;

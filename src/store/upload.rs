@@ -94,7 +94,7 @@ pub struct Upload {
 }
 
 /// Only canonical lowercase UUIDs name uploads; anything else (including path tricks) is unknown.
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     match uuid::Uuid::try_parse(id) {
         Ok(u) if u.hyphenated().to_string() == id => Ok(()),
         _ => Err(StoreError::BlobUploadUnknown { id: id.to_owned() }),

@@ -1,0 +1,318 @@
+//! The blob store on an object store: distribution's S3 key layout, blobs read with ranged
+//! GETs, uploads as in `upload.rs`.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use super::client::{Remote, failed};
+use super::keys::check_prefix;
+use super::runtime::block_on;
+use super::upload::ObjectUpload;
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Result, StoreError};
+use crate::hashing::Hasher;
+use crate::store::backend::{BlobBackend, BlobSource, BlobUpload, Location};
+use crate::store::upload::Caching;
+
+pub const BLOBS: &str = "docker/registry/v2/blobs";
+/// Uploads that belong to no repository, as the filesystem store keeps them.
+pub const GLOBAL_UPLOADS: &str = "docker/registry/v2/_uploads";
+/// The most a reader fetches in one GET.
+pub const READ_BLOCK: usize = 8 * 1024 * 1024;
+/// A read that does not continue the previous one fetches at least this much, so that a
+/// reader stepping through a blob in small pieces does not pay a request per piece.
+const READ_MIN: usize = 256 * 1024;
+/// Ranged GETs in flight for one large read.
+const READ_PARALLEL: usize = 4;
+/// Part uploads in flight for one `put`.
+const PUT_PARALLEL: usize = 2;
+
+/// `docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data`, relative to the root directory.
+pub fn blob_key(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!(
+        "{BLOBS}/{}/{}/{hex}/data",
+        digest.algorithm().name(),
+        &hex[..2]
+    )
+}
+
+pub struct ObjectBlobs {
+    remote: Arc<Remote>,
+}
+
+impl ObjectBlobs {
+    pub fn new(remote: Arc<Remote>) -> ObjectBlobs {
+        ObjectBlobs { remote }
+    }
+
+    fn uploads(&self, uploads: Option<&FsPath>) -> Result<String> {
+        let Some(uploads) = uploads else {
+            return Ok(GLOBAL_UPLOADS.to_owned());
+        };
+        let text = uploads.to_str().ok_or_else(|| {
+            StoreError::Value(format!("uploads key prefix {uploads:?} is not UTF-8"))
+        })?;
+        if text.is_empty() {
+            return Err(StoreError::Value(
+                "uploads key prefix must not be empty".into(),
+            ));
+        }
+        Ok(check_prefix(text)?.to_owned())
+    }
+
+    /// One PUT up to a part's size; larger blobs go up as a multipart upload straight to the
+    /// blob key, which appears whole when the upload completes.
+    async fn upload_blob(&self, key: &str, data: &[u8]) -> Result<()> {
+        let chunk = self.remote.chunk_size() as usize;
+        if data.len() <= chunk {
+            self.remote.write(key, Bytes::copy_from_slice(data)).await?;
+            return Ok(());
+        }
+        let path = self.remote.path(key)?;
+        let bucket = self.remote.bucket();
+        let id = bucket
+            .create_multipart(&path)
+            .await
+            .map_err(failed("create multipart upload", &path))?;
+        let uploaded: Result<Vec<_>> = futures::stream::iter(data.chunks(chunk).enumerate())
+            .map(|(idx, piece)| {
+                let payload = PutPayload::from(Bytes::copy_from_slice(piece));
+                let (path, id) = (&path, &id);
+                async move {
+                    bucket
+                        .put_part(path, id, idx, payload)
+                        .await
+                        .map_err(failed("upload part", path))
+                }
+            })
+            .buffered(PUT_PARALLEL)
+            .try_collect()
+            .await;
+        let completed = match uploaded {
+            Ok(parts) => bucket
+                .complete_multipart(&path, &id, parts)
+                .await
+                .map(|_| ())
+                .map_err(failed("complete multipart upload", &path)),
+            Err(e) => Err(e),
+        };
+        if completed.is_err() {
+            let _ = bucket.abort_multipart(&path, &id).await;
+        }
+        completed
+    }
+}
+
+impl BlobBackend for ObjectBlobs {
+    fn root(&self) -> Location {
+        Location::Key(self.remote.url().to_owned())
+    }
+
+    fn location(&self, digest: &Digest) -> Location {
+        Location::Key(blob_key(digest))
+    }
+
+    fn stat(&self, digest: &Digest) -> Result<u64> {
+        match block_on(self.remote.head(&blob_key(digest)))? {
+            Some(meta) => Ok(meta.size),
+            None => Err(StoreError::BlobUnknown {
+                digest: digest.to_string(),
+            }),
+        }
+    }
+
+    fn open(&self, digest: &Digest) -> Result<(Box<dyn BlobSource>, u64)> {
+        let size = self.stat(digest)?;
+        let source = RangeSource {
+            remote: self.remote.clone(),
+            path: self.remote.path(&blob_key(digest))?,
+            size,
+            block: Bytes::new(),
+            block_at: 0,
+            next: 0,
+        };
+        Ok((Box::new(source), size))
+    }
+
+    fn put(&self, data: &[u8], algorithm: Algorithm) -> Result<(Digest, u64)> {
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(data);
+        let digest = hasher.digest();
+        let key = blob_key(&digest);
+        let size = data.len() as u64;
+        block_on(async {
+            match self.remote.head(&key).await? {
+                Some(meta) if meta.size == size => Ok(()),
+                _ => self.upload_blob(&key, data).await,
+            }
+        })?;
+        Ok((digest, size))
+    }
+
+    fn create(
+        &self,
+        algorithm: Algorithm,
+        uploads: Option<&FsPath>,
+        _caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>> {
+        let uploads = self.uploads(uploads)?;
+        Ok(Box::new(ObjectUpload::create(
+            self.remote.clone(),
+            &uploads,
+            algorithm,
+        )?))
+    }
+
+    fn resume(
+        &self,
+        id: &str,
+        uploads: Option<&FsPath>,
+        _caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>> {
+        let uploads = self.uploads(uploads)?;
+        Ok(Box::new(ObjectUpload::resume(
+            self.remote.clone(),
+            &uploads,
+            id,
+        )?))
+    }
+
+    fn delete(&self, digest: &Digest) -> Result<()> {
+        let key = blob_key(digest);
+        block_on(async {
+            if self.remote.head(&key).await?.is_none() {
+                return Err(StoreError::BlobUnknown {
+                    digest: digest.to_string(),
+                });
+            }
+            self.remote.delete(&key).await
+        })
+    }
+
+    fn enumerate(&self) -> Result<Vec<Digest>> {
+        let objects = block_on(self.remote.walk(BLOBS))?;
+        let mut digests = Vec::new();
+        for object in objects {
+            let Some(key) = self.remote.root().relative(&object.location) else {
+                continue;
+            };
+            let Some(rest) = key.strip_prefix(BLOBS).and_then(|k| k.strip_prefix('/')) else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('/').collect();
+            let [alg, prefix, hex, "data"] = parts[..] else {
+                continue;
+            };
+            if prefix.len() != 2 || !hex.starts_with(prefix) {
+                continue;
+            }
+            if let Ok(digest) = Digest::parse(&format!("{alg}:{hex}")) {
+                digests.push(digest);
+            }
+        }
+        digests
+            .sort_by(|a, b| (a.algorithm().name(), a.hex()).cmp(&(b.algorithm().name(), b.hex())));
+        Ok(digests)
+    }
+}
+
+/// A blob read with ranged GETs. Small reads are served from one cached block, fetched whole
+/// (`READ_BLOCK`) when reads follow each other and smaller when they jump around; a read of a
+/// block or more goes straight into the caller's buffer, several ranges at once.
+struct RangeSource {
+    remote: Arc<Remote>,
+    path: Path,
+    size: u64,
+    block: Bytes,
+    block_at: u64,
+    /// Where the previous read ended.
+    next: u64,
+}
+
+impl RangeSource {
+    async fn fetch(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
+        let want = (range.end - range.start) as usize;
+        let bytes = self
+            .remote
+            .bucket()
+            .get_range(&self.path, range.clone())
+            .await
+            .map_err(failed("GET", &self.path))?;
+        if bytes.len() != want {
+            return Err(StoreError::ObjectStore {
+                operation: "GET",
+                key: self.path.to_string(),
+                source: object_store::Error::Generic {
+                    store: "S3",
+                    source: format!(
+                        "asked for bytes {}..{}, got {} (the blob changed or shrank)",
+                        range.start,
+                        range.end,
+                        bytes.len()
+                    )
+                    .into(),
+                },
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn read_direct(&self, buf: &mut [u8], pos: u64) -> Result<()> {
+        block_on(
+            futures::stream::iter(buf.chunks_mut(READ_BLOCK).enumerate())
+                .map(|(i, piece)| async move {
+                    let from = pos + (i * READ_BLOCK) as u64;
+                    let bytes = self.fetch(from..from + piece.len() as u64).await?;
+                    piece.copy_from_slice(&bytes);
+                    Ok::<_, StoreError>(())
+                })
+                .buffer_unordered(READ_PARALLEL)
+                .try_collect::<()>(),
+        )
+    }
+}
+
+impl BlobSource for RangeSource {
+    fn read_exact_at(&mut self, buf: &mut [u8], pos: u64) -> Result<()> {
+        let end = pos + buf.len() as u64;
+        if end > self.size {
+            return Err(StoreError::Value(format!(
+                "read of bytes {pos}..{end} past the end of a {}-byte blob",
+                self.size
+            )));
+        }
+        if buf.len() >= READ_BLOCK {
+            self.read_direct(buf, pos)?;
+            self.next = end;
+            return Ok(());
+        }
+        let mut filled = 0;
+        while filled < buf.len() {
+            let at = pos + filled as u64;
+            let cached = self.block_at..self.block_at + self.block.len() as u64;
+            if cached.contains(&at) {
+                let from = (at - self.block_at) as usize;
+                let n = (self.block.len() - from).min(buf.len() - filled);
+                buf[filled..filled + n].copy_from_slice(&self.block[from..from + n]);
+                filled += n;
+                continue;
+            }
+            let want = if at == self.next || at == cached.end {
+                READ_BLOCK
+            } else {
+                READ_MIN.max(buf.len() - filled)
+            };
+            let until = (at + want as u64).min(self.size);
+            self.block = block_on(self.fetch(at..until))?;
+            self.block_at = at;
+        }
+        self.next = end;
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! The S3 settings, named after distribution's `storage.s3` keys.
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+
+use super::keys::normalize_root;
+use crate::error::{Result, StoreError};
+
+/// S3 refuses multipart parts below this size (all but the last part).
+pub const MIN_CHUNK_SIZE: u64 = 5 * 1024 * 1024;
+/// distribution's default `chunksize`.
+pub const DEFAULT_CHUNK_SIZE: u64 = 10 * 1024 * 1024;
+/// S3's largest part.
+pub const MAX_CHUNK_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// `regionendpoint`: an S3-compatible server instead of AWS.
+    pub endpoint: Option<String>,
+    /// With neither key, credentials come from the environment or the instance metadata.
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// Trimmed of slashes; "" is the bucket root.
+    pub root_directory: String,
+    pub force_path_style: bool,
+    pub chunk_size: u64,
+    pub allow_http: bool,
+}
+
+impl S3Config {
+    /// Validates the settings. `force_path_style` None means "path style when an endpoint is
+    /// given" (S3-compatible servers rarely have per-bucket host names).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        bucket: &str,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+        access_key: Option<&str>,
+        secret_key: Option<&str>,
+        root_directory: &str,
+        force_path_style: Option<bool>,
+        chunk_size: Option<u64>,
+    ) -> Result<S3Config> {
+        if bucket.is_empty() || bucket.contains('/') {
+            return Err(StoreError::Value(format!("invalid bucket name {bucket:?}")));
+        }
+        let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+            return Err(StoreError::Value(format!(
+                "chunk_size must be between {MIN_CHUNK_SIZE} (5 MiB, S3's smallest part) and \
+                 {MAX_CHUNK_SIZE} (5 GiB), not {chunk_size}"
+            )));
+        }
+        if access_key.is_some() != secret_key.is_some() {
+            return Err(StoreError::Value(
+                "access_key and secret_key go together: give both or neither".into(),
+            ));
+        }
+        let endpoint = endpoint.filter(|e| !e.is_empty()).map(str::to_owned);
+        let allow_http = match endpoint.as_deref() {
+            Some(e) if e.starts_with("http://") => true,
+            Some(e) if e.starts_with("https://") => false,
+            Some(e) => {
+                return Err(StoreError::Value(format!(
+                    "endpoint {e:?} must start with http:// or https://"
+                )));
+            }
+            None => false,
+        };
+        Ok(S3Config {
+            bucket: bucket.to_owned(),
+            region: region
+                .filter(|r| !r.is_empty())
+                .unwrap_or(DEFAULT_REGION)
+                .to_owned(),
+            force_path_style: force_path_style.unwrap_or(endpoint.is_some()),
+            endpoint,
+            access_key: access_key.map(str::to_owned),
+            secret_key: secret_key.map(str::to_owned),
+            root_directory: normalize_root(root_directory)?,
+            chunk_size,
+            allow_http,
+        })
+    }
+
+    /// "s3://bucket/rootdir".
+    pub fn url(&self) -> String {
+        if self.root_directory.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.root_directory)
+        }
+    }
+
+    pub fn build(&self) -> Result<AmazonS3> {
+        let mut builder = match (&self.access_key, &self.secret_key) {
+            (Some(key), Some(secret)) => AmazonS3Builder::new()
+                .with_access_key_id(key)
+                .with_secret_access_key(secret),
+            _ => AmazonS3Builder::from_env(),
+        };
+        builder = builder
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_virtual_hosted_style_request(!self.force_path_style)
+            .with_allow_http(self.allow_http);
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        builder
+            .build()
+            .map_err(|e| StoreError::Value(format!("invalid S3 configuration: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(endpoint: Option<&str>, chunk: Option<u64>) -> Result<S3Config> {
+        S3Config::new(
+            "b",
+            None,
+            endpoint,
+            Some("k"),
+            Some("s"),
+            "/reg/",
+            None,
+            chunk,
+        )
+    }
+
+    #[test]
+    fn defaults_follow_distribution() {
+        let c = config(Some("http://127.0.0.1:8333"), None).unwrap();
+        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.chunk_size, 10 * 1024 * 1024);
+        assert!(c.force_path_style && c.allow_http);
+        assert_eq!(c.root_directory, "reg");
+        assert_eq!(c.url(), "s3://b/reg");
+        c.build().unwrap();
+
+        let aws = config(None, None).unwrap();
+        assert!(!aws.force_path_style && !aws.allow_http);
+        assert!(!config(Some("https://s3.example"), None).unwrap().allow_http);
+    }
+
+    #[test]
+    fn refuses_bad_settings() {
+        assert!(config(None, Some(MIN_CHUNK_SIZE - 1)).is_err());
+        assert!(config(None, Some(MAX_CHUNK_SIZE + 1)).is_err());
+        config(None, Some(MIN_CHUNK_SIZE)).unwrap();
+        assert!(config(Some("127.0.0.1:8333"), None).is_err());
+        assert!(S3Config::new("b", None, None, Some("k"), None, "", None, None).is_err());
+        assert!(S3Config::new("", None, None, None, None, "", None, None).is_err());
+        assert!(S3Config::new("b", None, None, None, None, "a/../b", None, None).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! Blobs and registry metadata on an S3 bucket (through `object_store`), in the key layout of
+//! distribution's S3 driver: `<rootdirectory>/docker/registry/v2/...`.
+
+pub mod blobs;
+pub mod client;
+pub mod config;
+pub mod keys;
+pub mod runtime;
+pub mod state;
+pub mod upload;
+
+pub use blobs::ObjectBlobs;
+pub use client::Remote;
+pub use config::S3Config;

