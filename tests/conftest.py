@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ocistore import BlobStore
+from ocistore import BlobStore, _core
+from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 
 from .helpers import pattern
 from .seaweedfs import SeaweedFS
@@ -41,3 +43,32 @@ def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.Comple
         check=True,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(seaweedfs: SeaweedFS) -> str:
+    """One bucket for the tests that run on both backends; each test takes its own root
+    directory in it."""
+    return seaweedfs.bucket()
+
+
+def object_store(weed: SeaweedFS, bucket: str, root_directory: str) -> _core.ObjectStore:
+    options = weed.storage_s3(bucket)
+    return _core.ObjectStore(
+        bucket,
+        region=options["region"],
+        endpoint=options["regionendpoint"],
+        access_key=options["accesskey"],
+        secret_key=options["secretkey"],
+        root_directory=root_directory,
+    )
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemDriver | ObjectStoreDriver:
+    """The storage driver a test runs on: a directory, or a fresh root directory in SeaweedFS."""
+    if request.param == "filesystem":
+        return FilesystemDriver(tmp_path / "root")
+    weed = request.getfixturevalue("seaweedfs")
+    bucket = request.getfixturevalue("s3_bucket")
+    return ObjectStoreDriver(object_store(weed, bucket, f"t-{uuid.uuid4().hex}"))

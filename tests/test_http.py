@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST
 
 from .distribution import Client as RawClient
@@ -24,16 +25,23 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 @pytest.fixture(
     scope="module",
-    params=[("granian", 1), ("granian", 2), ("uvicorn", 1)],
-    ids=["granian", "granian-2-workers", "uvicorn"],
+    params=[("granian", 1, "fs"), ("granian", 2, "fs"), ("uvicorn", 1, "fs"), ("granian", 1, "s3")],
+    ids=["granian", "granian-2-workers", "uvicorn", "granian-s3"],
 )
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    kind, workers = request.param
-    with ocistore_server(
-        tmp_path_factory.mktemp("http") / "root", workers=workers, server=kind
-    ) as s:
+    kind, workers, storage = request.param
+    base = tmp_path_factory.mktemp("http")
+    extra = []
+    if storage == "s3":
+        # Blob GETs proxied (no redirect) so every answer is the registry's own.
+        weed = request.getfixturevalue("seaweedfs")
+        section = {"s3": weed.storage_s3(weed.bucket()), "redirect": {"disable": True}}
+        config = base / "config.yml"
+        config.write_text(yaml.safe_dump({"storage": section}))
+        extra = ["--config", str(config)]
+    with ocistore_server(base / "root", workers=workers, server=kind, extra=extra) as s:
         yield s
 
 

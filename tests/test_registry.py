@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from ocistore import Descriptor, Registry, unmarshal_manifest
@@ -21,13 +20,14 @@ from ocistore.errors import (
 )
 from ocistore.interfaces import BlobStore as BlobStoreProtocol
 from ocistore.storage import GLOBAL_SCOPE, OCI_INDEX, OCI_MANIFEST
+from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 
 from .images import CONFIG, LAYER, descriptor, digest_of, make_image, make_index, push
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    return Registry(tmp_path / "root")
+def registry(storage: FilesystemDriver | ObjectStoreDriver) -> Registry:
+    return Registry(storage)
 
 
 def read(registry: Registry, key: str) -> bytes | None:

@@ -18,6 +18,7 @@ the same keys distribution's filesystem and S3 drivers use. Two drivers:
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import os
 import shutil
@@ -63,6 +64,11 @@ class StorageDriver(Protocol):
 
     def exists(self, key: str) -> bool:
         """An object or a directory (a prefix with objects under it)."""
+        ...
+
+    def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
+        """Paths (relative to ``base``) of the directories under ``base`` that hold an entry
+        named ``marker``, not looking inside directories whose name starts with ``_``."""
         ...
 
     def delete(self, key: str) -> bool:
@@ -127,6 +133,18 @@ class FilesystemDriver:
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
+
+    def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
+        found = []
+        stack = [""]
+        while stack:
+            name = stack.pop()
+            entries = self.list(f"{base}/{name}" if name else base)
+            if marker in entries and name:
+                found.append(name)
+            # A file among the entries lists as empty: only directories lead anywhere.
+            stack.extend(f"{name}/{e}" if name else e for e in entries if not e.startswith("_"))
+        return found
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -201,7 +219,23 @@ class ObjectStoreDriver:
         return self.store.list(check_key(key))
 
     def exists(self, key: str) -> bool:
-        return self.store.stat(check_key(key)) is not None or bool(self.store.list(key))
+        # Objects, not prefixes: some servers (SeaweedFS) keep listing a prefix after
+        # everything under it is deleted.
+        return self.store.stat(check_key(key)) is not None or bool(self.store.walk(key + "/"))
+
+    def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
+        # One listing of every object under base (as distribution's S3 catalog walks), which
+        # also sees no prefix left behind empty.
+        found = set()
+        prefix = check_key(base) + "/"
+        for key in self.store.walk(prefix):
+            parts = key[len(prefix) :].split("/")
+            for i, part in enumerate(parts[:-1]):
+                if part.startswith("_"):
+                    if part == marker and i > 0:
+                        found.add("/".join(parts[:i]))
+                    break
+        return sorted(found)
 
     def delete(self, key: str) -> bool:
         return self.store.delete(check_key(key))

@@ -174,17 +174,9 @@ class Registry:
         base = self.repositories_key
         return [f"{V2}/_uploads", *(f"{base}/{name}/_uploads" for name in self.walk("_uploads"))]
 
-    def walk(self, marker: str) -> Iterator[str]:
+    def walk(self, marker: str) -> list[str]:
         """Names of repository directories that hold ``marker`` (``_manifests``, ``_uploads``)."""
-        base = self.repositories_key
-        stack = [""]
-        while stack:
-            name = stack.pop()
-            entries = self.driver.list(f"{base}/{name}" if name else base)
-            if marker in entries and name:
-                yield name
-            # A file among the entries lists as empty: only directories lead anywhere.
-            stack.extend(f"{name}/{e}" if name else e for e in entries if not e.startswith("_"))
+        return self.driver.dirs_holding(self.repositories_key, marker)
 
     def remove(self, name: str) -> None:
         """Removes a repository's links, tags and uploads (nested repositories stay)."""

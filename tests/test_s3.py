@@ -1,0 +1,231 @@
+"""`ocistore serve` on S3-compatible object storage (SeaweedFS): distribution's key layout, two
+instances sharing a bucket and continuing each other's uploads, a crash mid-upload, presigned
+redirects, skopeo, and the tools that need a filesystem saying so."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from ocistore import Registry
+from ocistore.errors import ErrUnsupported
+from ocistore.storage import collect_garbage
+from ocistore.storage.fsck import fsck
+
+from .images import digest_of, make_image
+from .seaweedfs import SeaweedFS
+from .servers import Server, ocistore_server
+from .test_clients import Layout, blobs_of, image_manifest, skopeo
+from .test_http import push_image
+
+MIB = 1024 * 1024
+
+
+def s3_config(
+    path: Path, weed: SeaweedFS, bucket: str, root: str, *, redirect: bool = False
+) -> Path:
+    storage: dict[str, Any] = {
+        "s3": weed.storage_s3(bucket, root),
+        "delete": {"enabled": True},
+        "redirect": {"disable": not redirect},
+    }
+    path.write_text(yaml.safe_dump({"version": "0.1", "storage": storage}))
+    return path
+
+
+@contextlib.contextmanager
+def s3_server(
+    tmp: Path, weed: SeaweedFS, bucket: str, root: str = "/ocistore", **options: Any
+) -> Iterator[Server]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = s3_config(tmp / "config.yml", weed, bucket, root, **options)
+    # --root only names where the server's log goes: the configuration stores in S3.
+    with ocistore_server(tmp / "unused", extra=["--config", str(config)]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bucket(seaweedfs: SeaweedFS) -> str:
+    return seaweedfs.bucket()
+
+
+def test_key_layout_is_distributions(seaweedfs: SeaweedFS, bucket: str, tmp_path: Path) -> None:
+    image = make_image(40, layers=2)
+    with s3_server(tmp_path, seaweedfs, bucket, "/layout") as server, server.client() as client:
+        digest = push_image(client, "team/app", image, "v1")
+    keys = seaweedfs.list_keys(bucket, "layout/")
+    v2 = "layout/docker/registry/v2"
+    expected = {f"{v2}/blobs/sha256/{d[7:9]}/{d[7:]}/data" for d in [*image.blobs, digest]}
+    expected |= {f"{v2}/repositories/team/app/_layers/sha256/{d[7:]}/link" for d in image.blobs}
+    expected |= {
+        f"{v2}/repositories/team/app/_manifests/revisions/sha256/{digest[7:]}/link",
+        f"{v2}/repositories/team/app/_manifests/tags/v1/current/link",
+        f"{v2}/repositories/team/app/_manifests/tags/v1/index/sha256/{digest[7:]}/link",
+    }
+    # Committed uploads leave nothing behind.
+    assert set(keys) == expected
+    blob = next(iter(image.blobs))
+    link = f"{v2}/repositories/team/app/_layers/sha256/{blob[7:]}/link"
+    assert seaweedfs.get_object(bucket, link) == blob.encode()
+    data = f"{v2}/blobs/sha256/{blob[7:9]}/{blob[7:]}/data"
+    assert seaweedfs.get_object(bucket, data) == image.blobs[blob]
+
+
+def test_two_instances_share_a_bucket_and_continue_uploads(
+    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
+) -> None:
+    data = random.Random(41).randbytes(13 * MIB + 12345)
+    with (
+        s3_server(tmp_path / "a", seaweedfs, bucket, "/shared") as a,
+        s3_server(tmp_path / "b", seaweedfs, bucket, "/shared") as b,
+        a.client() as ca,
+        b.client() as cb,
+    ):
+        location = ca.post("/v2/shared/app/blobs/uploads/").headers["location"]
+        first = 7 * MIB + 3
+        r = ca.patch(location, content=data[:first], headers={"Content-Range": f"0-{first - 1}"})
+        assert r.status_code == 202, r.text
+        # The other instance knows the session and where it stands.
+        status = cb.get(location)
+        assert status.status_code == 204 and status.headers["range"] == f"0-{first - 1}"
+        # A chunk that does not continue the upload is refused there too.
+        assert cb.patch(location, content=b"x", headers={"Content-Range": "0-0"}).status_code == 416
+        r = cb.patch(
+            location, content=data[first:], headers={"Content-Range": f"{first}-{len(data) - 1}"}
+        )
+        assert r.status_code == 202, r.text
+        r = ca.put(location, params={"digest": digest_of(data)})
+        assert r.status_code == 201, r.text
+        for client in (ca, cb):
+            assert client.get(f"/v2/shared/app/blobs/{digest_of(data)}").content == data
+            r = client.get(
+                f"/v2/shared/app/blobs/{digest_of(data)}", headers={"Range": "bytes=5-10"}
+            )
+            assert r.status_code == 206 and r.content == data[5:11]
+        image = make_image(42)
+        digest = push_image(cb, "shared/app", image, "v1")
+        assert ca.get("/v2/shared/app/tags/list").json()["tags"] == ["v1"]
+        assert ca.get(f"/v2/shared/app/manifests/{digest}").content == image.manifest
+        assert "shared/app" in ca.get("/v2/_catalog").json()["repositories"]
+        # A wrong digest leaves the session resumable on either instance.
+        location = ca.post("/v2/shared/app/blobs/uploads/").headers["location"]
+        assert ca.patch(location, content=b"abc").status_code == 202
+        r = cb.put(location, params={"digest": digest_of(b"abd")})
+        assert r.status_code == 400 and r.json()["errors"][0]["code"] == "DIGEST_INVALID"
+        assert cb.get(location).headers["range"] == "0-2"
+        assert cb.delete(location).status_code == 204
+        assert ca.get(location).status_code == 404
+
+
+def test_a_killed_server_mid_upload_resumes(
+    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
+) -> None:
+    data = random.Random(43).randbytes(24 * MIB)
+    sent = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        for i in range(0, len(data), 512 * 1024):
+            if i >= 12 * MIB:
+                sent.set()
+                time.sleep(0.1)
+            yield data[i : i + 512 * 1024]
+
+    with s3_server(tmp_path / "one", seaweedfs, bucket, "/crash") as server, server.client() as c:
+        location = c.post("/v2/crash/app/blobs/uploads/").headers["location"]
+        first = 6 * MIB
+        assert c.patch(location, content=data[:first]).status_code == 202
+
+        def upload() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                c.patch(location, content=slow_body())
+
+        worker = threading.Thread(target=upload)
+        worker.start()
+        assert sent.wait(60)
+        import os
+
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait()
+        worker.join(60)
+    with s3_server(tmp_path / "two", seaweedfs, bucket, "/crash") as server, server.client() as c:
+        status = c.get(location)
+        assert status.status_code == 204
+        received = int(status.headers["range"].split("-")[1]) + 1
+        # The PATCH cut off by the kill never checkpointed: the session stands where the last
+        # completed request left it.
+        assert received == first
+        r = c.patch(location, content=data[received:],
+                    headers={"Content-Range": f"{received}-{len(data) - 1}"})  # fmt: skip
+        assert r.status_code == 202, r.text
+        assert c.put(location, params={"digest": digest_of(data)}).status_code == 201
+        assert c.get(f"/v2/crash/app/blobs/{digest_of(data)}").content == data
+
+
+def test_blob_gets_redirect_to_presigned_urls(
+    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
+) -> None:
+    data = random.Random(44).randbytes(3 * MIB)
+    digest = digest_of(data)
+    with (
+        s3_server(tmp_path, seaweedfs, bucket, "/redirect", redirect=True) as server,
+        server.client() as client,
+    ):
+        r = client.post("/v2/r/app/blobs/uploads/", params={"digest": digest}, content=data)
+        assert r.status_code == 201
+        r = client.get(f"/v2/r/app/blobs/{digest}")
+        assert r.status_code == 307
+        assert r.headers["location"].startswith(seaweedfs.endpoint)
+        assert r.headers["docker-content-digest"] == digest
+        assert httpx.get(r.headers["location"]).content == data
+        ranged = httpx.get(r.headers["location"], headers={"Range": "bytes=100-199"})
+        assert ranged.status_code == 206 and ranged.content == data[100:200]
+        # HEAD answers directly; a blob the repository does not link is not redirected.
+        head = client.head(f"/v2/r/app/blobs/{digest}")
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(data))
+        assert client.get(f"/v2/r/other/blobs/{digest}").status_code == 404
+        with httpx.Client(base_url=server.url, follow_redirects=True) as following:
+            assert following.get(f"/v2/r/app/blobs/{digest}").content == data
+
+
+def test_skopeo_round_trip_on_s3(seaweedfs: SeaweedFS, bucket: str, tmp_path: Path) -> None:
+    source = Layout(tmp_path / "source")
+    source.index(image_manifest(source, "amd64", [12 * MIB + 5, 700_000, 3]), "v1")
+    with s3_server(tmp_path / "srv", seaweedfs, bucket, "/skopeo", redirect=True) as server:
+        ref = f"docker://{server.url.removeprefix('http://')}/skopeo/app:v1"
+        skopeo("copy", "--preserve-digests", "--dest-tls-verify=false",
+               f"oci:{source.root}:v1", ref)  # fmt: skip
+        out = tmp_path / "out"
+        skopeo("copy", "--preserve-digests", "--src-tls-verify=false", ref, f"oci:{out}:v1")
+    assert blobs_of(out) == blobs_of(source.root)
+    index = json.loads((out / "index.json").read_text())
+    assert len(index["manifests"]) == 1
+
+
+def test_filesystem_tools_refuse_object_storage(seaweedfs: SeaweedFS, bucket: str) -> None:
+    from ocistore import _core
+    from ocistore.storage.driver import ObjectStoreDriver
+
+    options = seaweedfs.storage_s3(bucket, "/tools")
+    store = _core.ObjectStore(
+        bucket,
+        endpoint=options["regionendpoint"],
+        access_key=options["accesskey"],
+        secret_key=options["secretkey"],
+        region=options["region"],
+        root_directory="tools",
+    )
+    registry = Registry(ObjectStoreDriver(store))
+    with pytest.raises(ErrUnsupported, match="garbage collection needs filesystem storage"):
+        collect_garbage(registry)
+    with pytest.raises(ErrUnsupported, match="fsck needs filesystem storage"):
+        fsck(registry)
