@@ -19,9 +19,10 @@ import pytest
 import yaml
 from ocistore import Registry
 from ocistore.errors import ErrUnsupported
-from ocistore.storage import collect_garbage
+from ocistore.storage import OCI_MANIFEST, collect_garbage
 from ocistore.storage.fsck import fsck
 
+from .distribution import reference_registry
 from .images import digest_of, make_image
 from .seaweedfs import SeaweedFS
 from .servers import Server, ocistore_server
@@ -229,3 +230,28 @@ def test_filesystem_tools_refuse_object_storage(seaweedfs: SeaweedFS, bucket: st
         collect_garbage(registry)
     with pytest.raises(ErrUnsupported, match="fsck needs filesystem storage"):
         fsck(registry)
+
+
+def test_distribution_and_ocistore_share_one_bucket(
+    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
+) -> None:
+    """Differential: what one registry pushes to S3, the other serves, both ways."""
+    ours, theirs = make_image(45, layers=2, layer_size=6 * MIB), make_image(46, layers=2)
+    with s3_server(tmp_path / "o", seaweedfs, bucket, "/both") as server, server.client() as c:
+        ours_digest = push_image(c, "mixed/app", ours, "ours")
+    storage = seaweedfs.storage_s3(bucket, "/both")
+    with reference_registry(tmp_path, tmp_path, s3=storage, redirect=False) as reference:
+        r = reference.get_manifest("mixed/app", "ours")
+        assert r.status == 200 and r.body == ours.manifest
+        for digest, data in ours.blobs.items():
+            assert reference.get_blob("mixed/app", digest).body == data
+        for digest, data in theirs.blobs.items():
+            reference.push_blob("mixed/app", data, digest)
+        theirs_digest = reference.put_manifest("mixed/app", "theirs", theirs.manifest, OCI_MANIFEST)
+    with s3_server(tmp_path / "o2", seaweedfs, bucket, "/both") as server, server.client() as c:
+        assert sorted(c.get("/v2/mixed/app/tags/list").json()["tags"]) == ["ours", "theirs"]
+        assert c.get("/v2/mixed/app/manifests/theirs").content == theirs.manifest
+        assert c.get(f"/v2/mixed/app/manifests/{theirs_digest}").status_code == 200
+        assert c.get(f"/v2/mixed/app/manifests/{ours_digest}").content == ours.manifest
+        for digest, data in theirs.blobs.items():
+            assert c.get(f"/v2/mixed/app/blobs/{digest}").content == data
