@@ -18,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from ocistore import Registry
+from ocistore.bulk import import_image
 from ocistore.errors import ErrUnsupported
 from ocistore.storage import OCI_MANIFEST, collect_garbage
 from ocistore.storage.fsck import fsck
@@ -230,6 +231,8 @@ def test_filesystem_tools_refuse_object_storage(seaweedfs: SeaweedFS, bucket: st
         collect_garbage(registry)
     with pytest.raises(ErrUnsupported, match="fsck needs filesystem storage"):
         fsck(registry)
+    with pytest.raises(ErrUnsupported, match="ocistore import needs filesystem storage"):
+        import_image("/nonexistent", "a", "v1", registry=registry)
 
 
 def test_distribution_and_ocistore_share_one_bucket(

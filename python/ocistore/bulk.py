@@ -264,6 +264,7 @@ def import_image(
 ) -> ImportResult:
     """Imports the image in ``source`` into ``repository`` (tagged ``tag`` if given).
     ``caching`` is the blob writers' page-cache mode (see ``BlobStore.create``)."""
+    registry.driver.require_filesystem("ocistore import")  # its journal and O_DIRECT writes
     path = Path(source)
     repo = registry.repository(repository)
     src: _Source
