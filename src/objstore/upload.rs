@@ -39,7 +39,7 @@ use crate::error::{Result, StoreError};
 use crate::hashing::Hasher;
 use crate::store::backend::BlobUpload;
 use crate::store::fsutil::rfc3339_utc;
-use crate::store::upload::check_id;
+use crate::store::upload::{check_id, check_size};
 
 const DATA: &str = "data";
 const STARTED_AT: &str = "startedat";
@@ -582,14 +582,7 @@ impl BlobUpload for ObjectUpload {
         self.usable()?;
         let flushed = self.finish_in_flight();
         self.breaks(flushed)?;
-        if let Some(expected_size) = size
-            && expected_size != self.size
-        {
-            return Err(StoreError::BlobInvalidLength {
-                expected: expected_size,
-                actual: self.size,
-            });
-        }
+        check_size(size, self.size)?;
         let actual = if expected.algorithm() == self.hasher.algorithm() {
             self.hasher.digest()
         } else {

@@ -63,6 +63,17 @@ impl Caching {
     }
 }
 /// In an upload's directory: "<boot id> <durable offset>" while volatile checkpoints exist.
+/// The size a commit was told to expect against the size received; every backend checks it
+/// before anything is published.
+pub fn check_size(expected: Option<u64>, actual: u64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => {
+            Err(StoreError::BlobInvalidLength { expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
 pub const VOLATILE_MARK: &str = "ocistore-volatile";
 
 /// Identifies this run of the kernel: page-cache contents survive exactly as long as it.
@@ -491,14 +502,7 @@ impl Upload {
     ) -> Result<u64> {
         self.join_flusher()?;
         let file = self.usable()?;
-        if let Some(expected_size) = size
-            && expected_size != self.size
-        {
-            return Err(StoreError::BlobInvalidLength {
-                expected: expected_size,
-                actual: self.size,
-            });
-        }
+        check_size(size, self.size)?;
         let actual = if expected.algorithm() == self.hasher.algorithm() {
             self.hasher.digest()
         } else {

@@ -44,6 +44,17 @@ def check_key(key: str) -> str:
     return key
 
 
+def remove_tree(path: Path) -> bool:
+    """Removes a file or a directory tree; ``False`` when there was nothing."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        path.unlink()
+    return True
+
+
 class StorageDriver(Protocol):
     @property
     def url(self) -> str:
@@ -147,14 +158,7 @@ class FilesystemDriver:
         return found
 
     def delete(self, key: str) -> bool:
-        path = self.path(key)
-        try:
-            shutil.rmtree(path)
-        except FileNotFoundError:
-            return False
-        except NotADirectoryError:
-            path.unlink()
-        return True
+        return remove_tree(self.path(key))
 
     def modified(self, key: str) -> float | None:
         try:

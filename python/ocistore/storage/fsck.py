@@ -28,7 +28,8 @@ from pathlib import Path
 from .. import _core
 from .._core import Digest
 from ..errors import OciStoreError
-from .registry import Registry, read_link, remove_tree, write_link
+from .driver import remove_tree
+from .registry import Registry, read_link, write_link
 
 __all__ = ["Problem", "Report", "fsck"]
 

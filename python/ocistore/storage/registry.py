@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -107,16 +106,6 @@ def linked_digests(driver: StorageDriver, base: str) -> Iterator[tuple[Digest, s
             digest = parse_link(driver.read(link))
             if digest is not None and digest.algorithm == alg and digest.hex == hex_:
                 yield digest, link
-
-
-def remove_tree(path: Path) -> bool:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return False
-    except NotADirectoryError:
-        path.unlink()
-    return True
 
 
 class Registry:
