@@ -8,10 +8,11 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use tokio::task::JoinHandle;
 
 use super::client::{Remote, failed};
 use super::keys::check_prefix;
-use super::runtime::block_on;
+use super::runtime::{block_on, runtime};
 use super::upload::ObjectUpload;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Result, StoreError};
@@ -136,6 +137,7 @@ impl BlobBackend for ObjectBlobs {
             block: Bytes::new(),
             block_at: 0,
             next: 0,
+            ahead: None,
         };
         Ok((Box::new(source), size))
     }
@@ -223,8 +225,10 @@ impl BlobBackend for ObjectBlobs {
 }
 
 /// A blob read with ranged GETs. Small reads are served from one cached block, fetched whole
-/// (`READ_BLOCK`) when reads follow each other and smaller when they jump around; a read of a
-/// block or more goes straight into the caller's buffer, several ranges at once.
+/// (`READ_BLOCK`) when reads follow each other and smaller when they jump around; while a
+/// sequential reader consumes a block, the next one is already being fetched (two blocks per
+/// reader at most), so the GET latency hides behind the caller's work. A read of a block or more
+/// goes straight into the caller's buffer, several ranges at once.
 struct RangeSource {
     remote: Arc<Remote>,
     path: Path,
@@ -233,34 +237,65 @@ struct RangeSource {
     block_at: u64,
     /// Where the previous read ended.
     next: u64,
+    /// The block after `block`, in flight: where it starts, and the fetch.
+    ahead: Option<(u64, JoinHandle<Result<Bytes>>)>,
+}
+
+async fn fetch_range(remote: &Remote, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
+    let want = (range.end - range.start) as usize;
+    let bytes = remote
+        .bucket()
+        .get_range(path, range.clone())
+        .await
+        .map_err(failed("GET", path))?;
+    if bytes.len() != want {
+        return Err(StoreError::ObjectStore {
+            operation: "GET",
+            key: path.to_string(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: format!(
+                    "asked for bytes {}..{}, got {} (the blob changed or shrank)",
+                    range.start,
+                    range.end,
+                    bytes.len()
+                )
+                .into(),
+            },
+        });
+    }
+    Ok(bytes)
 }
 
 impl RangeSource {
     async fn fetch(&self, range: std::ops::Range<u64>) -> Result<Bytes> {
-        let want = (range.end - range.start) as usize;
-        let bytes = self
-            .remote
-            .bucket()
-            .get_range(&self.path, range.clone())
-            .await
-            .map_err(failed("GET", &self.path))?;
-        if bytes.len() != want {
-            return Err(StoreError::ObjectStore {
-                operation: "GET",
-                key: self.path.to_string(),
-                source: object_store::Error::Generic {
-                    store: "S3",
-                    source: format!(
-                        "asked for bytes {}..{}, got {} (the blob changed or shrank)",
-                        range.start,
-                        range.end,
-                        bytes.len()
-                    )
-                    .into(),
-                },
-            });
+        fetch_range(&self.remote, &self.path, range).await
+    }
+
+    /// The block starting at `at`: the one fetched ahead if it starts there, else a new GET.
+    fn take_block(&mut self, at: u64, until: u64) -> Result<Bytes> {
+        match self.ahead.take() {
+            Some((start, fetching)) if start == at => block_on(fetching).map_err(|e| {
+                StoreError::Value(format!("read-ahead of {} failed: {e}", self.path))
+            })?,
+            other => {
+                if let Some((_, fetching)) = other {
+                    fetching.abort();
+                }
+                block_on(self.fetch(at..until))
+            }
         }
-        Ok(bytes)
+    }
+
+    fn fetch_ahead(&mut self, from: u64) {
+        if from >= self.size {
+            return;
+        }
+        let until = (from + READ_BLOCK as u64).min(self.size);
+        let (remote, path) = (self.remote.clone(), self.path.clone());
+        let fetching =
+            runtime().spawn(async move { fetch_range(&remote, &path, from..until).await });
+        self.ahead = Some((from, fetching));
     }
 
     fn read_direct(&self, buf: &mut [u8], pos: u64) -> Result<()> {
@@ -275,6 +310,14 @@ impl RangeSource {
                 .buffer_unordered(READ_PARALLEL)
                 .try_collect::<()>(),
         )
+    }
+}
+
+impl Drop for RangeSource {
+    fn drop(&mut self) {
+        if let Some((_, fetching)) = self.ahead.take() {
+            fetching.abort();
+        }
     }
 }
 
@@ -303,14 +346,18 @@ impl BlobSource for RangeSource {
                 filled += n;
                 continue;
             }
-            let want = if at == self.next || at == cached.end {
+            let sequential = at == self.next || at == cached.end;
+            let want = if sequential {
                 READ_BLOCK
             } else {
                 READ_MIN.max(buf.len() - filled)
             };
             let until = (at + want as u64).min(self.size);
-            self.block = block_on(self.fetch(at..until))?;
+            self.block = self.take_block(at, until)?;
             self.block_at = at;
+            if sequential {
+                self.fetch_ahead(at + self.block.len() as u64);
+            }
         }
         self.next = end;
         Ok(())
