@@ -462,3 +462,22 @@ for i in range(1000):
     w.write(data[w.size :])
     assert w.commit(sha256(data), total) == total
     assert blobs.get(sha256(data)) == data
+
+
+def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.BlobStore) -> None:
+    """Sequential 1 MiB reads cross several 8 MiB blocks, each fetched while the previous one
+    is read; jumps back and forth drop the block in flight and stay exact; closing with a
+    block in flight is clean."""
+    data = data_of(27 * MiB + 5, seed=11)
+    digest, _ = blobs.put(data)
+    with blobs.open(digest) as r:
+        assert b"".join(iter(lambda: r.read(MiB), b"")) == data
+        r.seek(3 * MiB + 1)
+        assert r.read(2 * MiB) == data[3 * MiB + 1 : 5 * MiB + 1]
+        assert r.read_at(20 * MiB, MiB) == data[20 * MiB : 21 * MiB]
+        assert r.read(MiB) == data[5 * MiB + 1 : 6 * MiB + 1]
+        assert r.read(9 * MiB) == data[6 * MiB + 1 : 15 * MiB + 1]
+    r = blobs.open(digest)
+    assert r.read(MiB) == data[:MiB]  # a block in flight behind it now
+    r.close()
+    assert r.closed
