@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote
 
 from .. import hashing
@@ -71,6 +72,8 @@ log = logging.getLogger("ocistore.server")
 access_log = logging.getLogger("ocistore.access")
 
 Handler = Callable[..., Awaitable[Response]]
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,14 @@ class RegistryApp:
             return _upload_lock(blobs.upload_data_path(upload_id), upload_id)
         return contextlib.nullcontext()
 
+    async def _lookup(self, fn: Callable[[_A], _R], arg: _A) -> _R:
+        """A metadata lookup (a link read and a stat): inline on a local filesystem, where it
+        takes microseconds and a thread hop would cost more than the work; on a worker thread
+        when it means a network round trip."""
+        if self.local_files:
+            return fn(arg)
+        return await asyncio.to_thread(fn, arg)
+
     def _may_mount_from(self, request: Request, source: str | None) -> bool:
         identity = request.identity
         if identity is None or identity.grants is None:
@@ -431,9 +442,7 @@ class RegistryApp:
                 f"manifest unknown: {reference!r} is not a valid tag or digest",
                 detail={"name": name, "reference": reference},
             ) from None
-        digest = (
-            ref if isinstance(ref, Digest) else await asyncio.to_thread(repo.tags().resolve, ref)
-        )
+        digest = ref if isinstance(ref, Digest) else await self._lookup(repo.tags().resolve, ref)
         manifest = await asyncio.to_thread(repo.manifests().get, digest)
         if not accepts(request.header_values("accept"), manifest.media_type):
             raise ErrManifestUnknown(
@@ -493,7 +502,7 @@ class RegistryApp:
     async def get_blob(self, request: Request, name: str, digest: str) -> Response:
         blobs = self._repository(name).blobs()
         parsed = Digest(digest)
-        descriptor = await asyncio.to_thread(blobs.stat, parsed)
+        descriptor = await self._lookup(blobs.stat, parsed)
         size = descriptor.size
         etag = f'"{parsed}"'
         headers = {
