@@ -86,10 +86,6 @@ def write_link(path: Path, digest: Digest) -> None:
     _core.write_file_atomic(path, str(digest).encode())
 
 
-def digest_dir(base: Path, digest: Digest) -> Path:
-    return base / digest.algorithm / digest.hex
-
-
 def digest_key(base: str, digest: Digest) -> str:
     return f"{base}/{digest.algorithm}/{digest.hex}"
 
