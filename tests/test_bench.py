@@ -85,6 +85,24 @@ def test_bench_http_against_ocistore(tmp_path: Path) -> None:
         with server.client() as client:
             r = client.get(f"/v2/ocistore-bench/blobs/{blob.digest()}")
         assert r.status_code == 200 and r.content == b"".join(blob.chunks())
+        # Every series stops at the time limit, after one request at least.
+        out = tmp_path / "bounded.json"
+        code, _, stderr = run_bench(
+            "http",
+            server.url + "/v2/",
+            "--size-mib",
+            "1",
+            "--count",
+            "100000",
+            "--time-limit",
+            "0.2",
+            "--json",
+            str(out),
+        )
+        assert code == 0, stderr
+        results = json.loads(out.read_text())
+        for series in ("range", "head", "small_push"):
+            assert 1 <= results[f"{series}_count"] < 100000 and results[f"{series}_s"] < 5
 
 
 def test_bench_http_errors_are_clear(tmp_path: Path) -> None:

@@ -242,6 +242,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -373,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ranged GETs, HEADs and 4 KiB pushes, each (default 200)",
     )  # fmt: skip
     http_bench.add_argument(
-        "--time-limit", type=float, default=60.0, metavar="SECONDS",
+        "--time-limit", type=_positive_seconds, default=60.0, metavar="SECONDS",
         help="stop each series of requests after this long (default 60)",
     )  # fmt: skip
     http_bench.add_argument(

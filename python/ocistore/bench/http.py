@@ -132,7 +132,7 @@ def connect(
 ) -> Target:
     """A :class:`Target` that may push to and pull from ``repository``: asks ``/v2/`` which
     authentication the registry wants, then checks that the credentials get through."""
-    url = url.rstrip("/")
+    url = url.rstrip("/").removesuffix("/v2")  # users paste the API root as often as the host
     if not url.startswith(("http://", "https://")):
         raise BenchError(f"{url}: the URL needs a scheme (http:// or https://)")
     credentials = None
@@ -394,7 +394,8 @@ def small_pushes(
     advance: Advance | None = None,
 ) -> SmallPushes:  # fmt: skip
     """``count`` pushes of random 4 KiB blobs from ``threads`` clients, each a connection of its
-    own; the threads stop taking blobs once ``time_limit`` seconds have passed."""
+    own; the threads stop taking blobs once ``time_limit`` seconds have passed and at least
+    one push is done."""
     blobs = [os.urandom(SMALL_BLOB) for _ in range(count)]
     digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in blobs]
     next_index = iter(range(count))
@@ -404,9 +405,10 @@ def small_pushes(
 
     def worker() -> None:
         with target.client(timeout=60) as client:
-            while time.monotonic() < deadline:
+            while True:
                 with lock:
-                    i = next(next_index, None)
+                    late = time.monotonic() > deadline and bool(samples)
+                    i = None if late else next(next_index, None)
                 if i is None:
                     return
                 start = time.perf_counter()
