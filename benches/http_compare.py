@@ -22,16 +22,17 @@ of the registry and of SeaweedFS; distribution redirects blob GETs to presigned 
 default, so its GET is measured again on a second instance with ``storage.redirect.disable``.
 If ocistore cannot start on S3 (a build without the S3 backend), its half is reported as an
 error and the run goes on.
+
+The httpx measurements are those of `ocistore bench http` (ocistore.bench.http); this script
+adds the servers, curl, skopeo, the servers' CPU and RSS, and the comparison.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import hashlib
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,22 @@ from typing import Any
 
 import httpx
 import yaml
+from ocistore.bench import MIB
+from ocistore.bench.http import (
+    RandomBlob,
+    Target,
+    absolute,
+    expect,
+    get_full,
+    heads,
+    percentile,
+    push_chunked,
+    push_monolithic,
+    ranged_gets,
+    small_pushes,
+    start_upload,
+    with_digest,
+)
 
 # The helpers the tests start servers with: one way to pick a port and to stop a process group.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -53,7 +70,6 @@ from tests.distribution import free_port, reference_config, reference_env
 from tests.seaweedfs import SeaweedFS, seaweedfs
 from tests.servers import stop
 
-MIB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DEADLINE_SECONDS = 300  # no single measurement may run longer than this
@@ -68,6 +84,11 @@ class Registry:
     @property
     def host(self) -> str:
         return self.url.removeprefix("http://")
+
+    @property
+    def target(self) -> Target:
+        """What the client-side measurements of ocistore.bench.http take."""
+        return Target(self.url)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -179,82 +200,6 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def make_file(path: Path, size: int, seed: int) -> str:
-    rng = random.Random(seed)
-    block = rng.randbytes(16 * MIB)
-    h = hashlib.sha256()
-    with path.open("wb") as f:
-        left = size
-        while left:
-            piece = block[: min(left, len(block))]
-            # Vary each block so that no two blocks are equal (and nothing dedups).
-            piece = left.to_bytes(8, "big") + piece[8:] if len(piece) >= 8 else piece
-            f.write(piece)
-            h.update(piece)
-            left -= len(piece)
-    return "sha256:" + h.hexdigest()
-
-
-def start_upload(client: httpx.Client, name: str) -> str:
-    r = client.post(f"/v2/{name}/blobs/uploads/")
-    assert r.status_code == 202, r.text
-    location = r.headers["location"]
-    return location if location.startswith("http") else str(client.base_url).rstrip("/") + location
-
-
-def with_digest(location: str, digest: str) -> str:
-    return location + ("&" if "?" in location else "?") + f"digest={digest}"
-
-
-def file_chunks(path: Path, size: int, offset: int = 0, block: int = MIB) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        f.seek(offset)
-        left = size
-        while left:
-            data = f.read(min(block, left))
-            if not data:
-                return
-            left -= len(data)
-            yield data
-
-
-def push_monolithic_httpx(reg: Registry, path: Path, digest: str, name: str) -> None:
-    with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
-        location = start_upload(client, name)
-        size = path.stat().st_size
-        r = client.put(
-            with_digest(location, digest),
-            content=file_chunks(path, size),
-            headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
-        )
-        assert r.status_code == 201, r.text
-
-
-def push_chunked_httpx(
-    reg: Registry, path: Path, digest: str, name: str, chunk: int = 8 * MIB
-) -> None:
-    size = path.stat().st_size
-    with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
-        location = start_upload(client, name)
-        for offset in range(0, size, chunk):
-            n = min(chunk, size - offset)
-            r = client.patch(
-                location,
-                content=file_chunks(path, n, offset),
-                headers={
-                    "Content-Range": f"{offset}-{offset + n - 1}",
-                    "Content-Length": str(n),
-                    "Content-Type": "application/octet-stream",
-                },
-            )
-            assert r.status_code == 202, r.text
-            location = r.headers["location"]
-            if not location.startswith("http"):
-                location = reg.url + location
-        r = client.put(with_digest(location, digest))
-        assert r.status_code == 201, r.text
-
-
 def curl(*args: str) -> str:
     done = subprocess.run(
         ["curl", "-sS", "--fail", *args], capture_output=True, text=True, timeout=DEADLINE_SECONDS
@@ -265,7 +210,7 @@ def curl(*args: str) -> str:
 
 
 def push_monolithic_curl(reg: Registry, path: Path, digest: str, name: str) -> None:
-    with httpx.Client(base_url=reg.url) as client:
+    with reg.target.client() as client:
         location = start_upload(client, name)
     curl(
         "-X",
@@ -279,7 +224,7 @@ def push_monolithic_curl(reg: Registry, path: Path, digest: str, name: str) -> N
 
 
 def push_chunked_curl(reg: Registry, pieces: list[Path], digest: str, name: str) -> None:
-    with httpx.Client(base_url=reg.url) as client:
+    with reg.target.client() as client:
         location = start_upload(client, name)
     offset = 0
     for piece in pieces:
@@ -298,18 +243,6 @@ def push_chunked_curl(reg: Registry, pieces: list[Path], digest: str, name: str)
     curl("-X", "PUT", "-o", "/dev/null", with_digest(location, digest))
 
 
-def get_full_httpx(reg: Registry, name: str, digest: str, size: int) -> None:
-    got = 0
-    with (
-        httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client,
-        client.stream("GET", f"/v2/{name}/blobs/{digest}") as r,
-    ):
-        assert r.status_code == 200
-        for chunk in r.iter_raw(MIB):
-            got += len(chunk)
-    assert got == size, (got, size)
-
-
 def get_full_curl(reg: Registry, name: str, digest: str, size: int) -> None:
     out = curl(
         "-o", "/dev/null", "-w", "%{size_download}", "-L", f"{reg.url}/v2/{name}/blobs/{digest}"
@@ -320,65 +253,23 @@ def get_full_curl(reg: Registry, name: str, digest: str, size: int) -> None:
 def first_status(reg: Registry, name: str, digest: str) -> int:
     """The status of a blob GET without following redirects (200, or 307 to storage)."""
     with (
-        httpx.Client(base_url=reg.url, timeout=60) as client,
+        reg.target.client(timeout=60) as client,
         client.stream("GET", f"/v2/{name}/blobs/{digest}") as r,
     ):
         return r.status_code
 
 
-def latencies(fn: Callable[[int], None], count: int) -> list[float]:
-    samples = []
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    for i in range(count):
-        start = time.perf_counter()
-        fn(i)
-        samples.append(time.perf_counter() - start)
-        if time.monotonic() > deadline:
-            break
-    return samples
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def small_pushes(reg: Registry, count: int, threads: int) -> tuple[float, float]:
+def small_pushes_with_cpu(reg: Registry, count: int, threads: int) -> tuple[float, float]:
     """Blobs per second and server CPU-ms per blob, POST + PUT each, `threads` clients."""
-    blobs = [os.urandom(4096) for _ in range(count)]
-    next_index = iter(range(count))
-    lock = threading.Lock()
-
-    def worker() -> None:
-        with httpx.Client(base_url=reg.url, timeout=60) as client:
-            while True:
-                with lock:
-                    i = next(next_index, None)
-                if i is None:
-                    return
-                data = blobs[i]
-                digest = "sha256:" + hashlib.sha256(data).hexdigest()
-                location = start_upload(client, "small/blobs")
-                r = client.put(
-                    with_digest(location, digest),
-                    content=data,
-                    headers={"Content-Type": "application/octet-stream"},
-                )
-                assert r.status_code == 201, r.text
-
     cpu_before = tree_cpu_seconds(reg.proc.pid)
-    start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for f in [pool.submit(worker) for _ in range(threads)]:
-            f.result(timeout=DEADLINE_SECONDS)
-    elapsed = time.perf_counter() - start
+    pushes = small_pushes(reg.target, "small/blobs", count, threads, DEADLINE_SECONDS)
     cpu = tree_cpu_seconds(reg.proc.pid) - cpu_before
-    return count / elapsed, cpu / count * 1000
+    return pushes.per_second, cpu / pushes.pushed * 1000
 
 
-def rss_growth_during(reg: Registry, path: Path, size: int) -> tuple[int, float]:
+def rss_growth_during(reg: Registry, blob: RandomBlob, size: int) -> tuple[int, float]:
     """Peak RSS growth of the server tree while `size` bytes are uploaded in 8 MiB PATCHes
-    (the file is sent repeatedly), and the throughput."""
+    (the blob is sent repeatedly), and the throughput."""
     baseline = tree_rss(reg.proc.pid)
     peak = baseline
     stop_sampling = threading.Event()
@@ -391,36 +282,24 @@ def rss_growth_during(reg: Registry, path: Path, size: int) -> tuple[int, float]
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    file_size = path.stat().st_size
     h = hashlib.sha256()
     start = time.perf_counter()
     try:
-        with httpx.Client(base_url=reg.url, timeout=DEADLINE_SECONDS) as client:
+        with reg.target.client(timeout=DEADLINE_SECONDS) as client:
             location = start_upload(client, "rss/blob")
             offset = 0
             while offset < size:
                 n = min(8 * MIB, size - offset)
-                piece = (
-                    b"".join(file_chunks(path, n, offset % file_size))
-                    if (offset % file_size) + n <= file_size
-                    else None
-                )
-                if piece is None:
-                    head = b"".join(
-                        file_chunks(path, file_size - offset % file_size, offset % file_size)
-                    )
-                    piece = head + b"".join(file_chunks(path, n - len(head), 0))
+                # From the blob at offset % blob.size, wrapping around to its start.
+                piece = b"".join(blob.chunks(offset % blob.size, n))
+                piece += b"".join(blob.chunks(0, n - len(piece)))
                 h.update(piece)
                 r = client.patch(
                     location, content=piece, headers={"Content-Range": f"{offset}-{offset + n - 1}"}
                 )
-                assert r.status_code == 202, r.text
-                location = r.headers["location"]
-                if not location.startswith("http"):
-                    location = reg.url + location
+                location = absolute(client, expect(r, 202).headers["location"])
                 offset += n
-            r = client.put(with_digest(location, "sha256:" + h.hexdigest()))
-            assert r.status_code == 201, r.text
+            expect(client.put(with_digest(location, "sha256:" + h.hexdigest())), 201)
     finally:
         stop_sampling.set()
         sampler.join()
@@ -498,57 +377,37 @@ def run_timed(
 
 
 def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
-    big, digest, size = files["big"], files["digest"], files["size"]
+    blob, big, digest, size = files["blob"], files["big"], files["digest"], files["size"]
+    target = reg.target
     timed: list[tuple[str, Callable[[], None]]] = [
-        (
-            "push_monolithic_httpx",
-            lambda: push_monolithic_httpx(reg, big, digest, "push/mono-httpx"),
-        ),
-        ("push_chunked_httpx", lambda: push_chunked_httpx(reg, big, digest, "push/chunked-httpx")),
+        ("push_monolithic_httpx", lambda: push_monolithic(target, blob, digest, "push/mono-httpx")),
+        ("push_chunked_httpx", lambda: push_chunked(target, blob, digest, "push/chunked-httpx")),
         ("push_monolithic_curl", lambda: push_monolithic_curl(reg, big, digest, "push/mono-curl")),
         (
             "push_chunked_curl",
             lambda: push_chunked_curl(reg, files["pieces"], digest, "push/chunked-curl"),
         ),
-        ("get_full_httpx", lambda: get_full_httpx(reg, "push/mono-curl", digest, size)),
+        ("get_full_httpx", lambda: get_full(target, "push/mono-curl", digest, size)),
         ("get_full_curl", lambda: get_full_curl(reg, "push/mono-curl", digest, size)),
     ]
     r = run_timed(reg, timed, size)
 
-    rng = random.Random(3)
-    with httpx.Client(base_url=reg.url, timeout=60) as client:
-        offsets = [rng.randrange(0, size - MIB) for _ in range(200 // scale)]
-
-        def ranged(i: int) -> None:
-            o = offsets[i]
-            resp = client.get(
-                f"/v2/push/mono-curl/blobs/{digest}", headers={"Range": f"bytes={o}-{o + MIB - 1}"}
-            )
-            assert resp.status_code == 206 and len(resp.content) == MIB
-
-        samples = latencies(ranged, len(offsets))
-        r["range_1mib_p50_ms"], r["range_1mib_p99_ms"] = (
-            pct(samples, 0.5) * 1000,
-            pct(samples, 0.99) * 1000,
-        )
-        small = os.urandom(1000)
-        small_digest = "sha256:" + hashlib.sha256(small).hexdigest()
-        location = start_upload(client, "head/blob")
-        assert client.put(with_digest(location, small_digest), content=small).status_code == 201
-
-        def head(_: int) -> None:
-            assert client.head(f"/v2/head/blob/blobs/{small_digest}").status_code == 200
-
-        samples = latencies(head, 2000 // scale)
-        r["head_p50_ms"], r["head_p99_ms"] = pct(samples, 0.5) * 1000, pct(samples, 0.99) * 1000
+    samples = ranged_gets(target, "push/mono-curl", digest, size, 200 // scale, DEADLINE_SECONDS)
+    r["range_1mib_p50_ms"] = percentile(samples, 0.5) * 1000
+    r["range_1mib_p99_ms"] = percentile(samples, 0.99) * 1000
+    samples = heads(target, "head/blob", 2000 // scale, DEADLINE_SECONDS)
+    r["head_p50_ms"], r["head_p99_ms"] = (
+        percentile(samples, 0.5) * 1000,
+        percentile(samples, 0.99) * 1000,
+    )
     print(
         f"  {reg.name:12} range p50 {r['range_1mib_p50_ms']:.2f} ms, head p50 {r['head_p50_ms']:.3f} ms",
         flush=True,
     )
 
-    r["small_pushes_per_s"], r["small_push_cpu_ms"] = small_pushes(reg, 2000 // scale, 8)
+    r["small_pushes_per_s"], r["small_push_cpu_ms"] = small_pushes_with_cpu(reg, 2000 // scale, 8)
     print(f"  {reg.name:12} 4 KiB pushes {r['small_pushes_per_s']:.0f}/s", flush=True)
-    growth, rate = rss_growth_during(reg, big, files["rss_size"])
+    growth, rate = rss_growth_during(reg, blob, files["rss_size"])
     r["rss_growth_mib"], r["rss_upload_mibps"] = growth / MIB, rate
     print(
         f"  {reg.name:12} RSS growth {r['rss_growth_mib']:.1f} MiB during {files['rss_size'] // MIB} MiB upload",
@@ -565,10 +424,11 @@ def measure_s3(
     reg: Registry, files: dict[str, Any], s3: SeaweedFS, bucket: str, root: str
 ) -> dict[str, float]:
     """The S3 comparison for one registry storing in ``bucket`` under ``root``."""
-    big, digest, size = files["big"], files["digest"], files["size"]
+    blob, big, digest, size = files["blob"], files["big"], files["digest"], files["size"]
+    chunked = "s3/chunked-httpx"
     timed: list[tuple[str, Callable[[], None]]] = [
         ("push_monolithic_curl", lambda: push_monolithic_curl(reg, big, digest, "s3/mono-curl")),
-        ("push_chunked_httpx", lambda: push_chunked_httpx(reg, big, digest, "s3/chunked-httpx")),
+        ("push_chunked_httpx", lambda: push_chunked(reg.target, blob, digest, chunked)),
         ("get_full_curl", lambda: get_full_curl(reg, "s3/mono-curl", digest, size)),
     ]
     r = run_timed(reg, timed, size, {"s3": s3.proc.pid})
@@ -598,8 +458,9 @@ def compare_s3(workdir: Path, scale: int, workers: int, only: str | None) -> dic
     size = 256 * MIB // scale
     big = workdir / "s3-big.bin"
     print(f"generating {size // MIB} MiB of test data ...", flush=True)
-    digest = make_file(big, size, 2)
-    files: dict[str, Any] = {"big": big, "digest": digest, "size": size}
+    blob = RandomBlob(size, seed=2)
+    digest = blob.write(big)
+    files: dict[str, Any] = {"blob": blob, "big": big, "digest": digest, "size": size}
     results: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
     print("starting SeaweedFS ...", flush=True)
@@ -762,16 +623,17 @@ def compare_filesystem(
     size = 1024 * MIB // scale
     big = workdir / "big.bin"
     print(f"generating {size // MIB} MiB of test data ...", flush=True)
-    digest = make_file(big, size, 1)
+    blob = RandomBlob(size, seed=1)
+    digest = blob.write(big)
     pieces = []
     for i, offset in enumerate(range(0, size, 8 * MIB)):
         piece = workdir / f"piece-{i:04d}"
-        piece.write_bytes(b"".join(file_chunks(big, min(8 * MIB, size - offset), offset)))
+        piece.write_bytes(b"".join(blob.chunks(offset, 8 * MIB)))
         pieces.append(piece)
     layout = workdir / "layout"
     make_layout(layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)])
-    files = {"big": big, "digest": digest, "size": size, "pieces": pieces, "layout": layout,
-             "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
+    files = {"blob": blob, "big": big, "digest": digest, "size": size, "pieces": pieces,
+             "layout": layout, "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
     if only != "distribution":
         print("ocistore:", flush=True)
         with ocistore_registry(workdir, workers) as reg:

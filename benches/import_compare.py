@@ -16,18 +16,14 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ocistore import Registry
+from ocistore.bench import MIB, median_seconds
+from ocistore.bench.ingest import dd_fsync, warm
 from ocistore.bulk import import_image
-
-MIB = 1024 * 1024
 
 
 def make_layout(root: Path, total: int, layers: int) -> None:
@@ -91,21 +87,9 @@ def naive_import(layout: Path, target: Path) -> None:
     os.close(fd)
 
 
-def warm(layout: Path) -> None:
+def warm_layout(layout: Path) -> None:
     for path in (layout / "blobs" / "sha256").iterdir():
-        with path.open("rb") as f:
-            while f.read(16 * MIB):
-                pass
-
-
-def median(fn: Callable[[], object], repeat: int, setup: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        setup()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        warm(path)
 
 
 def main() -> int:
@@ -137,7 +121,7 @@ def main() -> int:
             for path in (root, naive):
                 shutil.rmtree(path, ignore_errors=True)
             dd_target.unlink(missing_ok=True)
-            warm(layout)
+            warm_layout(layout)
             os.sync()
 
         def ocistore_import() -> None:
@@ -146,24 +130,12 @@ def main() -> int:
                 caching=args.caching,
             )  # fmt: skip
 
-        def dd() -> None:
-            subprocess.run(
-                [
-                    "dd",
-                    "if=/dev/zero",
-                    f"of={dd_target}",
-                    f"bs={MIB}",
-                    f"count={size // MIB}",
-                    "conv=fsync",
-                ],
-                check=True,
-                capture_output=True,
-            )
-
         results = {
-            "ocistore_import_s": median(ocistore_import, args.repeat, reset),
-            "naive_import_s": median(lambda: naive_import(layout, naive), args.repeat, reset),
-            "dd_fsync_s": median(dd, args.repeat, reset),
+            "ocistore_import_s": median_seconds(ocistore_import, args.repeat, reset),
+            "naive_import_s": median_seconds(
+                lambda: naive_import(layout, naive), args.repeat, reset
+            ),
+            "dd_fsync_s": median_seconds(lambda: dd_fsync(dd_target, size), args.repeat, reset),
         }
         reset()
     mib = size / MIB

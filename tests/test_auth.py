@@ -17,6 +17,7 @@ import bcrypt
 import httpx
 import jwt
 import pytest
+from ocistore.bench.http import parse_challenge
 from ocistore.server.auth import libtrust_key_id
 from ocistore.server.config import ConfigError, load_config
 from ocistore.storage import OCI_MANIFEST
@@ -63,15 +64,6 @@ ENDPOINTS = [
     ("GET", f"/v2/team/app/referrers/{ZERO}", "repository:team/app:pull"),
     ("GET", "/metrics", ""),
 ]
-
-
-def challenge_params(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, rest = header.partition(" ")
-    params = {}
-    for part in rest.split('",'):
-        key, _, value = part.partition("=")
-        params[key.strip()] = value.strip().strip('"')
-    return scheme, params
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -254,7 +246,7 @@ def test_token_every_endpoint_challenges(
     with tokens.server.client() as client:
         r = client.request(method, path)
     assert r.status_code == 401
-    scheme, params = challenge_params(r.headers["WWW-Authenticate"])
+    scheme, params = parse_challenge(r.headers["WWW-Authenticate"])
     assert scheme == "Bearer"
     assert params["realm"] == tokens.issuer.url and params["service"] == SERVICE
     assert params.get("scope", "") == scope
@@ -275,7 +267,7 @@ def test_token_scopes_per_repository_and_action(tokens: TokenSetup) -> None:
         # Pull alone cannot start an upload: 403 DENIED, challenge naming the scope needed.
         r = client.post("/v2/team/app/blobs/uploads/", headers=pull)
         assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED"
-        _, params = challenge_params(r.headers["WWW-Authenticate"])
+        _, params = parse_challenge(r.headers["WWW-Authenticate"])
         assert params["scope"] == "repository:team/app:pull,push"
         assert params["error"] == "insufficient_scope"
         assert client.post("/v2/team/app/blobs/uploads/", headers=other).status_code == 403
@@ -291,7 +283,7 @@ def test_token_scopes_per_repository_and_action(tokens: TokenSetup) -> None:
         # The catalog needs registry:catalog:*.
         r = client.get("/v2/_catalog", headers=push)
         assert r.status_code == 403
-        assert challenge_params(r.headers["WWW-Authenticate"])[1]["scope"] == ("registry:catalog:*")
+        assert parse_challenge(r.headers["WWW-Authenticate"])[1]["scope"] == ("registry:catalog:*")
         catalog = token(("registry", "catalog", ["*"]))
         assert client.get("/v2/_catalog", headers=catalog).json() == {"repositories": ["team/app"]}
 
@@ -368,7 +360,7 @@ def test_token_signatures_and_claims(tokens: TokenSetup) -> None:
             r = client.get("/v2/team/app/tags/list", headers=bearer(token))
             assert r.status_code == 401, why
             assert r.json()["errors"][0]["code"] == "UNAUTHORIZED", why
-            params = challenge_params(r.headers["WWW-Authenticate"])[1]
+            params = parse_challenge(r.headers["WWW-Authenticate"])[1]
             assert params["error"] == "invalid_token", why
         # Basic credentials are no bearer token.
         assert client.get("/v2/", headers=basic("alice", "wonderland")).status_code == 401

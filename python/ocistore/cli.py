@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -197,6 +198,57 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_ingest(args: argparse.Namespace) -> int:
+    from .bench import MIB, write_json
+    from .bench.ingest import Workspace, ingest_table, measure_ingest, with_rates
+
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base, prefix="ocistore-bench-") as tmp:
+        print(f"writing a {args.size_mib} MiB source in {base} ...", file=sys.stderr, flush=True)
+        workspace = Workspace.create(Path(tmp), args.size_mib * MIB)
+        results = with_rates(measure_ingest(workspace, args.repeat))
+    print(ingest_table(results))
+    if args.json:
+        write_json(args.json, {**results, "repeat": args.repeat})
+    return 0
+
+
+def _bench_http(args: argparse.Namespace) -> int:
+    import httpx
+
+    from .bench import MIB, write_json
+    from .bench.http import BenchError, connect, http_table, measure
+
+    if (args.username is None) != (args.password is None):
+        print("ocistore: --username and --password go together", file=sys.stderr)
+        return 2
+    try:
+        target = connect(args.url, args.repository, args.username, args.password)
+        results = measure(target, args.repository, args.size_mib * MIB, args.count, args.time_limit)
+    except (BenchError, httpx.HTTPError) as e:
+        print(f"ocistore: bench http: {e}", file=sys.stderr)
+        return 1
+    print(http_table(results))
+    if args.json:
+        write_json(args.json, {"url": target.url, "repository": args.repository, **results})
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +335,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow deletes (storage.delete.enabled; default off)",
     )
     serve.set_defaults(run=_serve)
+
+    bench = commands.add_parser(
+        "bench", help="measure ocistore's ingest on this machine, or any registry over HTTP"
+    )
+    benches = bench.add_subparsers(dest="bench", required=True)
+    ingest_bench = benches.add_parser(
+        "ingest",
+        help="ocistore's ingest against a naive Python ingest, hashlib and dd on one disk",
+        description="(a) ocistore ingest with fsync at commit, (b) a naive Python ingest "
+        "(hashlib + write + fsync + rename), (c) hashlib.sha256 alone over the same file, and "
+        "dd conv=fsync (the disk's durable write rate): medians of --repeat runs, page cache "
+        "written back before each.",
+    )
+    ingest_bench.add_argument(
+        "--size-mib", type=_positive, default=1024, help="source file size (default 1024)"
+    )
+    ingest_bench.add_argument(
+        "--repeat", type=_positive, default=3, help="runs per measurement (default 3)"
+    )
+    ingest_bench.add_argument(
+        "--dir", default=".bench-tmp", help="work directory on the disk to measure "
+        "(default ./.bench-tmp; needs about twice --size-mib free)",
+    )  # fmt: skip
+    ingest_bench.add_argument("--json", metavar="FILE", help="also write the figures here")
+    ingest_bench.set_defaults(run=_bench_ingest)
+
+    http_bench = benches.add_parser(
+        "http",
+        help="push, pull, range and HEAD throughput and latency of a registry at URL",
+        description="Against any registry (ocistore, distribution, zot, ...): a random blob "
+        "pushed monolithic (POST + PUT) and chunked (8 MiB PATCHes), one full GET, --count "
+        "ranged 1 MiB GETs and HEADs (p50, p99), --count 4 KiB blob pushes from 8 threads. "
+        "Basic auth, or a bearer token fetched from the registry's token service with the "
+        "credentials. The blobs stay in --repository, unreferenced: the registry's garbage "
+        "collection removes them.",
+    )
+    http_bench.add_argument("url", metavar="URL", help="the registry, e.g. http://127.0.0.1:5000")
+    http_bench.add_argument(
+        "--size-mib", type=_positive, default=256, help="blob size for push and GET (default 256)"
+    )
+    http_bench.add_argument(
+        "--count", type=_positive, default=200,
+        help="ranged GETs, HEADs and 4 KiB pushes, each (default 200)",
+    )  # fmt: skip
+    http_bench.add_argument(
+        "--time-limit", type=_positive_seconds, default=60.0, metavar="SECONDS",
+        help="stop each series of requests after this long (default 60)",
+    )  # fmt: skip
+    http_bench.add_argument(
+        "--repository", default="ocistore-bench", help="where to push (default ocistore-bench)"
+    )
+    http_bench.add_argument("--username", help="for basic auth or the token service")
+    http_bench.add_argument("--password")
+    http_bench.add_argument("--json", metavar="FILE", help="also write the figures here")
+    http_bench.set_defaults(run=_bench_http)
     return parser
 
 
