@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from ocistore import BlobStore, Descriptor, Digest, Registry
-from ocistore.aio import STREAM_BLOCK, AsyncBlobStore
+from ocistore.aio import INLINE_WRITE_MAX, STREAM_BLOCK, AsyncBlobStore
 from ocistore.errors import ErrBlobInvalidDigest, ErrBlobUnknown
 
 from .helpers import pattern
@@ -43,12 +43,13 @@ def test_write_stream_and_read_back(tmp_path: Path, chunk: int) -> None:
     asyncio.run(main())
 
 
-def test_a_failing_stream_keeps_what_arrived(tmp_path: Path) -> None:
-    data = pattern(STREAM_BLOCK + 1000)
+@pytest.mark.parametrize("size", [1000, STREAM_BLOCK + 1000], ids=["small", "blocks"])
+def test_a_failing_stream_keeps_what_arrived(tmp_path: Path, size: int) -> None:
+    data = pattern(size)
 
     async def broken() -> AsyncIterator[bytes]:
-        yield data[:STREAM_BLOCK]
-        yield data[STREAM_BLOCK:]
+        yield data[: size // 2]
+        yield data[size // 2 :]
         raise ConnectionResetError("client went away")
 
     async def main() -> str:
@@ -64,6 +65,24 @@ def test_a_failing_stream_keeps_what_arrived(tmp_path: Path) -> None:
     with pytest.raises(ErrBlobInvalidDigest):
         resumed.commit("sha256:" + hashlib.sha256(b"other").hexdigest())
     assert resumed.commit("sha256:" + hashlib.sha256(data).hexdigest()).size == len(data)
+
+
+def test_small_bodies_and_reused_blocks(tmp_path: Path) -> None:
+    """Bodies around the size written in one piece, and blocks reused from a previous upload
+    (which still hold its bytes): every blob reads back exactly."""
+    sizes = [0, 1, INLINE_WRITE_MAX, INLINE_WRITE_MAX + 1, 2 * STREAM_BLOCK + 5, 300, 70_000]
+
+    async def main() -> None:
+        store = AsyncBlobStore(BlobStore(tmp_path))
+        for i, size in enumerate(sizes):
+            data = pattern(size, i + 1)
+            writer = await store.create()
+            assert await writer.write_stream(chunks_of(data, 40_000)) == size
+            digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+            assert (await writer.commit(digest)).size == size
+            assert await store.get(digest) == data
+
+    asyncio.run(main())
 
 
 def test_linked_store_through_aio(tmp_path: Path) -> None:

@@ -46,6 +46,29 @@ class _SyncBlobs(Protocol):
     def enumerate(self) -> Iterator[Digest]: ...
 
 
+class _BlockPool:
+    """``STREAM_BLOCK`` buffers kept for the next upload. A fresh one is zero-filled page by
+    page, which costs milliseconds: more than a small upload's whole write."""
+
+    def __init__(self, keep: int) -> None:
+        self._free: list[bytearray] = []
+        self._keep = keep
+
+    def take(self) -> bytearray:
+        try:
+            return self._free.pop()
+        except IndexError:
+            return bytearray(STREAM_BLOCK)
+
+    def give(self, block: bytearray) -> None:
+        if len(self._free) < self._keep:
+            self._free.append(block)
+
+
+#: At most this many spare blocks per process (16 MiB): enough for two uploads back to back.
+_BLOCKS = _BlockPool(keep=4)
+
+
 class AsyncBlobWriter:
     def __init__(self, writer: BlobWriter) -> None:
         self.sync = writer
@@ -68,31 +91,50 @@ class AsyncBlobWriter:
         return await asyncio.to_thread(self.sync.write, data)
 
     async def write_stream(self, chunks: AsyncIterable[Buffer]) -> int:
-        """Writes every chunk of ``chunks``; returns the byte count. Each byte is copied once,
-        into a block. If the stream fails or the task is cancelled, what arrived is written
-        before the exception goes on: it is valid data at the right offset."""
-        blocks = (bytearray(STREAM_BLOCK), bytearray(STREAM_BLOCK))
+        """Writes every chunk of ``chunks``; returns the byte count. A body of up to
+        ``INLINE_WRITE_MAX`` bytes is written in one piece; a larger one is copied once, into
+        blocks of ``STREAM_BLOCK`` bytes, one written on a thread while the next fills (two
+        blocks: the most an upload holds in memory). If the stream fails or the task is
+        cancelled, what arrived is written before the exception goes on: it is valid data at the
+        right offset."""
+        head: list[bytes] = []  # the body so far, while it is small enough to need no block
+        head_size = 0
+        blocks: list[bytearray] = []
         which = 0
         filled = 0
         total = 0
         in_flight: asyncio.Future[int] | None = None
+
+        async def put(view: memoryview) -> None:
+            nonlocal which, filled, in_flight
+            while view:
+                if len(blocks) <= which:
+                    blocks.append(_BLOCKS.take())
+                n = min(len(view), STREAM_BLOCK - filled)
+                blocks[which][filled : filled + n] = view[:n]
+                filled += n
+                view = view[n:]
+                if filled == STREAM_BLOCK:
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = asyncio.ensure_future(
+                        asyncio.to_thread(self.sync.write, blocks[which])
+                    )
+                    which ^= 1
+                    filled = 0
+
         try:
             async for chunk in chunks:
                 view = memoryview(chunk).cast("B")
                 total += len(view)
-                while view:
-                    n = min(len(view), STREAM_BLOCK - filled)
-                    blocks[which][filled : filled + n] = view[:n]
-                    filled += n
-                    view = view[n:]
-                    if filled == STREAM_BLOCK:
-                        if in_flight is not None:
-                            await in_flight
-                        in_flight = asyncio.ensure_future(
-                            asyncio.to_thread(self.sync.write, blocks[which])
-                        )
-                        which ^= 1
-                        filled = 0
+                if not blocks and head_size + len(view) <= INLINE_WRITE_MAX:
+                    head.append(bytes(view))
+                    head_size += len(view)
+                    continue
+                for piece in head:
+                    await put(memoryview(piece))
+                head.clear()
+                await put(view)
             if in_flight is not None:
                 await in_flight
                 in_flight = None
@@ -100,12 +142,19 @@ class AsyncBlobWriter:
             if in_flight is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(in_flight)
-            if filled:
-                # On the loop: a cancelled task cannot wait for a thread.
+            # On the loop: a cancelled task cannot wait for a thread.
+            if head:
+                self.sync.write(b"".join(head))
+            elif filled:
                 self.sync.write(memoryview(blocks[which])[:filled])
             raise
-        if filled:
+        if head:
+            self.sync.write(b"".join(head))
+        elif filled:
             await asyncio.to_thread(self.sync.write, memoryview(blocks[which])[:filled])
+        # Only here, with no write in flight, may the blocks serve another upload.
+        for block in blocks:
+            _BLOCKS.give(block)
         return total
 
     async def checkpoint(self) -> None:
