@@ -15,13 +15,13 @@ with 8 client threads (2,000 blobs); the server's RSS growth during a 4 GiB chun
 bounded in count and in time.
 
 ``--s3`` compares the registries on S3 storage instead: one SeaweedFS (tests/seaweedfs.py) on
-127.0.0.1:8333, ocistore with a ``storage.s3`` section on one bucket, docker-registry with its
+127.0.0.1, ocistore with a ``storage.s3`` section on one bucket, docker-registry with its
 S3 driver on another. Measured, for each: push of a 256 MiB blob monolithic (POST + PUT with
 curl -T) and chunked (8 MiB PATCHes with httpx), full GET with curl -L, each with the CPU time
 of the registry and of SeaweedFS; distribution redirects blob GETs to presigned S3 URLs by
-default, so its GET is measured again on a second instance with ``storage.redirect.disable``.
-If ocistore cannot start on S3 (a build without the S3 backend), its half is reported as an
-error and the run goes on.
+default (ocistore too), so each GET is measured again on a second instance with
+``storage.redirect.disable``. If one registry fails, its half is reported as an error and the
+run goes on.
 
 The httpx measurements are those of `ocistore bench http` (ocistore.bench.http); this script
 adds the servers, curl, skopeo, the servers' CPU and RSS, and the comparison.
