@@ -25,8 +25,8 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 @pytest.fixture(
     scope="module",
-    params=[("granian", 1, "fs"), ("granian", 2, "fs"), ("uvicorn", 1, "fs"), ("granian", 1, "s3")],
-    ids=["granian", "granian-2-workers", "uvicorn", "granian-s3"],
+    params=[("granian", 1, "fs"), ("granian", 2, "fs"), ("uvicorn", 1, "fs"), ("granian", 2, "s3")],
+    ids=["granian", "granian-2-workers", "uvicorn", "granian-2-workers-s3"],
 )
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
