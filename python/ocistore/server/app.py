@@ -530,7 +530,7 @@ class RegistryApp:
         if self.redirect_url is not None and request.method == "GET":
             url = await asyncio.to_thread(self.redirect_url, parsed)
             return Response(307, {**headers, "Location": url})
-        path = blobs.path(parsed)
+        path = self.registry.blobs().path(parsed)  # linked: the stat above checked
         if byte_range is None:
             headers["Content-Length"] = str(size)
             return Response(200, headers, file=(path, parsed, 0, size))
