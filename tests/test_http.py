@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from ocistore.aio import INLINE_WRITE_MAX
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST
 
 from .distribution import Client as RawClient
@@ -123,6 +124,26 @@ def test_unknown_and_invalid_blobs(client: httpx.Client) -> None:
     assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
     r = client.get(f"/v2/mono/repo/blobs/{missing}")
     assert r.status_code == 404  # the mismatched body was not stored
+
+
+def test_monolithic_pushes_verify_and_leave_no_session(
+    client: httpx.Client, server: Server
+) -> None:
+    """Around the size a single request is received whole before it is written: a wrong digest
+    stores nothing and leaves no upload session; the right one stores exactly the bytes."""
+    for size in (0, 10, INLINE_WRITE_MAX, INLINE_WRITE_MAX + 1, 300_000):
+        data = random.Random(size).randbytes(size)
+        r = client.post("/v2/mono/left/blobs/uploads/", params={"digest": digest_of(data + b"x")},
+                        content=data)  # fmt: skip
+        assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"], size
+        assert client.head(f"/v2/mono/left/blobs/{digest_of(data)}").status_code == 404
+        r = client.post("/v2/mono/left/blobs/uploads/", params={"digest": digest_of(data)},
+                        content=data)  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert client.get(f"/v2/mono/left/blobs/{digest_of(data)}").content == data
+    uploads = server.root / "docker/registry/v2/repositories/mono/left/_uploads"
+    if uploads.exists():  # filesystem storage (the S3 variant keeps nothing under root)
+        assert list(uploads.iterdir()) == []
 
 
 def test_chunked_upload(client: httpx.Client) -> None:

@@ -26,7 +26,8 @@ from urllib.parse import unquote
 
 from .. import hashing
 from .._core import Digest
-from ..aio import READ_BLOCK, AsyncBlobStore, AsyncBlobWriter
+from ..aio import INLINE_WRITE_MAX, READ_BLOCK, AsyncBlobStore, AsyncBlobWriter
+from ..descriptor import Descriptor
 from ..errors import (
     ErrBlobMounted,
     ErrBlobUploadUnknown,
@@ -165,6 +166,19 @@ def _upload_lock(path: Path, upload_id: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _push_whole(blobs: LinkedBlobStore, data: bytes, digest: Digest) -> Descriptor:
+    """A whole blob through an upload, so it is verified against ``digest`` before it is
+    published; nothing stays behind when it is not."""
+    writer = blobs.create()
+    try:
+        writer.write(data)
+        return writer.commit(digest)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.cancel()
+        raise
 
 
 class RegistryApp:
@@ -572,14 +586,21 @@ class RegistryApp:
             return Response(202, self._upload_headers(name, writer.id, 0))
         if "digest" in request.query:
             digest = _digest_param(request.query["digest"])
-            writer = await asyncio.to_thread(blobs.create)
-            try:
-                await self._stream_into(request, writer)
-                descriptor = await asyncio.to_thread(writer.commit, digest)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    writer.cancel()
-                raise
+            length = request.header("content-length")
+            if length is not None and is_decimal(length) and int(length) <= INLINE_WRITE_MAX:
+                # A small blob: received first, then created, written and committed in one
+                # thread hop instead of two.
+                data = await request.body(INLINE_WRITE_MAX)
+                descriptor = await asyncio.to_thread(_push_whole, blobs, data, digest)
+            else:
+                writer = await asyncio.to_thread(blobs.create)
+                try:
+                    await self._stream_into(request, writer)
+                    descriptor = await asyncio.to_thread(writer.commit, digest)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        writer.cancel()
+                    raise
             return Response(
                 201,
                 {
