@@ -2,9 +2,11 @@
 
 Request bodies stream into the blob writer through ``ocistore.aio`` (two blocks of
 ``aio.STREAM_BLOCK`` bytes, the only memory an upload holds); storage calls run on worker
-threads, so the event loop never waits on disk or hashing; whole-blob GETs use the server's
-zero-copy ``http.response.pathsend`` when it offers it; upload state lives on disk, so any
-worker (or a restarted server) continues a session.
+threads, except metadata lookups and writes of at most ``aio.INLINE_WRITE_MAX`` bytes on a local
+filesystem, which take microseconds (less than a thread hop); whole-blob GETs use the server's
+zero-copy ``http.response.pathsend`` when it offers it, or redirect to object storage; upload
+state lives in storage (disk or bucket), so any worker, instance or restarted server continues
+a session.
 """
 
 from __future__ import annotations
