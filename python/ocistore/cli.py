@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", metavar="SOURCE")
     imp.add_argument("target", metavar="REPO[:TAG]")
     imp.add_argument(
-        "--jobs", type=int, default=None, help="parallel blob ingests (default: cores)"
+        "--jobs", type=int, default=None, help="parallel blob ingests (default: two per core)"
     )
     imp.set_defaults(run=_import)
 
