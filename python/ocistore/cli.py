@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", metavar="SOURCE")
     imp.add_argument("target", metavar="REPO[:TAG]")
     imp.add_argument(
-        "--jobs", type=int, default=None, help="parallel blob ingests (default: two per core)"
+        "--jobs", type=int, default=None, help="parallel blob ingests (default: four per core)"
     )
     imp.set_defaults(run=_import)
 
