@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -481,3 +482,15 @@ def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.BlobStore) -> N
     assert r.read(MiB) == data[:MiB]  # a block in flight behind it now
     r.close()
     assert r.closed
+
+
+def test_write_from_a_file_into_object_storage(blobs: _core.BlobStore, tmp_path: Path) -> None:
+    data = data_of(11 * MiB + 5, seed=4)
+    source = tmp_path / "source.bin"
+    source.write_bytes(data)
+    w = blobs.create()
+    assert w.write_from(source, 0, 3 * MiB) == 3 * MiB
+    assert w.write_from(source, 3 * MiB, 100 * MiB) == len(data) - 3 * MiB
+    digest = sha256(data)
+    assert w.commit(digest) == len(data)
+    assert blobs.get(digest) == data

@@ -355,3 +355,40 @@ def test_before_publish_runs_between_verification_and_publication(store: BlobSto
     # The upload is intact: with a hook that agrees, the same writer commits.
     w._before_publish = None
     assert w.commit(sha256(b"never published")).size == len(b"never published")
+
+
+@pytest.mark.parametrize("caching", ["keep", "stream", "direct"])
+def test_write_from_reads_a_file_region_in_the_core(
+    store: BlobStore, tmp_path: Path, caching: str
+) -> None:
+    # Crosses the 8 MiB direct stage twice, starts mid-page, and mixes with plain writes.
+    source = tmp_path / "source.bin"
+    data = pattern(19 * 1024 * 1024 + 4321)
+    source.write_bytes(data)
+    start = 12345
+    expected = b"head" + data[start:] + b"tail"
+    writer = store.create(caching=caching)  # type: ignore[arg-type]
+    writer.write(b"head")
+    assert writer.write_from(source, start, 5 * 1024 * 1024) == 5 * 1024 * 1024
+    # Asked for more than the file holds: stops at its end and says how much it took.
+    assert (
+        writer.write_from(source, start + 5 * 1024 * 1024, len(data))
+        == len(data) - start - 5 * 1024 * 1024
+    )
+    assert writer.write_from(source, len(data), 100) == 0
+    writer.write(b"tail")
+    assert writer.size == len(expected)
+    digest = "sha256:" + hashlib.sha256(expected).hexdigest()
+    writer.commit(Descriptor("application/octet-stream", digest, len(expected)))
+    assert store.get(digest) == expected
+
+
+def test_write_from_a_missing_file_changes_nothing(store: BlobStore, tmp_path: Path) -> None:
+    writer = store.create(caching="direct")
+    writer.write(b"abc")
+    with pytest.raises(FileNotFoundError):
+        writer.write_from(tmp_path / "absent", 0, 10)
+    writer.write(b"def")
+    digest = "sha256:" + hashlib.sha256(b"abcdef").hexdigest()
+    writer.commit(Descriptor("application/octet-stream", digest, 6))
+    assert store.get(digest) == b"abcdef"

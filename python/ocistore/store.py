@@ -82,6 +82,12 @@ class BlobWriter:
     def write(self, data: Buffer) -> int:
         return self._core.write(data)
 
+    def write_from(self, path: str | os.PathLike[str], offset: int, length: int) -> int:
+        """Appends ``length`` bytes of the file at ``path`` from ``offset`` (fewer where the
+        file ends first; returns how many), read by the core with the GIL released. With
+        ``caching="direct"`` they go from the file straight into the aligned stage."""
+        return self._core.write_from(path, offset, length)
+
     def read_from(
         self, fileobj: IO[bytes] | Any, progress: Callable[[int], object] | None = None
     ) -> int:

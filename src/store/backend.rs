@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::upload::{Caching, Upload};
+use super::upload::{Caching, Upload, copy_file_range_into};
 use super::{Layout, delete, enumerate, open, stat};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
@@ -38,6 +38,10 @@ pub trait BlobUpload: Send {
         false
     }
     fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Appends `len` bytes of `src` from `offset` (fewer if it ends first); returns how many.
+    fn write_from_file(&mut self, src: &File, offset: u64, len: u64) -> Result<u64> {
+        copy_file_range_into(src, offset, len, |bytes| self.write(bytes))
+    }
     fn checkpoint(&mut self, durable: bool) -> Result<()>;
     fn close(&mut self, durable: bool) -> Result<()>;
     fn commit(
@@ -202,6 +206,10 @@ impl BlobUpload for FsUpload {
 
     fn write(&mut self, data: &[u8]) -> Result<()> {
         self.upload.write(data)
+    }
+
+    fn write_from_file(&mut self, src: &File, offset: u64, len: u64) -> Result<u64> {
+        self.upload.write_from_file(src, offset, len)
     }
 
     fn checkpoint(&mut self, durable: bool) -> Result<()> {

@@ -85,6 +85,8 @@ fn boot_id() -> Option<String> {
 
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
+/// Blocks `write_from_file` reads outside direct mode: large enough to hash and write in parallel.
+const COPY_BLOCK: usize = 8 * 1024 * 1024;
 
 pub struct Upload {
     id: String,
@@ -122,6 +124,42 @@ fn open_direct(
         return Ok(None);
     }
     DirectWriter::open(path, size, file).at("open for direct writes", path)
+}
+
+fn read_at_retrying(src: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    loop {
+        match src.read_at(buf, pos) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Reads `len` bytes of `src` from `offset` block by block and hands each to `write`; stops
+/// early where `src` ends. Returns how many bytes went to `write`.
+pub(crate) fn copy_file_range_into(
+    src: &File,
+    offset: u64,
+    len: u64,
+    mut write: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BLOCK)];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf
+            .len()
+            .min(usize::try_from(len - done).unwrap_or(usize::MAX));
+        let n = read_at_retrying(src, &mut buf[..want], offset + done).at(
+            "read source at offset",
+            Path::new(&(offset + done).to_string()),
+        )?;
+        if n == 0 {
+            break;
+        }
+        write(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(done)
 }
 
 fn hash_file_range(
@@ -380,6 +418,40 @@ impl Upload {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Appends `len` bytes of `src` from `offset` (fewer if `src` ends first); returns how
+    /// many. In direct mode they are read straight into the aligned stage, one copy fewer than
+    /// reading them into a buffer for `write`.
+    pub fn write_from_file(&mut self, src: &File, offset: u64, len: u64) -> Result<u64> {
+        self.usable()?;
+        if self.direct.is_none() {
+            return copy_file_range_into(src, offset, len, |bytes| self.write(bytes));
+        }
+        let mut done = 0u64;
+        while done < len {
+            let direct = self.direct.as_mut().expect("direct mode checked above");
+            let spare = direct.spare();
+            let want = spare
+                .len()
+                .min(usize::try_from(len - done).unwrap_or(usize::MAX));
+            let n = read_at_retrying(src, &mut spare[..want], offset + done).at(
+                "read source at offset",
+                Path::new(&(offset + done).to_string()),
+            )?;
+            if n == 0 {
+                break;
+            }
+            let hasher = &mut self.hasher;
+            if let Err(e) = direct.filled(n, |fresh| hasher.update(fresh)) {
+                // The hasher has seen bytes the file may not hold: never trust this state again.
+                self.broken = Some(format!("a write failed ({e})"));
+                return Err(e).at("write", &self.data_path());
+            }
+            self.size += n as u64;
+            done += n as u64;
+        }
+        Ok(done)
     }
 
     /// Makes the data and the hash state durable; the upload can be resumed from here by any
