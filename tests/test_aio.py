@@ -122,3 +122,38 @@ def test_the_loop_keeps_running_during_large_writes(tmp_path: Path) -> None:
         await writer.cancel()
 
     asyncio.run(main())
+
+
+def test_iter_range_reads_ahead_and_stops_cleanly(tmp_path: Path) -> None:
+    data = pattern(10 * 4096 + 17)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    BlobStore(tmp_path).put("x", data)
+
+    async def main() -> None:
+        store = AsyncBlobStore(BlobStore(tmp_path))
+        async with await store.open(digest) as reader:
+            # Every offset and length, across block edges, in order and whole.
+            for offset, length in [(0, len(data)), (4095, 4098), (4096 * 9, 4096 + 17), (5, 0)]:
+                parts = [c async for c in reader.iter_range(offset, length, block=4096)]
+                assert b"".join(parts) == data[offset : offset + length]
+                assert all(len(p) <= 4096 for p in parts)
+            # Stopping after the first chunk: closing waits for the read in flight, and the
+            # reader still works (nothing was left reading it).
+            chunks = reader.iter_range(0, len(data), block=4096)
+            assert await anext(chunks) == data[:4096]
+            await chunks.aclose()
+            assert await reader.read_at(4096, 10) == data[4096:4106]
+        # A consumer that is cancelled mid-stream leaves no read behind either.
+        async with await store.open(digest) as reader:
+
+            async def consume() -> None:
+                async for _ in reader.iter_range(0, len(data), block=4096):
+                    await asyncio.sleep(10)
+
+            task = asyncio.ensure_future(consume())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())

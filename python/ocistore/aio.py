@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._core import BlobReader, Digest
@@ -195,16 +195,35 @@ class AsyncBlobReader:
 
     async def iter_range(
         self, offset: int = 0, length: int | None = None, block: int = READ_BLOCK
-    ) -> AsyncIterator[bytes]:
-        """Yields ``length`` bytes (default: to the end) from ``offset`` in reads of ``block``."""
+    ) -> AsyncGenerator[bytes, None]:
+        """Yields ``length`` bytes (default: to the end) from ``offset`` in reads of ``block``.
+        The next read runs on a thread while the consumer handles the current chunk (one read
+        ahead: a deeper queue measured slower). Close the iterator (``contextlib.aclosing``)
+        before the reader when stopping early: closing waits for a read in flight."""
         end = self.size if length is None else min(self.size, offset + length)
+
+        def read(position: int) -> asyncio.Future[bytes]:
+            return asyncio.ensure_future(
+                asyncio.to_thread(self.sync.read_at, position, min(block, end - position))
+            )
+
         position = offset
-        while position < end:
-            chunk = await asyncio.to_thread(self.sync.read_at, position, min(block, end - position))
-            if not chunk:
-                return
-            position += len(chunk)
-            yield chunk
+        pending = read(position) if position < end else None
+        try:
+            while pending is not None:
+                chunk = await pending
+                pending = None
+                if not chunk:
+                    return
+                position += len(chunk)
+                if position < end:
+                    pending = read(position)
+                yield chunk
+        finally:
+            if pending is not None:
+                # Never leave a read running on a reader the caller is about to close.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pending)
 
     async def close(self) -> None:
         self.sync.close()

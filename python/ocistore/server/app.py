@@ -3,8 +3,8 @@
 Request bodies stream into the blob writer through ``ocistore.aio`` (two blocks of
 ``aio.STREAM_BLOCK`` bytes, the only memory an upload holds); storage calls run on worker
 threads, except metadata lookups and writes of at most ``aio.INLINE_WRITE_MAX`` bytes on a local
-filesystem, which take microseconds (less than a thread hop); whole-blob GETs use the server's
-zero-copy ``http.response.pathsend`` when it offers it, or redirect to object storage; upload
+filesystem, which take microseconds (less than a thread hop); blob GETs are read by the Rust
+reader one block ahead of the socket, or redirected to object storage; upload
 state lives in storage (disk or bucket), so any worker, instance or restarted server continues
 a session.
 """
@@ -67,6 +67,8 @@ __all__ = ["MANIFEST_LIMIT", "RegistryApp"]
 
 #: Largest manifest accepted (the OCI spec's suggested minimum is 4 MiB).
 MANIFEST_LIMIT = 4 * 1024 * 1024
+#: Reads of a blob GET larger than one ``READ_BLOCK`` (see ``RegistryApp._send``).
+GET_BLOCK = 2 * 1024 * 1024
 #: How long a presigned blob URL stays valid (distribution's S3 driver: 20 minutes).
 REDIRECT_SECONDS = 20 * 60
 
@@ -289,7 +291,7 @@ class RegistryApp:
             body = b"" if head else response.body
             await send({"type": "http.response.body", "body": body})
             return len(body)
-        path, digest, offset, length = response.file
+        digest, offset, length = response.file
         await send(
             {
                 "type": "http.response.start",
@@ -300,22 +302,22 @@ class RegistryApp:
         if head or length == 0:
             await send({"type": "http.response.body", "body": b""})
             return 0
-        if (
-            offset == 0
-            and self.local_files
-            and "http.response.pathsend" in scope.get("extensions", {})
-        ):
-            await send({"type": "http.response.pathsend", "path": path})
-            return length
         if length <= READ_BLOCK:
             # A range of one block (the common ranged GET): opened and read in one thread hop.
             body = await asyncio.to_thread(self._read_range, digest, offset, length)
             await send({"type": "http.response.body", "body": body})
             return len(body)
+        # Read by the Rust reader, one block ahead of the socket. Faster than granian's
+        # pathsend, which reads 128 KiB at a time through tokio's blocking pool: a 1 GiB GET
+        # to curl 1.0 GB/s with pathsend, 1.7-2.0 GB/s so (2 MiB blocks; 1, 4 and 8 MiB and
+        # two reads ahead were slower on this 2-core VM).
         reader = await AsyncBlobStore(self.registry.blobs()).open(digest)
         sent = 0
-        async with reader:
-            async for chunk in reader.iter_range(offset, length):
+        async with (
+            reader,
+            contextlib.aclosing(reader.iter_range(offset, length, block=GET_BLOCK)) as chunks,
+        ):
+            async for chunk in chunks:
                 sent += len(chunk)
                 await send(
                     {"type": "http.response.body", "body": chunk, "more_body": sent < length}
@@ -546,13 +548,12 @@ class RegistryApp:
         if self.redirect_url is not None and request.method == "GET":
             url = await asyncio.to_thread(self.redirect_url, parsed)
             return Response(307, {**headers, "Location": url})
-        path = self.registry.blobs().path(parsed)  # linked: the stat above checked
         if byte_range is None:
             headers["Content-Length"] = str(size)
-            return Response(200, headers, file=(path, parsed, 0, size))
+            return Response(200, headers, file=(parsed, 0, size))
         headers["Content-Length"] = str(byte_range.length)
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
-        return Response(206, headers, file=(path, parsed, byte_range.start, byte_range.length))
+        return Response(206, headers, file=(parsed, byte_range.start, byte_range.length))
 
     async def delete_blob(self, request: Request, name: str, digest: str) -> Response:
         self._check_writable()

@@ -120,8 +120,8 @@ class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    #: A blob to send instead of ``body``: (path, digest, offset, length)
-    file: tuple[str, Digest, int, int] | None = None
+    #: A blob to send instead of ``body``: (digest, offset, length)
+    file: tuple[Digest, int, int] | None = None
 
 
 def error_body(errors: Iterable[tuple[str, str, Any]]) -> bytes:
