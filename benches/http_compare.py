@@ -3,9 +3,10 @@ side by side in one run, driven by the same clients.
 
     python benches/http_compare.py [--quick] [--json out.json] [--plot out.png]
                                    [--workers N] [--dir WORKDIR] [--only ocistore|distribution]
-                                   [--s3]
+                                   [--rounds N] [--s3]
 
-Each registry runs on 127.0.0.1 with a fresh temporary root. Measured, for each:
+Each registry runs on 127.0.0.1 with a fresh temporary root, ``--rounds`` times (default 3),
+alternating; the table shows the median of the rounds for each figure. Measured, for each:
 push of a 1 GiB random blob, monolithic (POST + PUT) and chunked (8 MiB PATCHes), with httpx and
 with curl -T; full GET of that blob (httpx streamed, curl -o /dev/null); 200 GETs of 1 MiB ranges
 at random offsets (p50, p99); 2,000 HEADs of a small blob (p50, p99); 4 KiB blob pushes per second
@@ -34,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -616,9 +618,10 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
 
 
 def compare_filesystem(
-    workdir: Path, scale: int, workers: int, only: str | None
-) -> dict[str, dict[str, float]]:
-    """The filesystem comparison (the default): ``measure`` on each registry."""
+    workdir: Path, scale: int, workers: int, only: str | None, rounds: int
+) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:
+    """The filesystem comparison (the default): ``measure`` on each registry, ``rounds`` times;
+    the medians of the rounds, and every round."""
     results: dict[str, dict[str, float]] = {}
     size = 1024 * MIB // scale
     big = workdir / "big.bin"
@@ -634,15 +637,21 @@ def compare_filesystem(
     make_layout(layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)])
     files = {"blob": blob, "big": big, "digest": digest, "size": size, "pieces": pieces,
              "layout": layout, "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
-    if only != "distribution":
-        print("ocistore:", flush=True)
-        with ocistore_registry(workdir, workers) as reg:
-            results["ocistore"] = measure(reg, files, scale)
-    if only != "ocistore":
-        print("distribution 2.8.2:", flush=True)
-        with distribution_registry(workdir) as reg:
-            results["distribution"] = measure(reg, files, scale)
-    return results
+    runs: dict[str, list[dict[str, float]]] = {}
+    # Rounds alternate the registries, each time on a fresh root: this VM drifts by tens of
+    # percent over minutes, and a drift then touches both instead of whichever ran during it.
+    for round_ in range(rounds):
+        if only != "distribution":
+            print(f"ocistore (round {round_ + 1} of {rounds}):", flush=True)
+            with ocistore_registry(workdir, workers) as reg:
+                runs.setdefault("ocistore", []).append(measure(reg, files, scale))
+        if only != "ocistore":
+            print(f"distribution 2.8.2 (round {round_ + 1} of {rounds}):", flush=True)
+            with distribution_registry(workdir) as reg:
+                runs.setdefault("distribution", []).append(measure(reg, files, scale))
+    for name, measured in runs.items():
+        results[name] = {key: statistics.median(r[key] for r in measured) for key in measured[0]}
+    return results, runs
 
 
 def main() -> int:
@@ -656,18 +665,25 @@ def main() -> int:
     parser.add_argument("--dir", help="work directory (default: ./.bench-tmp)")
     parser.add_argument("--only", choices=["ocistore", "distribution"])
     parser.add_argument("--s3", action="store_true", help="compare on S3 storage (SeaweedFS)")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="filesystem comparison: alternating rounds; the table shows medians (default 3)",
+    )  # fmt: skip
     args = parser.parse_args()
     scale = 8 if args.quick else 1
     base = Path(args.dir or ".bench-tmp")
     base.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, float]] = {}
+    rounds: dict[str, list[dict[str, float]]] = {}
     s3_section: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         workdir = Path(tmp)
         if args.s3:
             s3_section = compare_s3(workdir, scale, args.workers, args.only)
         else:
-            results = compare_filesystem(workdir, scale, args.workers, args.only)
+            results, rounds = compare_filesystem(
+                workdir, scale, args.workers, args.only, args.rounds
+            )
     print()
     if s3_section is not None:
         print(table(s3_section["results"], S3_ROWS))
@@ -675,6 +691,7 @@ def main() -> int:
         for name, error in s3_section["errors"].items():
             print(f"{name}: not measured: {last_lines(error, 2)}")
     else:
+        print(f"medians of {args.rounds} alternating rounds")
         print(table(results))
     if args.json:
         document: dict[str, Any] = {
@@ -682,6 +699,8 @@ def main() -> int:
             "workers": args.workers,
             "results": results,
         }
+        if rounds:
+            document["rounds"] = rounds
         if s3_section is not None:
             document["s3"] = s3_section
         # Written before the plot, so a plotting error loses nothing.
