@@ -146,6 +146,10 @@ def test_read_write_stat_list_walk_delete(
     store.write("docker/registry/v2/repositories/ab", b"1")
     assert store.walk("docker/registry/v2/repositories/a")[0].endswith("/link")
     assert len(store.walk("docker/registry/v2/repositories/a")) == 2
+    repositories = "docker/registry/v2/repositories"
+    assert store.any_under(f"{repositories}/a") and store.any_under(f"{repositories}/a/_layers")
+    assert not store.any_under(f"{repositories}/c")
+    assert not store.any_under(f"{repositories}/b/x")  # an object, with nothing under it
 
     assert store.delete("docker/registry/v2/repositories/a") is True
     # (SeaweedFS may go on listing an emptied "directory" for a while; AWS does not.)
@@ -154,6 +158,7 @@ def test_read_write_stat_list_walk_delete(
         "docker/registry/v2/repositories/b/x",
     ]
     assert store.delete("docker/registry/v2/repositories/a") is False
+    assert not store.any_under(f"{repositories}/a")  # even where a stale prefix still lists
     assert store.delete("docker/registry/v2/repositories/ab") is True
     assert store.read("docker/registry/v2/repositories/ab") is None
     with pytest.raises(FileNotFoundError):

@@ -230,6 +230,18 @@ impl Remote {
         Ok(objects)
     }
 
+    /// Whether any object is under `prefix`: the first page of a listing, not all of them.
+    pub async fn any_under(&self, prefix: &str) -> Result<bool> {
+        let path = self.path(prefix)?;
+        let first = self
+            .bucket
+            .list(Some(&path))
+            .try_next()
+            .await
+            .map_err(failed("LIST", &path))?;
+        Ok(first.is_some())
+    }
+
     /// Deletes `key` and everything under `key/`; true if anything was there.
     pub async fn delete_tree(&self, key: &str) -> Result<bool> {
         let path = self.path(key)?;

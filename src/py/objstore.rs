@@ -139,6 +139,13 @@ impl PyObjectStore {
             .collect())
     }
 
+    /// Whether any object is under `prefix` (one listing request, however many there are).
+    /// Prefixes left behind empty do not count.
+    fn any_under(&self, py: Python<'_>, prefix: &str) -> PyResult<bool> {
+        let prefix = check_prefix(prefix)?;
+        Ok(py.detach(|| block_on(self.remote.any_under(prefix)))?)
+    }
+
     /// Deletes the object `key` and every object under `key/`; True if there was any.
     fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
         check_key(key)?;

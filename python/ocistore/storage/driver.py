@@ -232,7 +232,7 @@ class ObjectStoreDriver:
     def exists(self, key: str) -> bool:
         # Objects, not prefixes: some servers (SeaweedFS) keep listing a prefix after
         # everything under it is deleted.
-        return self.store.stat(check_key(key)) is not None or bool(self.store.walk(key + "/"))
+        return self.store.stat(check_key(key)) is not None or self.store.any_under(key + "/")
 
     def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
         # One listing of every object under base (as distribution's S3 catalog walks), which
