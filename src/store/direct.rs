@@ -144,18 +144,24 @@ impl DirectWriter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn any_split_lands_in_order() {
-        let dir = tempfile::tempdir().unwrap();
+    /// An empty file to write to, opened for buffered reads and writes.
+    fn data_file(dir: &tempfile::TempDir) -> (std::path::PathBuf, File) {
         let path = dir.path().join("data");
-        let data: Vec<u8> = (0..(3 * STAGE + 12345)).map(|i| (i % 251) as u8).collect();
-        let buffered = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
             .open(&path)
             .unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn any_split_lands_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, buffered) = data_file(&dir);
+        let data: Vec<u8> = (0..(3 * STAGE + 12345)).map(|i| (i % 251) as u8).collect();
         let Some(mut w) = DirectWriter::open(&path, 0, &buffered).unwrap() else {
             return; // no O_DIRECT on this file system: nothing to test
         };
@@ -178,15 +184,8 @@ mod tests {
     #[test]
     fn filling_in_place_lands_in_order_and_shows_every_byte_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data");
+        let (path, buffered) = data_file(&dir);
         let data: Vec<u8> = (0..(2 * STAGE + 777)).map(|i| (i % 253) as u8).collect();
-        let buffered = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
         let Some(mut w) = DirectWriter::open(&path, 0, &buffered).unwrap() else {
             return;
         };

@@ -126,11 +126,21 @@ fn open_direct(
     DirectWriter::open(path, size, file).at("open for direct writes", path)
 }
 
-fn read_at_retrying(src: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+/// Reads the next piece of a source range into `buf`: at most what is left of `len` after
+/// `done`, from `offset + done`. 0 at the end of the file.
+fn read_source(src: &File, buf: &mut [u8], offset: u64, done: u64, len: u64) -> Result<usize> {
+    let want = buf
+        .len()
+        .min(usize::try_from(len - done).unwrap_or(usize::MAX));
     loop {
-        match src.read_at(buf, pos) {
+        match src.read_at(&mut buf[..want], offset + done) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+            read => {
+                return read.at(
+                    "read source at offset",
+                    Path::new(&(offset + done).to_string()),
+                );
+            }
         }
     }
 }
@@ -146,13 +156,7 @@ pub(crate) fn copy_file_range_into(
     let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BLOCK)];
     let mut done = 0u64;
     while done < len {
-        let want = buf
-            .len()
-            .min(usize::try_from(len - done).unwrap_or(usize::MAX));
-        let n = read_at_retrying(src, &mut buf[..want], offset + done).at(
-            "read source at offset",
-            Path::new(&(offset + done).to_string()),
-        )?;
+        let n = read_source(src, &mut buf, offset, done, len)?;
         if n == 0 {
             break;
         }
@@ -431,14 +435,7 @@ impl Upload {
         let mut done = 0u64;
         while done < len {
             let direct = self.direct.as_mut().expect("direct mode checked above");
-            let spare = direct.spare();
-            let want = spare
-                .len()
-                .min(usize::try_from(len - done).unwrap_or(usize::MAX));
-            let n = read_at_retrying(src, &mut spare[..want], offset + done).at(
-                "read source at offset",
-                Path::new(&(offset + done).to_string()),
-            )?;
+            let n = read_source(src, direct.spare(), offset, done, len)?;
             if n == 0 {
                 break;
             }
