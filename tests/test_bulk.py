@@ -204,3 +204,20 @@ def test_cli_import_export(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert os.path.isdir(out)
+
+
+def test_a_truncated_blob_stops_the_import_and_stores_nothing_of_it(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "root")
+    layout, _ = two_platform_layout(tmp_path / "layout")
+    victim = next(
+        p for p in (layout.root / "blobs" / "sha256").iterdir() if p.stat().st_size == 200_000
+    )
+    with victim.open("r+b") as f:
+        f.truncate(123_456)
+    # The bytes are verified before anything is published: the digest names what is missing.
+    with pytest.raises(OciStoreError, match="did not match"):
+        import_image(layout.root, "a/b", "v1", registry=registry)
+    with pytest.raises(ErrTagUnknown):
+        registry.repository("a/b").tags().resolve("v1")
+    blob_dir = tmp_path / "root" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    assert not (blob_dir / victim.name[:2] / victim.name).exists()
