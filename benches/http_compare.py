@@ -109,10 +109,15 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @contextmanager
 def ocistore_registry(
-    workdir: Path, workers: int, s3: Mapping[str, Any] | None = None, redirect: bool = True
+    workdir: Path,
+    workers: int,
+    s3: Mapping[str, Any] | None = None,
+    redirect: bool = True,
+    native_front: bool = False,
 ) -> Iterator[Registry]:
     """Filesystem storage in a fresh root, or, given ``s3``, that ``storage.s3`` section
-    (``redirect=False``: blob GETs proxied instead of redirected)."""
+    (``redirect=False``: blob GETs proxied instead of redirected); ``native_front``: behind the
+    Rust front (``serve --native-front``)."""
     port = free_port()
     root = workdir / "ocistore-root"
     log = workdir / "ocistore.log"
@@ -125,6 +130,7 @@ def ocistore_registry(
         sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config),
         "--addr", f"127.0.0.1:{port}", "--workers", str(workers), "--delete",
         *(["--root", str(root)] if s3 is None else []),
+        *(["--native-front"] if native_front else []),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

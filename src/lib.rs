@@ -4,6 +4,7 @@
 mod buffer;
 pub mod digest;
 pub mod error;
+pub mod front;
 mod hashers;
 pub mod hashing;
 pub mod objstore;
@@ -18,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::store::PyBlobStore>()?;
     m.add_class::<py::objstore::PyObjectStore>()?;
     m.add_class::<py::writer::PyBlobWriter>()?;
+    m.add_class::<py::front::PyFront>()?;
     m.add_class::<py::reader::PyBlobReader>()?;
     m.add_class::<hashers::PySha256>()?;
     m.add_class::<hashers::PySha512>()?;

@@ -170,3 +170,23 @@ class blake3(_Hasher): ...
 
 def write_file_atomic(path: str | PathLike[str], data: Buffer) -> None: ...
 def hash_file(path: str | PathLike[str], algorithm: str) -> Digest: ...
+
+@final
+class Front:
+    """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
+    once, answers blob GET/HEAD under ``blob_root`` itself and passes the rest to the
+    application on the unix socket ``upstream``, with ``secret`` in ``x-ocistore-front``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        upstream: str | PathLike[str],
+        secret: str,
+        blob_root: str | PathLike[str] | None = None,
+        headers: list[tuple[str, str]] = ...,
+    ) -> None: ...
+    @property
+    def address(self) -> tuple[str, int]: ...
+    def stop(self, drain: float = 0.0) -> None: ...

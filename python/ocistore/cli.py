@@ -97,12 +97,18 @@ def _serve(args: argparse.Namespace) -> int:
         config.root = args.root
     if args.delete is not None:
         config.delete_enabled = args.delete
+    if args.native_front is not None:
+        config.native_front = args.native_front
     if args.server == "uvicorn" and config.tls_minimum != "tls1.2":
         # uvicorn takes Python's ssl defaults (TLS 1.2 and later) and has no minimum option.
         print("ocistore: configuration error: http.tls.minimumtls needs --server granian",
               file=sys.stderr)  # fmt: skip
         return 2
-    serve(config, workers=args.workers, server=args.server)
+    try:
+        serve(config, workers=args.workers, server=args.server)
+    except ConfigError as e:
+        print(f"ocistore: configuration error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -333,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="allow deletes (storage.delete.enabled; default off)",
+    )
+    serve.add_argument(
+        "--native-front",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="blob GET/HEAD served by the Rust front, the rest passed to the application "
+        "(http.nativefront; default off)",
     )
     serve.set_defaults(run=_serve)
 

@@ -1,6 +1,7 @@
 //! The Python-facing classes of `ocistore._core`.
 
 pub mod digest;
+pub mod front;
 pub mod fs;
 pub mod objstore;
 pub mod reader;

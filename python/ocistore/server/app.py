@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hmac
 import json
 import logging
 import os
@@ -73,6 +74,13 @@ GET_BLOCK = 2 * 1024 * 1024
 REDIRECT_SECONDS = 20 * 60
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
+#: Where the native front reports the requests it answered itself, and the headers it adds to
+#: the requests it passes on (see ``ocistore.server.serve``; src/front in the core).
+FRONT_OBSERVATIONS = "/_ocistore/front/observations"
+FRONT_SECRET_HEADER = "x-ocistore-front"
+FRONT_CLIENT_HEADER = "x-ocistore-client"
+#: The front keeps at most 100,000 records (about 15 MB of JSON) while the application is away.
+FRONT_BATCH_LIMIT = 64 * 1024 * 1024
 log = logging.getLogger("ocistore.server")
 access_log = logging.getLogger("ocistore.access")
 
@@ -216,6 +224,14 @@ class RegistryApp:
             return
         started = time.perf_counter()
         request = Request(scope, receive)
+        if (
+            self.config.front_secret is not None
+            and self._from_front(request)
+            and request.path == FRONT_OBSERVATIONS
+            and request.method == "POST"
+        ):
+            await self._front_observations(request, send)
+            return
         route_name, handler, params = self._route(request)
         try:
             if self.access_controller is not None and route_name != "unknown":
@@ -332,28 +348,82 @@ class RegistryApp:
             return reader.read_at(offset, length)
 
     def _finish(self, request: Request, route: str, status: int, sent: int, started: float) -> None:
-        elapsed = time.perf_counter() - started
-        self.metrics.observe(route, request.method, status, elapsed, request.bytes_in, sent)
+        self._record(
+            route,
+            request.method,
+            request.path,
+            status,
+            time.perf_counter() - started,
+            request.bytes_in,
+            sent,
+            (request.scope.get("client") or ["", 0])[0],
+            request.identity.subject if request.identity else None,
+        )
+
+    def _record(
+        self,
+        route: str,
+        method: str,
+        path: str,
+        status: int,
+        elapsed: float,
+        bytes_in: int,
+        bytes_out: int,
+        remote: str,
+        user: str | None,
+    ) -> None:
+        """One request into the metrics and the access log."""
+        self.metrics.observe(route, method, status, elapsed, bytes_in, bytes_out)
         if self.config.access_log:
             access_log.info(
                 "%s %s %d",
-                request.method,
-                request.path,
+                method,
+                path,
                 status,
                 extra={
                     "fields": {
-                        "method": request.method,
-                        "path": request.path,
+                        "method": method,
+                        "path": path,
                         "route": route,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
-                        "bytes_in": request.bytes_in,
-                        "bytes_out": sent,
-                        "remote": (request.scope.get("client") or ["", 0])[0],
-                        "user": request.identity.subject if request.identity else None,
+                        "bytes_in": bytes_in,
+                        "bytes_out": bytes_out,
+                        "remote": remote,
+                        "user": user,
                     }
                 },
             )
+
+    def _from_front(self, request: Request) -> bool:
+        """Whether ``request`` came through the native front (it carries the front's secret);
+        if so, the client's address is the one the front saw, not the unix socket's."""
+        secret = request.header(FRONT_SECRET_HEADER)
+        assert self.config.front_secret is not None
+        if secret is None or not hmac.compare_digest(secret, self.config.front_secret):
+            return False
+        client = request.header(FRONT_CLIENT_HEADER)
+        if client:
+            host, _, port = client.rpartition(":")
+            request.scope["client"] = (host.strip("[]"), int(port) if port.isdigit() else 0)
+        return True
+
+    async def _front_observations(self, request: Request, send: Send) -> None:
+        """The requests the front answered itself, as ``[route, method, status, seconds,
+        bytes_in, bytes_out, path, remote, port]`` records."""
+        try:
+            records = json.loads(await request.body(FRONT_BATCH_LIMIT))
+            for route, method, status, seconds, bytes_in, bytes_out, path, remote, _ in records:
+                self._record(
+                    str(route), str(method), str(path), int(status), float(seconds),
+                    int(bytes_in), int(bytes_out), str(remote), None,
+                )  # fmt: skip
+            status = 204
+        except (ValueError, TypeError, ApiError):
+            log.exception("unreadable observations from the native front")
+            status = 400
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -15,13 +15,16 @@ Accepted keys (anything else is an error at start, naming the key)::
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
         readonly: {enabled: bool}
     http: {addr: HOST:PORT, secret: ..., relativeurls: bool, draintimeout: 10s,
-           headers: {Name: [value, ...]},
+           headers: {Name: [value, ...]}, nativefront: bool,
            tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
     auth:                                           # at most one of:
       htpasswd: {realm: ..., path: FILE}            # bcrypt entries only
       token: {realm: URL, service: ..., issuer: ..., rootcertbundle: PEM, jwks: FILE}
 
 See ``ocistore.server.auth`` for what each access controller checks.
+
+``http.nativefront`` (ocistore's own key, default false) puts the native front before the
+application: see ``ocistore.server.serve``.
 
 ``http.secret`` is accepted for compatibility and unused: upload state lives on disk, not in
 signed URL parameters.
@@ -91,6 +94,10 @@ class Config:
     #: ``storage.s3`` as ``ocistore._core.ObjectStore`` keyword arguments; None: filesystem.
     s3: dict[str, Any] | None = None
     redirect: bool = True
+    native_front: bool = False
+    #: Set by ``serve`` for the workers behind a native front: requests carrying it came
+    #: through the front (never read from a file).
+    front_secret: str | None = None
 
     def storage_driver(self) -> FilesystemDriver | ObjectStoreDriver:
         if self.s3 is None:
@@ -137,6 +144,7 @@ _SCHEMA: dict[str, Any] = {
         "relativeurls": bool,
         "draintimeout": str,
         "headers": dict,
+        "nativefront": bool,
         "tls": {"certificate": str, "key": str, "minimumtls": str},
     },
     "auth": {
@@ -284,6 +292,8 @@ def load_config(path: str | Path | None) -> Config:
         config.relative_urls = relative
     if (drain := duration("http.draintimeout")) is not None:
         config.drain_timeout_seconds = drain
+    if (front := _get(doc, "http.nativefront")) is not None:
+        config.native_front = front
     if (headers := _get(doc, "http.headers")) is not None:
         for name, values in headers.items():
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

@@ -1,12 +1,24 @@
-"""``ocistore serve``: runs the registry under granian (default) or uvicorn."""
+"""``ocistore serve``: runs the registry under granian (default) or uvicorn.
+
+With ``http.nativefront`` (``--native-front``) the Rust front (``ocistore._core.Front``) owns the
+listening socket: it answers blob GET and HEAD itself from the filesystem (a repository's link
+checked, then the data read in blocks) and passes every other request to the application, which
+then listens on a private unix socket. Requests the front answers still appear in ``/metrics``
+and the access log (the front reports them to the application every second). The front serves
+blobs only without authentication and on filesystem storage; otherwise it passes everything on,
+and it needs plain HTTP (no ``http.tls``).
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
-from .config import Config, parse_addr
+from .config import Config, ConfigError, parse_addr
 
 __all__ = ["serve"]
 
@@ -17,9 +29,43 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     host, port = parse_addr(config.addr)
     if config.s3 is None:
         Path(config.root).mkdir(parents=True, exist_ok=True)
-    os.environ["OCISTORE_CONFIG"] = config.to_json()
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")
+    if not config.native_front:
+        os.environ["OCISTORE_CONFIG"] = config.to_json()
+        _run(config, host, port, None, workers, server)
+        return
+    if config.tls_certificate is not None:
+        raise ConfigError("http.nativefront serves plain HTTP only: remove http.tls or the front")
+    from .._core import Front
+
+    private = Path(tempfile.mkdtemp(prefix="ocistore-front-"))
+    upstream = private / "app.sock"
+    config.front_secret = secrets.token_urlsafe(32)
+    os.environ["OCISTORE_CONFIG"] = config.to_json()
+    serves_blobs = config.s3 is None and not config.auth
+    headers = [(name, value) for name, values in config.headers.items() for value in values]
+    front = Front(
+        _ip(host, port),
+        port,
+        upstream=upstream,
+        secret=config.front_secret,
+        blob_root=Path(config.root).resolve() if serves_blobs else None,
+        headers=headers,
+    )
+    try:
+        _run(config, host, port, upstream, workers, server)
+    finally:
+        front.stop(config.drain_timeout_seconds)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _ip(host: str, port: int) -> str:
+    """``host`` as an address the front can bind (names are resolved here)."""
+    return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+
+
+def _run(config: Config, host: str, port: int, uds: Path | None, workers: int, server: str) -> None:
     if server == "uvicorn":
         import uvicorn
 
@@ -28,6 +74,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             factory=True,
             host=host,
             port=port,
+            uds=None if uds is None else str(uds),
             workers=workers,
             access_log=False,
             log_level="warning",
@@ -44,6 +91,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         factory=True,
         address=host,
         port=port,
+        uds=uds,
         interface=Interfaces.ASGI,
         workers=workers,
         log_access=False,

@@ -1,0 +1,148 @@
+//! Requests the front answers itself still reach the application's metrics and access log: each
+//! is recorded when its body ends and the records go to the application in batches, so
+//! `/metrics` and the log stay the application's (one format, one exposition, any worker).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::Body;
+use super::proxy::{SECRET_HEADER, connect};
+
+/// Where the application takes the records (only with the front's secret).
+pub const OBSERVATIONS_PATH: &str = "/_ocistore/front/observations";
+/// Records kept while the application cannot take them; older ones are dropped beyond this.
+const PENDING_MAX: usize = 100_000;
+
+/// One request the front answered.
+pub struct Record {
+    pub method: Method,
+    pub status: StatusCode,
+    pub path: String,
+    pub peer: SocketAddr,
+    pub started: Instant,
+}
+
+#[derive(Default)]
+pub struct Observations {
+    pending: Mutex<VecDeque<serde_json::Value>>,
+}
+
+impl Observations {
+    fn push(&self, record: &Record, bytes_out: u64) {
+        let value = serde_json::json!([
+            "blob",
+            record.method.as_str(),
+            record.status.as_u16(),
+            record.started.elapsed().as_secs_f64(),
+            0,
+            bytes_out,
+            record.path,
+            record.peer.ip().to_string(),
+            record.peer.port(),
+        ]);
+        let mut pending = self.pending.lock().expect("no panics while held");
+        if pending.len() == PENDING_MAX {
+            pending.pop_front();
+        }
+        pending.push_back(value);
+    }
+
+    /// Posts what is pending to the application; kept for the next try if it does not answer.
+    pub async fn flush(&self, socket: &std::path::Path, secret: &HeaderValue) {
+        let batch: Vec<serde_json::Value> = {
+            let mut pending = self.pending.lock().expect("no panics while held");
+            if pending.is_empty() {
+                return;
+            }
+            pending.drain(..).collect()
+        };
+        let body = serde_json::Value::Array(batch.clone()).to_string();
+        let sent = async {
+            let mut sender = connect(socket).await.ok()?;
+            let request = Request::post(OBSERVATIONS_PATH)
+                .header("host", "ocistore-front")
+                .header("content-type", "application/json")
+                .header(SECRET_HEADER, secret.clone())
+                .body(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed())
+                .ok()?;
+            let response = sender.send_request(request).await.ok()?;
+            let status = response.status();
+            let _ = response.into_body().collect().await;
+            status.is_success().then_some(())
+        }
+        .await;
+        if sent.is_none() {
+            // The application is starting or stopping: keep the records, newest last.
+            let mut pending = self.pending.lock().expect("no panics while held");
+            for value in batch.into_iter().rev() {
+                if pending.len() == PENDING_MAX {
+                    break;
+                }
+                pending.push_front(value);
+            }
+        }
+    }
+}
+
+/// A response body that records its request when it ends (or is dropped by a client that
+/// went away), with the bytes that went out.
+pub struct Observed {
+    inner: Body,
+    sent: u64,
+    record: Option<Record>,
+    observations: Arc<Observations>,
+}
+
+impl Observed {
+    pub fn new(inner: Body, record: Record, observations: Arc<Observations>) -> Self {
+        Observed {
+            inner,
+            sent: 0,
+            record: Some(record),
+            observations,
+        }
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            self.observations.push(&record, self.sent);
+        }
+    }
+}
+
+impl HttpBody for Observed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.sent += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

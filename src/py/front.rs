@@ -1,0 +1,65 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::front::{Front, FrontConfig};
+
+/// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root` and
+/// passes everything else to the application on the unix socket `upstream`.
+#[pyclass(name = "Front", module = "ocistore._core", frozen)]
+pub struct PyFront {
+    front: Mutex<Option<Front>>,
+    address: SocketAddr,
+}
+
+#[pymethods]
+impl PyFront {
+    #[new]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, headers=Vec::new()))]
+    fn new(
+        py: Python<'_>,
+        host: &str,
+        port: u16,
+        upstream: PathBuf,
+        secret: String,
+        blob_root: Option<PathBuf>,
+        headers: Vec<(String, String)>,
+    ) -> PyResult<Self> {
+        let ip = host
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
+        let config = FrontConfig {
+            upstream,
+            blob_root,
+            headers,
+            secret,
+        };
+        let front = py
+            .detach(|| Front::start(SocketAddr::new(ip, port), config))
+            .map_err(|e| PyOSError::new_err(format!("cannot listen on {host}:{port}: {e}")))?;
+        let address = front.address();
+        Ok(PyFront {
+            front: Mutex::new(Some(front)),
+            address,
+        })
+    }
+
+    /// `(host, port)` the front listens on (the port the system chose for port 0).
+    #[getter]
+    fn address(&self) -> (String, u16) {
+        (self.address.ip().to_string(), self.address.port())
+    }
+
+    /// Stops accepting connections and waits up to `drain` seconds for requests in flight.
+    #[pyo3(signature = (drain=0.0))]
+    fn stop(&self, py: Python<'_>, drain: f64) {
+        let front = self.front.lock().expect("no panics while held").take();
+        if let Some(mut front) = front {
+            py.detach(|| front.stop(Duration::from_secs_f64(drain.max(0.0))));
+        }
+    }
+}
