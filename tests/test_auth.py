@@ -138,8 +138,10 @@ def test_libtrust_key_id_format() -> None:
 # -- htpasswd -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def htpasswd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+def htpasswd_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Server, Path]]:
     base = tmp_path_factory.mktemp("htpasswd")
     hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
     # htpasswd -B writes $2y$; bcrypt libraries write $2b$: both name the same algorithm.
@@ -148,7 +150,8 @@ def htpasswd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         base / "config.yml",
         f"auth:\n  htpasswd:\n    realm: ocistore-basic\n    path: {users}\n",
     )
-    with ocistore_server(base / "root", extra=["--config", str(config)]) as server:
+    extra = ["--config", str(config), *request.param]
+    with ocistore_server(base / "root", extra=extra) as server:
         yield server, users
 
 

@@ -22,9 +22,12 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with ocistore_server(tmp_path_factory.mktemp("clients") / "root", workers=2) as s:
+@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("clients") / "root"
+    with ocistore_server(root, workers=2, extra=request.param) as s:
         yield s
 
 

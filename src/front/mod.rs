@@ -24,7 +24,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Notify, watch};
@@ -37,6 +37,10 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 
 /// How often records of requests the front answered go to the application.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// A client that has not sent a whole request head by then is disconnected (as granian does),
+/// so idle or trickling connections cannot pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the front is told at start.
 pub struct FrontConfig {
@@ -188,7 +192,10 @@ async fn serve_connection(
         let (shared, upstream) = (service_shared.clone(), upstream.clone());
         async move { Ok::<_, Infallible>(handle(request, peer, &shared, &upstream).await) }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
