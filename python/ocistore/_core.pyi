@@ -174,8 +174,9 @@ def hash_file(path: str | PathLike[str], algorithm: str) -> Digest: ...
 @final
 class Front:
     """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
-    once, answers blob GET/HEAD under ``blob_root`` itself and passes the rest to the
-    application on the unix socket ``upstream``, with ``secret`` in ``x-ocistore-front``."""
+    once, answers blob GET/HEAD under ``blob_root`` itself, writes upload bodies there when
+    ``uploads``, and passes the rest to the application on the unix socket ``upstream``, with
+    ``secret`` in ``x-ocistore-front``."""
 
     def __init__(
         self,
@@ -185,6 +186,7 @@ class Front:
         upstream: str | PathLike[str],
         secret: str,
         blob_root: str | PathLike[str] | None = None,
+        uploads: bool = False,
         headers: list[tuple[str, str]] = ...,
     ) -> None: ...
     @property

@@ -9,6 +9,7 @@
 pub mod blob;
 mod observe;
 mod proxy;
+pub mod upload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,9 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
-use http_body_util::BodyExt;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -29,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Notify, watch};
 
+use crate::digest::Digest;
 use observe::{OBSERVATIONS_PATH, Observations, Observed, Record};
 use proxy::Upstream;
 
@@ -49,6 +51,8 @@ pub struct FrontConfig {
     /// The filesystem storage root whose blobs the front serves; None sends every request on
     /// (the application then checks authentication, or storage is not local).
     pub blob_root: Option<PathBuf>,
+    /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
+    pub uploads: bool,
     /// `http.headers` of the configuration, added to every response the front makes.
     pub headers: Vec<(String, String)>,
     /// Proves to the application that a request came through the front.
@@ -217,22 +221,27 @@ async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path();
-    if let Some(root) = &shared.config.blob_root
-        && (method == Method::GET || method == Method::HEAD)
-        && let Some(found) = blob::lookup(root, path, request.headers())
-    {
-        let response = blob::respond(found, &method, &shared.config.headers);
-        let status = response.status();
-        let record = Record {
-            method,
-            status,
-            path: path.to_owned(),
-            peer,
-            started,
-        };
-        return response
-            .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+    let path = request.uri().path().to_owned();
+    if let Some(root) = &shared.config.blob_root {
+        if (method == Method::GET || method == Method::HEAD)
+            && let Some(found) = blob::lookup(root, &path, request.headers())
+        {
+            let response = blob::respond(found, &method, &shared.config.headers);
+            let record = Record::new("blob", &method, response.status(), &path, peer, started);
+            return response
+                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+        }
+        if shared.config.uploads {
+            if let Some(name) = plain_post(&request)
+                && let Some(response) = native_start(root, name, &path, peer, started, shared).await
+            {
+                return response;
+            }
+            if let Some(claimed) = claim_upload(root, &request).await {
+                let mut upstream = upstream.lock().await;
+                return native_upload(request, claimed, peer, started, shared, &mut upstream).await;
+            }
+        }
     }
     // Only the front itself may post observations: from outside, that path goes on without the
     // secret, and the application answers it as the unknown endpoint it then is.
@@ -243,8 +252,248 @@ async fn handle(
             .flush(&shared.config.upstream, &shared.secret)
             .await;
     }
+    let request = request.map(|body| body.map_err(std::io::Error::other).boxed());
     let mut upstream = upstream.lock().await;
     upstream
         .forward(request, peer, &shared.config.upstream, secret)
         .await
+}
+
+/// The upload a PATCH, or a PUT with a digest to commit to, writes into, when the front may
+/// take it (see `upload::claim`).
+async fn claim_upload(
+    root: &std::path::Path,
+    request: &Request<Incoming>,
+) -> Option<upload::Claimed> {
+    let method = request.method();
+    if *method != Method::PATCH && *method != Method::PUT {
+        return None;
+    }
+    let (name, id) = upload::parse_upload_path(request.uri().path())?;
+    if *method == Method::PUT {
+        upload::query_param(request.uri().query()?, "digest")?;
+    }
+    let (root, name, id) = (root.to_owned(), name.to_owned(), id.to_owned());
+    let headers = request.headers().clone();
+    tokio::task::spawn_blocking(move || upload::claim(&root, &name, &id, &headers))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The repository a plain POST (no query, no body) starts an upload in.
+fn plain_post(request: &Request<Incoming>) -> Option<&str> {
+    if request.method() != Method::POST || request.uri().query().is_some() {
+        return None;
+    }
+    let headers = request.headers();
+    let empty = headers.get(http::header::TRANSFER_ENCODING).is_none()
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0");
+    let path = request.uri().path().strip_prefix("/v2/")?;
+    let name = path
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| path.strip_suffix("/blobs/uploads"))?;
+    (empty && blob::valid_name(name)).then_some(name)
+}
+
+fn answer(
+    shared: &Shared,
+    status: StatusCode,
+    headers: Vec<(http::HeaderName, String)>,
+    record: Record,
+) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(status)
+        .header("Docker-Distribution-API-Version", "registry/2.0");
+    for (header, value) in &shared.config.headers {
+        builder = builder.header(header.as_str(), value.as_str());
+    }
+    for (header, value) in headers {
+        builder = builder.header(header, value);
+    }
+    builder
+        .header(http::header::CONTENT_LENGTH, 0)
+        .body(Observed::new(empty(), record, shared.observations.clone()).boxed())
+        .expect("formatted header values are valid")
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+fn upload_headers(name: &str, id: &str, size: u64) -> Vec<(http::HeaderName, String)> {
+    vec![
+        (
+            http::header::LOCATION,
+            format!("/v2/{name}/blobs/uploads/{id}"),
+        ),
+        (http::header::RANGE, format!("0-{}", size.saturating_sub(1))),
+        (
+            http::HeaderName::from_static("docker-upload-uuid"),
+            id.to_owned(),
+        ),
+    ]
+}
+
+/// A POST that starts an upload, answered as the application answers it.
+async fn native_start(
+    root: &std::path::Path,
+    name: &str,
+    path: &str,
+    peer: SocketAddr,
+    started: Instant,
+    shared: &Shared,
+) -> Option<Response<Body>> {
+    let (root, owned) = (root.to_owned(), name.to_owned());
+    let id = tokio::task::spawn_blocking(move || upload::start(&root, &owned))
+        .await
+        .ok()?
+        .ok()?; // a failure goes to the application, which reports it
+    let record = Record::new(
+        "upload_start",
+        &Method::POST,
+        StatusCode::ACCEPTED,
+        path,
+        peer,
+        started,
+    );
+    Some(answer(
+        shared,
+        StatusCode::ACCEPTED,
+        upload_headers(name, &id, 0),
+        record,
+    ))
+}
+
+/// Receives the body into the claimed upload; a PATCH is then answered here, a PUT committed
+/// here, or, when that fails, sent on to the application without its body to commit (and to
+/// answer the failure as it does).
+async fn native_upload(
+    request: Request<Incoming>,
+    claimed: upload::Claimed,
+    peer: SocketAddr,
+    started: Instant,
+    shared: &Shared,
+    upstream: &mut Upstream,
+) -> Response<Body> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let (name, id) = upload::parse_upload_path(&path).expect("claimed uploads have valid paths");
+    let (name, id) = (name.to_owned(), id.to_owned());
+    let method = parts.method.clone();
+    let received = match upload::receive(claimed, body).await {
+        Ok(received) => received,
+        Err(failure) => {
+            let (status, code, message) = match failure {
+                upload::Failure::Body(error) => (
+                    StatusCode::BAD_REQUEST,
+                    "BLOB_UPLOAD_INVALID",
+                    format!("the request body broke off ({error}); what arrived is kept"),
+                ),
+                upload::Failure::Store(error) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    format!("the upload could not be written: {error}"),
+                ),
+            };
+            let record = Record::new("upload", &method, status, &path, peer, started);
+            return proxy::api_error(status, code, &message)
+                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+        }
+    };
+    let bytes = received.bytes;
+    let digest = parts
+        .uri
+        .query()
+        .and_then(|q| upload::query_param(q, "digest"))
+        .and_then(|d| Digest::parse(&d).ok());
+    let root = shared
+        .config
+        .blob_root
+        .clone()
+        .expect("uploads need the root");
+    let commit_name = name.clone();
+    let finished = tokio::task::spawn_blocking(move || {
+        let upload::Received {
+            mut claimed, tail, ..
+        } = received;
+        let written = claimed.upload.write(&tail);
+        let outcome = match (&written, &digest) {
+            (Ok(()), Some(digest)) => {
+                upload::commit_linked(&root, &commit_name, &mut claimed.upload, digest).map(Some)
+            }
+            _ => Ok(None),
+        };
+        let size = claimed.upload.size();
+        if !matches!(outcome, Ok(Some(_))) {
+            // A PATCH, or a commit left to the application: keep the upload resumable.
+            let _ = claimed.upload.close(false);
+        }
+        (written, outcome, size)
+    })
+    .await;
+    let mut record = Record::new(
+        "upload",
+        &method,
+        StatusCode::ACCEPTED,
+        &path,
+        peer,
+        started,
+    );
+    record.bytes_in = bytes;
+    match finished {
+        Ok((Ok(()), Ok(None), size)) if method == Method::PATCH => answer(
+            shared,
+            StatusCode::ACCEPTED,
+            upload_headers(&name, &id, size),
+            record,
+        ),
+        Ok((Ok(()), Ok(Some(_)), _)) => {
+            let digest = parts
+                .uri
+                .query()
+                .and_then(|q| upload::query_param(q, "digest"));
+            let digest = digest
+                .and_then(|d| Digest::parse(&d).ok())
+                .expect("committed to it");
+            record.status = StatusCode::CREATED;
+            let headers = vec![
+                (http::header::LOCATION, format!("/v2/{name}/blobs/{digest}")),
+                (
+                    http::HeaderName::from_static("docker-content-digest"),
+                    digest.to_string(),
+                ),
+            ];
+            answer(shared, StatusCode::CREATED, headers, record)
+        }
+        Ok((Err(error), _, _)) => {
+            record.status = StatusCode::INTERNAL_SERVER_ERROR;
+            let message = format!("the upload could not be written: {error}");
+            proxy::api_error(record.status, "UNKNOWN", &message)
+                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed())
+        }
+        _ => {
+            // The PUT, its body in the upload: the application commits, or answers why not
+            // (and counts the bytes it did not see).
+            for header in [
+                http::header::CONTENT_LENGTH,
+                http::header::CONTENT_RANGE,
+                http::header::CONTENT_TYPE,
+            ] {
+                parts.headers.remove(header);
+            }
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(0));
+            parts
+                .headers
+                .insert(proxy::BODY_BYTES_HEADER, HeaderValue::from(bytes));
+            let request = Request::from_parts(parts, empty());
+            upstream
+                .forward(request, peer, &shared.config.upstream, Some(&shared.secret))
+                .await
+        }
+    }
 }

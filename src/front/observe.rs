@@ -24,11 +24,34 @@ const PENDING_MAX: usize = 100_000;
 
 /// One request the front answered.
 pub struct Record {
+    pub route: &'static str,
     pub method: Method,
     pub status: StatusCode,
     pub path: String,
     pub peer: SocketAddr,
     pub started: Instant,
+    pub bytes_in: u64,
+}
+
+impl Record {
+    pub fn new(
+        route: &'static str,
+        method: &Method,
+        status: StatusCode,
+        path: &str,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Record {
+        Record {
+            route,
+            method: method.clone(),
+            status,
+            path: path.to_owned(),
+            peer,
+            started,
+            bytes_in: 0,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -39,11 +62,11 @@ pub struct Observations {
 impl Observations {
     fn push(&self, record: &Record, bytes_out: u64) {
         let value = serde_json::json!([
-            "blob",
+            record.route,
             record.method.as_str(),
             record.status.as_u16(),
             record.started.elapsed().as_secs_f64(),
-            0,
+            record.bytes_in,
             bytes_out,
             record.path,
             record.peer.ip().to_string(),

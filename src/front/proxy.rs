@@ -21,6 +21,9 @@ use super::Body;
 pub const SECRET_HEADER: &str = "x-ocistore-front";
 /// The client's address as the front saw it (the application's peer is the unix socket).
 pub const CLIENT_HEADER: &str = "x-ocistore-client";
+/// On a PUT whose body the front wrote into the upload: how many bytes that was (the
+/// application counts them as the request's).
+pub const BODY_BYTES_HEADER: &str = "x-ocistore-body-bytes";
 /// How long a request waits for the application's socket to appear (the front starts first).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -98,7 +101,7 @@ impl Upstream {
     /// Sends `request` to the application and returns its response, or a 502 that says why.
     pub async fn forward(
         &mut self,
-        request: Request<Incoming>,
+        request: Request<Body>,
         peer: SocketAddr,
         socket: &Path,
         secret: Option<&HeaderValue>,
@@ -106,6 +109,9 @@ impl Upstream {
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         // A client's own copies never pass; the front's go with the secret only.
+        if secret.is_none() {
+            parts.headers.remove(BODY_BYTES_HEADER);
+        }
         parts.headers.remove(SECRET_HEADER);
         parts.headers.remove(CLIENT_HEADER);
         if let Some(secret) = secret {
@@ -113,7 +119,7 @@ impl Upstream {
             let client = HeaderValue::from_str(&peer.to_string()).expect("an address is ASCII");
             parts.headers.insert(CLIENT_HEADER, client);
         }
-        let mut request = Request::from_parts(parts, body.map_err(std::io::Error::other).boxed());
+        let mut request = Request::from_parts(parts, body);
         // A kept-alive connection the application has just closed fails before anything is
         // sent; the request comes back and goes out again on a new connection, once.
         for attempt in 0..2 {
@@ -142,15 +148,16 @@ fn from_upstream(response: Response<Incoming>) -> Response<Body> {
     Response::from_parts(parts, body.map_err(std::io::Error::other).boxed())
 }
 
-/// The spec's error body for an application that could not be reached.
-pub fn bad_gateway(reason: &str) -> Response<Body> {
-    let body = serde_json::json!({"errors": [{
-        "code": "UNAVAILABLE",
-        "message": format!("the registry application is not reachable: {reason}"),
-        "detail": null,
-    }]});
+fn bad_gateway(reason: &str) -> Response<Body> {
+    let message = format!("the registry application is not reachable: {reason}");
+    api_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &message)
+}
+
+/// A response with the spec's error body.
+pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
     Response::builder()
-        .status(StatusCode::BAD_GATEWAY)
+        .status(status)
         .header(header::CONTENT_TYPE, "application/json")
         .header("Docker-Distribution-API-Version", "registry/2.0")
         .body(

@@ -8,8 +8,9 @@ use pyo3::prelude::*;
 
 use crate::front::{Front, FrontConfig};
 
-/// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root` and
-/// passes everything else to the application on the unix socket `upstream`.
+/// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root`,
+/// writes upload bodies there when `uploads`, and passes everything else to the application on
+/// the unix socket `upstream`.
 #[pyclass(name = "Front", module = "ocistore._core", frozen)]
 pub struct PyFront {
     front: Mutex<Option<Front>>,
@@ -19,7 +20,8 @@ pub struct PyFront {
 #[pymethods]
 impl PyFront {
     #[new]
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, headers=Vec::new()))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, headers=Vec::new()))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -27,6 +29,7 @@ impl PyFront {
         upstream: PathBuf,
         secret: String,
         blob_root: Option<PathBuf>,
+        uploads: bool,
         headers: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let ip = host
@@ -35,6 +38,7 @@ impl PyFront {
         let config = FrontConfig {
             upstream,
             blob_root,
+            uploads,
             headers,
             secret,
         };

@@ -79,6 +79,7 @@ API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 FRONT_OBSERVATIONS = "/_ocistore/front/observations"
 FRONT_SECRET_HEADER = "x-ocistore-front"
 FRONT_CLIENT_HEADER = "x-ocistore-client"
+FRONT_BODY_BYTES_HEADER = "x-ocistore-body-bytes"
 #: The front keeps at most 100,000 records (about 15 MB of JSON) while the application is away.
 FRONT_BATCH_LIMIT = 64 * 1024 * 1024
 log = logging.getLogger("ocistore.server")
@@ -406,6 +407,9 @@ class RegistryApp:
         if client:
             host, _, port = client.rpartition(":")
             request.scope["client"] = (host.strip("[]"), int(port) if port.isdigit() else 0)
+        body_bytes = request.header(FRONT_BODY_BYTES_HEADER)
+        if body_bytes and is_decimal(body_bytes):
+            request.bytes_in = int(body_bytes)  # a PUT whose body the front wrote
         return True
 
     async def _front_observations(self, request: Request, send: Send) -> None:

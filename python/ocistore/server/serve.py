@@ -2,11 +2,14 @@
 
 With ``http.nativefront`` (``--native-front``) the Rust front (``ocistore._core.Front``) owns the
 listening socket: it answers blob GET and HEAD itself from the filesystem (a repository's link
-checked, then the data read in blocks) and passes every other request to the application, which
-then listens on a private unix socket. Requests the front answers still appear in ``/metrics``
-and the access log (the front reports them to the application every second). The front serves
-blobs only without authentication and on filesystem storage; otherwise it passes everything on,
-and it needs plain HTTP (no ``http.tls``).
+checked, then the data read in blocks), writes the bodies of upload PATCHes and PUTs straight
+into the upload (a PUT then goes on without its body, and the application commits it), and
+passes every other request to the application, which then listens on a private unix socket.
+The front takes only the plain cases; every error is the application's answer. Requests the
+front answers still appear in ``/metrics`` and the access log (the front reports them to the
+application every second). The front serves blobs only without authentication and on
+filesystem storage (and writes none in read-only mode); otherwise it passes everything on, and
+it needs plain HTTP (no ``http.tls``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         upstream=upstream,
         secret=config.front_secret,
         blob_root=Path(config.root).resolve() if serves_blobs else None,
+        uploads=serves_blobs and not config.readonly,
         headers=headers,
     )
     try:

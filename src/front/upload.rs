@@ -1,0 +1,395 @@
+//! Uploads served by the front: a POST that starts one, and PATCH and PUT bodies streamed
+//! straight into the core's `Upload`, a PUT then committed here. Only the plain case is taken:
+//! an existing upload no other request holds, and a `Content-Range` (if any) that continues
+//! it. Anything else goes to the application before a byte of the body is read, and a commit
+//! that fails here goes to the application too (the body already in the upload), so each error
+//! is answered in one place.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use http::HeaderMap;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::blob::valid_name;
+use crate::digest::{Algorithm, Digest};
+use crate::error::{IoContext, StoreError};
+use crate::store::Layout;
+use crate::store::fsutil::{create_dir_all_durable, write_atomic};
+use crate::store::upload::{Caching, Upload};
+/// Bytes handed to the upload per write: large enough that hashing and writing run in
+/// parallel inside `Upload::write`; two such blocks are the most an upload holds in memory.
+const BLOCK: usize = 4 * 1024 * 1024;
+
+/// `(name, upload id)` of `/v2/<name>/blobs/uploads/<id>`, both valid as sent.
+pub fn parse_upload_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/v2/")?;
+    let (name, id) = rest.rsplit_once("/blobs/uploads/")?;
+    (valid_name(name) && valid_upload_id(id)).then_some((name, id))
+}
+
+/// A lowercase hyphenated UUID, as uploads are named.
+fn valid_upload_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| {
+            g.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// `(start, end)` of a PATCH's `Content-Range` (`start-end`, also `bytes start-end/*`), as the
+/// application reads it.
+pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
+    let mut text = header.trim();
+    if text.len() >= 5 && text[..5].eq_ignore_ascii_case("bytes") {
+        text = text[5..].trim().trim_start_matches('=').trim();
+    }
+    let text = text.split('/').next().unwrap_or_default();
+    let (first, last) = text.split_once('-')?;
+    let decimal = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (start, end) = (decimal(first)?, decimal(last)?);
+    (end >= start).then_some((start, end))
+}
+
+/// Whether the request's `Content-Range` and `Content-Length` (when given) continue an upload
+/// of `size` bytes, as the application requires.
+fn continues(headers: &HeaderMap, size: u64) -> bool {
+    let Some(range) = headers.get(http::header::CONTENT_RANGE) else {
+        return true;
+    };
+    let Some((start, end)) = range.to_str().ok().and_then(parse_content_range) else {
+        return false;
+    };
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok());
+    start == size && length.is_none_or(|length| length == end - start + 1)
+}
+
+/// An upload taken for one request: resumed, and locked against other requests (the same
+/// `flock` on its data file the application takes).
+pub struct Claimed {
+    pub upload: Upload,
+    _lock: Flock<File>,
+}
+
+/// The upload `id` of repository `name`, when the front may write this request's body into it.
+/// Blocking (opens files, and re-hashes any bytes past the last saved hash state).
+pub fn claim(root: &Path, name: &str, id: &str, headers: &HeaderMap) -> Option<Claimed> {
+    let uploads = uploads_dir(root, name);
+    let data = File::open(uploads.join(id).join("data")).ok()?;
+    let lock = Flock::lock(data, FlockArg::LockExclusiveNonblock).ok()?;
+    let upload = Upload::resume(&uploads, id, Caching::Keep).ok()?;
+    continues(headers, upload.size()).then_some(Claimed {
+        upload,
+        _lock: lock,
+    })
+}
+
+/// How receiving a body into an upload ended, short of success.
+pub enum Failure {
+    /// The client's body broke off (disconnect, bad chunking): what arrived is kept.
+    Body(hyper::Error),
+    /// The upload could not take the bytes (disk full, I/O error).
+    Store(StoreError),
+}
+
+/// A body received: all of it is in the upload except `tail` (less than a block), which the
+/// caller writes in the same blocking call that then closes or commits the upload.
+pub struct Received {
+    pub claimed: Claimed,
+    pub tail: Vec<u8>,
+    /// Bytes of this request's body.
+    pub bytes: u64,
+}
+
+/// Writes `body` into the claimed upload in `BLOCK`s, receiving the next block while the
+/// previous one is hashed and written on a blocking thread (started only for a body larger
+/// than a block). On a failure the upload is closed, keeping what arrived (without waiting for
+/// the disk, as the application does after a PATCH).
+pub async fn receive(claimed: Claimed, mut body: Incoming) -> Result<Received, Failure> {
+    let mut writer: Option<Writer> = None;
+    let mut claimed = Some(claimed);
+    let mut bytes = 0u64;
+    let mut block = Vec::with_capacity(BLOCK);
+    let mut broke = None;
+    while let Some(frame) = body.frame().await {
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers
+            },
+            Err(error) => {
+                broke = Some(error);
+                break;
+            }
+        };
+        bytes += data.len() as u64;
+        block.extend_from_slice(&data);
+        if block.len() >= BLOCK {
+            let writer = writer.get_or_insert_with(|| Writer::start(claimed.take()));
+            if !writer.send(&mut block).await {
+                break; // the writer failed; its error is returned below
+            }
+        }
+    }
+    let claimed = match writer {
+        Some(writer) => writer.finish().await,
+        None => Ok(claimed.take().expect("not given to a writer")),
+    };
+    let mut claimed = match claimed {
+        Ok(claimed) => claimed,
+        Err(error) => return Err(Failure::Store(error)),
+    };
+    match broke {
+        None => Ok(Received {
+            claimed,
+            tail: block,
+            bytes,
+        }),
+        Some(error) => {
+            // What arrived before a broken body is kept too: the client resumes after it.
+            let kept = tokio::task::spawn_blocking(move || {
+                claimed.upload.write(&block)?;
+                claimed.upload.close(false)
+            })
+            .await;
+            match kept {
+                Ok(Ok(())) => Err(Failure::Body(error)),
+                Ok(Err(store)) => Err(Failure::Store(store)),
+                Err(join) => Err(Failure::Store(joined(join))),
+            }
+        }
+    }
+}
+
+fn joined(join: tokio::task::JoinError) -> StoreError {
+    StoreError::Io {
+        context: "upload writer".to_owned(),
+        source: std::io::Error::other(join),
+    }
+}
+
+/// The blocking thread that writes full blocks while the next one is received; empty blocks
+/// come back for reuse.
+struct Writer {
+    full: tokio::sync::mpsc::Sender<Vec<u8>>,
+    recycled: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    done: tokio::task::JoinHandle<Result<Claimed, StoreError>>,
+}
+
+impl Writer {
+    fn start(claimed: Option<Claimed>) -> Writer {
+        let mut claimed = claimed.expect("one writer per body");
+        let (full, mut filled) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+        let (recycle, recycled) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(mut block) = filled.blocking_recv() {
+                if let Err(error) = claimed.upload.write(&block) {
+                    // The upload is marked broken: close keeps its last good state.
+                    let _ = claimed.upload.close(false);
+                    return Err(error);
+                }
+                block.clear();
+                let _ = recycle.send(block);
+            }
+            Ok(claimed)
+        });
+        Writer {
+            full,
+            recycled,
+            done,
+        }
+    }
+
+    /// Hands `block` over and leaves an empty one in its place; false if the writer failed.
+    async fn send(&mut self, block: &mut Vec<u8>) -> bool {
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+        self.full.send(std::mem::replace(block, next)).await.is_ok()
+    }
+
+    async fn finish(self) -> Result<Claimed, StoreError> {
+        drop(self.full);
+        self.done.await.map_err(joined)?
+    }
+}
+
+/// Starts an upload in repository `name`, as the application's POST does; returns its id.
+pub fn start(root: &Path, name: &str) -> Result<String, StoreError> {
+    let upload = Upload::create(&uploads_dir(root, name), Algorithm::Sha256, Caching::Keep)?;
+    Ok(upload.id().to_owned())
+}
+
+fn uploads_dir(root: &Path, name: &str) -> PathBuf {
+    root.join("docker/registry/v2/repositories")
+        .join(name)
+        .join("_uploads")
+}
+
+/// Commits the upload into repository `name` as `LinkedBlobStore` in
+/// python/ocistore/storage/registry.py does (the filesystem case of it; tests/test_front.py
+/// compares the trees both leave): the link is written before the blob is published, then,
+/// under the shared GC lock, the blob is marked used and the link checked again.
+pub fn commit_linked(
+    root: &Path,
+    name: &str,
+    upload: &mut Upload,
+    digest: &Digest,
+) -> Result<u64, StoreError> {
+    let layout = Layout::new(root);
+    let link = layout
+        .v2()
+        .join("repositories")
+        .join(name)
+        .join("_layers")
+        .join(digest.algorithm().name())
+        .join(digest.hex())
+        .join("link");
+    let size = upload.commit_with(&layout, digest, None, &mut |d| link_if_absent(&link, d))?;
+    let _gc = gc_lock_shared(&layout)?;
+    let data = layout.blob_data(digest);
+    OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .and_then(|f| f.set_modified(SystemTime::now()))
+        .at("mark used", &data)?;
+    link_if_absent(&link, digest)?;
+    Ok(size)
+}
+
+fn link_if_absent(link: &Path, digest: &Digest) -> Result<(), StoreError> {
+    let text = digest.to_string();
+    let current = std::fs::read(link).ok();
+    if current
+        .as_deref()
+        .map(|c| String::from_utf8_lossy(c).trim().to_owned())
+        == Some(text.clone())
+    {
+        return Ok(());
+    }
+    create_dir_all_durable(link.parent().expect("a link has a directory"))?;
+    write_atomic(link, text.as_bytes())
+}
+
+/// The lock between pushes (shared) and the garbage collector (exclusive), as
+/// `FilesystemDriver.gc_lock` takes it.
+fn gc_lock_shared(layout: &Layout) -> Result<Flock<File>, StoreError> {
+    let path = layout.v2().join("_ocistore").join("gc.lock");
+    create_dir_all_durable(path.parent().expect("the lock has a directory"))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .at("open", &path)?;
+    Flock::lock(file, FlockArg::LockShared)
+        .map_err(|(_, errno)| std::io::Error::from(errno))
+        .at("lock", &path)
+}
+
+/// A query parameter's value, percent-decoded (clients send `digest=sha256%3A...`).
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_paths_need_a_valid_name_and_id() {
+        let id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(
+            parse_upload_path(&format!("/v2/a/b/blobs/uploads/{id}")),
+            Some(("a/b", id))
+        );
+        for bad in [
+            "/v2/a/blobs/uploads/",
+            "/v2/a/blobs/uploads/0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "/v2/a/blobs/uploads/0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "/v2/a/blobs/uploads/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "/v2/a/blobs/uploads/../../x",
+            "/v2/A/blobs/uploads/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        ] {
+            assert_eq!(parse_upload_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        let q = "x=1&digest=sha256%3Aab&mount=a%2Fb+c";
+        assert_eq!(query_param(q, "digest").as_deref(), Some("sha256:ab"));
+        assert_eq!(query_param(q, "mount").as_deref(), Some("a/b c"));
+        assert_eq!(query_param(q, "from"), None);
+        assert_eq!(query_param("digest=%zz", "digest"), None);
+        assert_eq!(query_param("xdigest=1", "digest"), None);
+    }
+
+    #[test]
+    fn content_ranges_read_as_the_application_reads_them() {
+        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199)));
+        assert_eq!(parse_content_range("Bytes=5-5/10"), Some((5, 5)));
+        for bad in ["", "5-4", "-5", "5-", "a-b", "bytes */100", "+1-2"] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_range_must_continue_the_upload() {
+        let headers = |range: Option<&str>, length: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(r) = range {
+                h.insert("content-range", r.parse().unwrap());
+            }
+            if let Some(l) = length {
+                h.insert("content-length", l.parse().unwrap());
+            }
+            h
+        };
+        assert!(continues(&headers(None, Some("5")), 10));
+        assert!(continues(&headers(Some("10-14"), Some("5")), 10));
+        assert!(continues(&headers(Some("10-14"), None), 10));
+        assert!(!continues(&headers(Some("9-14"), None), 10));
+        assert!(!continues(&headers(Some("10-14"), Some("4")), 10));
+        assert!(!continues(&headers(Some("nonsense"), None), 10));
+    }
+}
