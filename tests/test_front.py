@@ -290,3 +290,160 @@ def test_front_reports_a_busy_port(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match="cannot listen"):
             _core.Front("127.0.0.1", port, upstream=tmp_path / "s", secret="s")
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
+    """The application alone and the front before another application, each on its own root."""
+    base = tmp_path_factory.mktemp("front-apart")
+    with (
+        ocistore_server(base / "app") as app,
+        ocistore_server(base / "front", extra=["--native-front"]) as front,
+    ):
+        yield app, front
+
+
+def normalized(
+    response: httpx.Response, upload_id: str | None
+) -> tuple[int, dict[str, str], bytes]:
+    status, headers, body = comparable(response)
+    if upload_id:
+        headers = {k: v.replace(upload_id, "<id>") for k, v in headers.items()}
+        body = body.replace(upload_id.encode(), b"<id>")
+    return status, headers, body
+
+
+def upload_session(client: httpx.Client, repo: str, data: bytes) -> list[tuple[bool, object]]:
+    """One of each upload request, plain and otherwise: (answered by the front, answer)."""
+    digest = digest_of(data)
+    half = len(data) // 2
+    answers: list[tuple[bool, object]] = []
+    upload_id: str | None = None
+
+    def note(r: httpx.Response) -> httpx.Response:
+        answers.append((answered_by_front(r), normalized(r, upload_id)))
+        return r
+
+    r = note(client.post(f"/v2/{repo}/blobs/uploads/"))
+    upload_id = r.headers["docker-upload-uuid"]
+    answers[-1] = (answers[-1][0], normalized(r, upload_id))
+    location = r.headers["location"]
+    note(client.patch(location, content=data[:half], headers={"Content-Range": f"0-{half - 1}"}))
+    note(client.patch(location, content=b"x", headers={"Content-Range": "0-0"}))  # not at the end
+    note(client.patch(location, content=b"x", headers={"Content-Range": "nonsense"}))
+    note(client.get(location))
+    note(client.patch(location, content=data[half:]))
+    note(client.put(f"{location}?digest={digest_of(b'something else')}"))  # wrong digest
+    note(client.put(f"{location}?digest={digest.replace(':', '%3A')}"))
+    note(client.patch(location, content=b"x"))  # committed: gone
+    note(client.patch(f"/v2/{repo}/blobs/uploads/00000000-0000-4000-8000-000000000000"))
+    note(client.patch(f"/v2/{repo}/blobs/uploads/not-an-id", content=b"x"))
+    note(client.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=data))  # one request
+    note(client.post(f"/v2/{repo}/blobs/uploads/?mount={digest}&from={repo}"))
+    r = note(client.post(f"/v2/{repo}/blobs/uploads"))
+    upload_id = r.headers["docker-upload-uuid"]
+    answers[-1] = (answers[-1][0], normalized(r, upload_id))
+    note(client.put(f"{r.headers['location']}?digest={digest_of(SMALL)}", content=SMALL))
+    note(client.delete(r.headers["location"]))
+    return answers
+
+
+def test_uploads_answer_as_the_application(apart: tuple[Server, Server]) -> None:
+    app, front = apart
+    data = os.urandom(5 * 1024 * 1024 + 7)  # PATCHes larger than the front's 4 MiB block
+    with app.client() as a, front.client() as f:
+        expected = upload_session(a, "up/same", data)
+        got = upload_session(f, "up/same", data)
+    assert [answer for _, answer in got] == [answer for _, answer in expected]
+    assert not any(by_front for by_front, _ in expected)
+    by_front = [by for by, _ in got]
+    # POST, PATCH, -, -, -, PATCH, - (wrong digest: committed by the application, which
+    # refuses it), PUT, -, -, -, -, -, POST, PUT, -.
+    assert by_front == [
+        True, True, False, False, False, True, False, True,
+        False, False, False, False, False, True, True, False,
+    ]  # fmt: skip
+
+
+def layout_tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under the registry's v2 directory: file contents, None for directories."""
+    v2 = root / "docker/registry/v2"
+    return {
+        str(path.relative_to(v2)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(v2.rglob("*"))
+        if "_ocistore" not in path.parts
+    }
+
+
+def test_pushes_through_the_front_leave_the_applications_layout(
+    apart: tuple[Server, Server],
+) -> None:
+    blobs = [os.urandom(3 * 1024 * 1024), os.urandom(100), b""]
+    for server in apart:
+        with server.client() as client:
+            for data in blobs:
+                push(client, "layout/same", data)
+            push(client, "layout/other", blobs[0])
+    app_tree, front_tree = (layout_tree(server.root) for server in apart)
+    repos = {k: v for k, v in app_tree.items() if k.startswith(("repositories/layout", "blobs/"))}
+    assert repos and repos == {k: v for k, v in front_tree.items() if k in repos}
+    # No upload left behind, in either.
+    for tree in (app_tree, front_tree):
+        assert not [k for k in tree if k.startswith("repositories/layout") and "/_uploads/" in k]
+
+
+def test_a_body_that_breaks_off_keeps_what_arrived(apart: tuple[Server, Server]) -> None:
+    _, front = apart
+    data = os.urandom(9 * 1024 * 1024)
+    sent = 6 * 1024 * 1024
+    with front.client() as client:
+        r = client.post("/v2/broken/off/blobs/uploads/")
+        location = r.headers["location"]
+        host, port = front.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as raw:
+            raw.sendall(
+                f"PATCH {location} HTTP/1.1\r\nHost: {host}\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n".encode()
+            )
+            raw.sendall(data[:sent])
+        deadline = time.monotonic() + 10
+        while True:  # the front notices the closed connection, then releases the upload
+            r = client.get(location)
+            if r.headers["range"] == f"0-{sent - 1}" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 204 and r.headers["range"] == f"0-{sent - 1}"
+        r = client.patch(location, content=data[sent:], headers={"Content-Range": f"{sent}-"
+                                                                 f"{len(data) - 1}"})  # fmt: skip
+        assert r.status_code == 202 and answered_by_front(r)
+        r = client.put(f"{location}?digest={digest_of(data)}")
+        assert r.status_code == 201 and answered_by_front(r)
+        assert client.get(f"/v2/broken/off/blobs/{digest_of(data)}").content == data
+
+
+def test_an_upload_in_use_is_the_applications_to_refuse(apart: tuple[Server, Server]) -> None:
+    import fcntl
+
+    _, front = apart
+    with front.client() as client:
+        r = client.post("/v2/in/use/blobs/uploads/")
+        upload_id = r.headers["docker-upload-uuid"]
+        data_file = front.root / "docker/registry/v2/repositories/in/use/_uploads" / upload_id
+        with open(data_file / "data", "rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            r = client.patch(r.headers["location"], content=b"abc")
+        assert r.status_code == 416 and not answered_by_front(r)
+        assert "in use" in r.json()["errors"][0]["message"]
+
+
+def test_read_only_front_writes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("storage:\n  maintenance:\n    readonly:\n      enabled: true\n")
+    extra = ["--config", str(config), "--native-front"]
+    with ocistore_server(tmp_path / "root", extra=extra) as server, server.client() as client:
+        r = client.post("/v2/read/only/blobs/uploads/")
+        assert r.status_code == 405 and not answered_by_front(r)
+        assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
