@@ -203,8 +203,10 @@ class TokenSetup:
     jwks_key: PrivateKey
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenSetup]:
+@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+def tokens(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[TokenSetup]:
     base = tmp_path_factory.mktemp("token")
     rsa_root, ec_root = rsa_key(), ec_key()
     rsa_cert = certificate(rsa_root, "token-signer-rsa", ca=True)
@@ -228,7 +230,8 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenSetup]:
             f"    realm: {issuer.url}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
             f"    rootcertbundle: {bundle}\n    jwks: {jwks}\n",
         )
-        with ocistore_server(base / "root", extra=["--config", str(config)]) as server:
+        extra = ["--config", str(config), *request.param]
+        with ocistore_server(base / "root", extra=extra) as server:
             yield TokenSetup(
                 server,
                 issuer,

@@ -198,8 +198,7 @@ def test_clients_cannot_pose_as_the_front(pair: tuple[Server, Server]) -> None:
     assert not access_records(front, lambda r: r.get("path") == forged_path, wait=0)
 
 
-def test_authentication_is_the_applications(tmp_path: Path) -> None:
-    """With auth configured the front answers nothing itself: no blob without credentials."""
+def test_with_htpasswd_the_application_decides(tmp_path: Path) -> None:
     import bcrypt
 
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
@@ -209,15 +208,62 @@ def test_authentication_is_the_applications(tmp_path: Path) -> None:
     extra = ["--config", str(config), "--native-front"]
     with ocistore_server(tmp_path / "root", extra=extra) as server, server.client() as client:
         client.auth = httpx.BasicAuth("u", "pw")
-        digest = push(client, "a/b", SMALL)
-        r = client.get(f"/v2/a/b/blobs/{digest}")
-        assert r.status_code == 200 and r.content == SMALL
-        assert not answered_by_front(r)
-        client.auth = None
-        r = client.get(f"/v2/a/b/blobs/{digest}")
-        assert r.status_code == 401
-        assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
-        assert client.head(f"/v2/a/b/blobs/{digest}").status_code == 401
+        r = client.post("/v2/a/b/blobs/uploads/")
+        assert r.status_code == 202 and answered_by_front(r)
+        r = client.put(f"{r.headers['location']}?digest={digest_of(SMALL)}", content=SMALL)
+        assert r.status_code == 201 and answered_by_front(r)
+        r = client.get(f"/v2/a/b/blobs/{digest_of(SMALL)}")
+        assert r.status_code == 200 and r.content == SMALL and answered_by_front(r)
+        records = access_records(server, lambda r: r.get("route") == "blob")
+        assert records and {r["user"] for r in records} == {"u"}
+        for auth in (None, httpx.BasicAuth("u", "wrong"), httpx.BasicAuth("x", "pw")):
+            client.auth = auth
+            for method in ("GET", "HEAD"):
+                r = client.request(method, f"/v2/a/b/blobs/{digest_of(SMALL)}")
+                assert r.status_code == 401 and not answered_by_front(r)
+            r = client.post("/v2/a/b/blobs/uploads/")
+            assert r.status_code == 401 and not answered_by_front(r)
+        # Asking for grants is the front's alone.
+        client.auth = httpx.BasicAuth("u", "pw")
+        r = client.get("/_ocistore/front/authorize?name=a/b&push=1")
+        assert r.status_code in (401, 404) and not answered_by_front(r)
+
+
+def test_grants_end_with_the_token(tmp_path: Path) -> None:
+    import jwt
+
+    from .auth_material import ISSUER, SERVICE, make_token, rsa_key
+
+    key = rsa_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "keys.jwks").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"auth:\n  token:\n    realm: http://127.0.0.1:9/token\n    service: {SERVICE}\n"
+        f"    issuer: {ISSUER}\n    jwks: {tmp_path / 'keys.jwks'}\n"
+    )
+    extra = ["--config", str(config), "--native-front"]
+    with ocistore_server(tmp_path / "root", extra=extra) as server, server.client() as client:
+        pull_only = make_token(key, kid="k1", access=[("repository", "a/b", ["pull"])])
+        r = client.post("/v2/a/b/blobs/uploads/", headers={"Authorization": f"Bearer {pull_only}"})
+        assert r.status_code == 403 and not answered_by_front(r)
+        # Expired 55 s ago: valid for 5 s more within the 60 s leeway distribution allows, so
+        # the application grants it for those 5 s, not for FRONT_GRANT_SECONDS.
+        short = make_token(
+            key, kid="k1", access=[("repository", "a/b", ["pull", "push"])], expires_in=-55
+        )
+        expires = int(time.time() - 55) + 60
+        headers = {"Authorization": f"Bearer {short}"}
+        r = client.post("/v2/a/b/blobs/uploads/", headers=headers)
+        assert r.status_code == 202 and answered_by_front(r)
+        location = f"{r.headers['location']}?digest={digest_of(SMALL)}"
+        assert client.put(location, content=SMALL, headers=headers).status_code == 201
+        path = f"/v2/a/b/blobs/{digest_of(SMALL)}"
+        r = client.get(path, headers={"Authorization": f"Bearer {pull_only}"})
+        assert r.status_code == 200 and answered_by_front(r)
+        time.sleep(max(0.0, expires - time.time()) + 0.5)
+        r = client.get(path, headers=headers)
+        assert r.status_code == 401 and not answered_by_front(r)
 
 
 def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

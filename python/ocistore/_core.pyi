@@ -187,6 +187,7 @@ class Front:
         secret: str,
         blob_root: str | PathLike[str] | None = None,
         uploads: bool = False,
+        authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,
     ) -> None: ...
     @property

@@ -7,12 +7,13 @@
 //! Python at all once the repository's link is checked.
 
 pub mod blob;
+mod grants;
 mod observe;
 mod proxy;
 pub mod upload;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +32,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Notify, watch};
 
 use crate::digest::Digest;
-use observe::{OBSERVATIONS_PATH, Observations, Observed, Record};
+use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
 
 /// A response body, from disk or from the application.
@@ -53,14 +54,20 @@ pub struct FrontConfig {
     pub blob_root: Option<PathBuf>,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
+    /// Whether the application checks credentials (the front then asks it, see `grants`).
+    pub authenticate: bool,
     /// `http.headers` of the configuration, added to every response the front makes.
     pub headers: Vec<(String, String)>,
     /// Proves to the application that a request came through the front.
     pub secret: String,
 }
 
+/// The client address the front gives for its own requests to the application.
+pub const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
 struct Shared {
     config: FrontConfig,
+    grants: Option<grants::Grants>,
     secret: HeaderValue,
     observations: Arc<Observations>,
     connections: AtomicUsize,
@@ -89,6 +96,7 @@ impl Front {
         let listener = runtime.block_on(TcpListener::bind(listen))?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            grants: config.authenticate.then(grants::Grants::default),
             config,
             secret,
             observations: Arc::default(),
@@ -222,30 +230,37 @@ async fn handle(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    if let Some(root) = &shared.config.blob_root {
+    if let Some(root) = &shared.config.blob_root
+        && let Some((name, push)) = own_request(&request, shared.config.uploads)
+        && let Some(user) = authorized(&request, &name, push, shared, upstream).await
+    {
+        let who = Who {
+            peer,
+            started,
+            user,
+        };
         if (method == Method::GET || method == Method::HEAD)
             && let Some(found) = blob::lookup(root, &path, request.headers())
         {
             let response = blob::respond(found, &method, &shared.config.headers);
-            let record = Record::new("blob", &method, response.status(), &path, peer, started);
+            let record = Record::new("blob", &method, response.status(), &path, &who);
             return response
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
         }
-        if shared.config.uploads {
-            if let Some(name) = plain_post(&request)
-                && let Some(response) = native_start(root, name, &path, peer, started, shared).await
-            {
-                return response;
-            }
-            if let Some(claimed) = claim_upload(root, &request).await {
-                let mut upstream = upstream.lock().await;
-                return native_upload(request, claimed, peer, started, shared, &mut upstream).await;
-            }
+        if method == Method::POST
+            && let Some(response) = native_start(root, &name, &path, &who, shared).await
+        {
+            return response;
+        }
+        if let Some(claimed) = claim_upload(root, &request).await {
+            let mut upstream = upstream.lock().await;
+            return native_upload(request, claimed, &who, shared, &mut upstream).await;
         }
     }
-    // Only the front itself may post observations: from outside, that path goes on without the
-    // secret, and the application answers it as the unknown endpoint it then is.
-    let secret = (path != OBSERVATIONS_PATH).then_some(&shared.secret);
+    // Only the front itself may post observations or ask for grants: from outside, those paths
+    // go on without the secret, and the application answers them as the unknown endpoints
+    // they then are.
+    let secret = (!path.starts_with("/_ocistore/front/")).then_some(&shared.secret);
     if path == "/metrics" {
         shared
             .observations
@@ -256,6 +271,52 @@ async fn handle(
     let mut upstream = upstream.lock().await;
     upstream
         .forward(request, peer, &shared.config.upstream, secret)
+        .await
+}
+
+/// The repository of a request the front may answer itself, and whether it writes: a blob
+/// GET or HEAD; with `uploads`, a plain upload POST, or a PATCH or PUT of an upload.
+fn own_request(request: &Request<Incoming>, uploads: bool) -> Option<(String, bool)> {
+    let path = request.uri().path();
+    let method = request.method();
+    if *method == Method::GET || *method == Method::HEAD {
+        return blob::parse_blob_path(path).map(|(name, _)| (name.to_owned(), false));
+    }
+    if !uploads {
+        return None;
+    }
+    if *method == Method::POST {
+        return plain_post(request).map(|name| (name.to_owned(), true));
+    }
+    if *method == Method::PATCH || *method == Method::PUT {
+        return upload::parse_upload_path(path).map(|(name, _)| (name.to_owned(), true));
+    }
+    None
+}
+
+/// `Some(user)` when the request may be answered here: always without auth, else when the
+/// application grants its credentials the access (see `grants`).
+async fn authorized(
+    request: &Request<Incoming>,
+    name: &str,
+    push: bool,
+    shared: &Shared,
+    upstream: &Mutex<Upstream>,
+) -> Option<Option<String>> {
+    let Some(grants) = &shared.grants else {
+        return Some(None);
+    };
+    let authorization = request.headers().get(http::header::AUTHORIZATION);
+    let mut upstream = upstream.lock().await;
+    grants
+        .check(
+            authorization,
+            name,
+            push,
+            &mut upstream,
+            &shared.config.upstream,
+            &shared.secret,
+        )
         .await
 }
 
@@ -342,8 +403,7 @@ async fn native_start(
     root: &std::path::Path,
     name: &str,
     path: &str,
-    peer: SocketAddr,
-    started: Instant,
+    who: &Who,
     shared: &Shared,
 ) -> Option<Response<Body>> {
     let (root, owned) = (root.to_owned(), name.to_owned());
@@ -356,8 +416,7 @@ async fn native_start(
         &Method::POST,
         StatusCode::ACCEPTED,
         path,
-        peer,
-        started,
+        who,
     );
     Some(answer(
         shared,
@@ -373,8 +432,7 @@ async fn native_start(
 async fn native_upload(
     request: Request<Incoming>,
     claimed: upload::Claimed,
-    peer: SocketAddr,
-    started: Instant,
+    who: &Who,
     shared: &Shared,
     upstream: &mut Upstream,
 ) -> Response<Body> {
@@ -398,7 +456,7 @@ async fn native_upload(
                     format!("the upload could not be written: {error}"),
                 ),
             };
-            let record = Record::new("upload", &method, status, &path, peer, started);
+            let record = Record::new("upload", &method, status, &path, who);
             return proxy::api_error(status, code, &message)
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
         }
@@ -434,14 +492,7 @@ async fn native_upload(
         (written, outcome, size)
     })
     .await;
-    let mut record = Record::new(
-        "upload",
-        &method,
-        StatusCode::ACCEPTED,
-        &path,
-        peer,
-        started,
-    );
+    let mut record = Record::new("upload", &method, StatusCode::ACCEPTED, &path, who);
     record.bytes_in = bytes;
     match finished {
         Ok((Ok(()), Ok(None), size)) if method == Method::PATCH => answer(
@@ -492,7 +543,12 @@ async fn native_upload(
                 .insert(proxy::BODY_BYTES_HEADER, HeaderValue::from(bytes));
             let request = Request::from_parts(parts, empty());
             upstream
-                .forward(request, peer, &shared.config.upstream, Some(&shared.secret))
+                .forward(
+                    request,
+                    who.peer,
+                    &shared.config.upstream,
+                    Some(&shared.secret),
+                )
                 .await
         }
     }

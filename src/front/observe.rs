@@ -22,6 +22,13 @@ pub const OBSERVATIONS_PATH: &str = "/_ocistore/front/observations";
 /// Records kept while the application cannot take them; older ones are dropped beyond this.
 const PENDING_MAX: usize = 100_000;
 
+/// Who sent a request, when it started, and who the credentials named (with auth).
+pub struct Who {
+    pub peer: SocketAddr,
+    pub started: Instant,
+    pub user: Option<String>,
+}
+
 /// One request the front answered.
 pub struct Record {
     pub route: &'static str,
@@ -30,6 +37,7 @@ pub struct Record {
     pub path: String,
     pub peer: SocketAddr,
     pub started: Instant,
+    pub user: Option<String>,
     pub bytes_in: u64,
 }
 
@@ -39,16 +47,16 @@ impl Record {
         method: &Method,
         status: StatusCode,
         path: &str,
-        peer: SocketAddr,
-        started: Instant,
+        who: &Who,
     ) -> Record {
         Record {
             route,
             method: method.clone(),
             status,
             path: path.to_owned(),
-            peer,
-            started,
+            peer: who.peer,
+            started: who.started,
+            user: who.user.clone(),
             bytes_in: 0,
         }
     }
@@ -71,6 +79,7 @@ impl Observations {
             record.path,
             record.peer.ip().to_string(),
             record.peer.port(),
+            record.user,
         ]);
         let mut pending = self.pending.lock().expect("no panics while held");
         if pending.len() == PENDING_MAX {

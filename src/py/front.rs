@@ -10,7 +10,8 @@ use crate::front::{Front, FrontConfig};
 
 /// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root`,
 /// writes upload bodies there when `uploads`, and passes everything else to the application on
-/// the unix socket `upstream`.
+/// the unix socket `upstream` (which, with `authenticate`, also decides whose credentials the
+/// front may serve).
 #[pyclass(name = "Front", module = "ocistore._core", frozen)]
 pub struct PyFront {
     front: Mutex<Option<Front>>,
@@ -21,7 +22,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, headers=Vec::new()))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new()))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -30,6 +31,7 @@ impl PyFront {
         secret: String,
         blob_root: Option<PathBuf>,
         uploads: bool,
+        authenticate: bool,
         headers: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let ip = host
@@ -39,6 +41,7 @@ impl PyFront {
             upstream,
             blob_root,
             uploads,
+            authenticate,
             headers,
             secret,
         };

@@ -80,6 +80,11 @@ FRONT_OBSERVATIONS = "/_ocistore/front/observations"
 FRONT_SECRET_HEADER = "x-ocistore-front"
 FRONT_CLIENT_HEADER = "x-ocistore-client"
 FRONT_BODY_BYTES_HEADER = "x-ocistore-body-bytes"
+#: Where the front asks whether a request's credentials may pull from (or push to) a repository.
+FRONT_AUTHORIZE = "/_ocistore/front/authorize"
+#: The longest the front may reuse such an answer: a credential revoked (a user removed from
+#: htpasswd) still reads and writes blobs through the front for up to this long.
+FRONT_GRANT_SECONDS = 10.0
 #: The front keeps at most 100,000 records (about 15 MB of JSON) while the application is away.
 FRONT_BATCH_LIMIT = 64 * 1024 * 1024
 log = logging.getLogger("ocistore.server")
@@ -228,11 +233,14 @@ class RegistryApp:
         if (
             self.config.front_secret is not None
             and self._from_front(request)
-            and request.path == FRONT_OBSERVATIONS
-            and request.method == "POST"
+            and request.path.startswith("/_ocistore/front/")
         ):
-            await self._front_observations(request, send)
-            return
+            if request.path == FRONT_OBSERVATIONS and request.method == "POST":
+                await self._front_observations(request, send)
+                return
+            if request.path == FRONT_AUTHORIZE and request.method == "GET":
+                await self._front_authorize(request, scope, send)
+                return
         route_name, handler, params = self._route(request)
         try:
             if self.access_controller is not None and route_name != "unknown":
@@ -412,15 +420,40 @@ class RegistryApp:
             request.bytes_in = int(body_bytes)  # a PUT whose body the front wrote
         return True
 
+    async def _front_authorize(self, request: Request, scope: Scope, send: Send) -> None:
+        """Whether the request's credentials may pull from repository ``name`` (or also push
+        to it, with ``push=1``): 204 with the subject and how long the front may reuse the
+        answer, or the access controller's refusal."""
+        name = request.query.get("name", "")
+        method = "PATCH" if request.query.get("push") == "1" else "GET"
+        needed = required_access("upload" if method == "PATCH" else "blob", method, {"name": name})
+        try:
+            if self.access_controller is None:
+                identity = None
+            else:
+                identity = await self.access_controller.authorize(request, needed)
+        except ApiError as refused:
+            await self._send(scope, send, request, error_response(refused))
+            return
+        seconds = FRONT_GRANT_SECONDS
+        if identity is not None and identity.expires_at is not None:
+            seconds = max(0.0, min(seconds, identity.expires_at - time.time()))
+        headers = [(b"x-ocistore-grant-seconds", f"{seconds:.3f}".encode())]
+        if identity is not None:
+            headers.append((b"x-ocistore-user", identity.subject.encode()))
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
     async def _front_observations(self, request: Request, send: Send) -> None:
         """The requests the front answered itself, as ``[route, method, status, seconds,
-        bytes_in, bytes_out, path, remote, port]`` records."""
+        bytes_in, bytes_out, path, remote, port, user]`` records."""
         try:
             records = json.loads(await request.body(FRONT_BATCH_LIMIT))
-            for route, method, status, seconds, bytes_in, bytes_out, path, remote, _ in records:
+            for record in records:
+                route, method, status, seconds, bytes_in, bytes_out, path, remote, _, user = record
                 self._record(
                     str(route), str(method), str(path), int(status), float(seconds),
-                    int(bytes_in), int(bytes_out), str(remote), None,
+                    int(bytes_in), int(bytes_out), str(remote), None if user is None else str(user),
                 )  # fmt: skip
             status = 204
         except (ValueError, TypeError, ApiError):

@@ -36,7 +36,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,6 +93,8 @@ class Identity:
 
     subject: str
     grants: frozenset[tuple[str, str, str]] | None = None
+    #: When the credential stops being valid (a token's ``exp``), as a Unix time; None: no limit.
+    expires_at: float | None = None
 
     def allows(self, access: Access) -> bool:
         if self.grants is None:
@@ -432,6 +434,7 @@ class TokenAccessController:
                 raise _unauthorized(
                     f"invalid token: {e}", access, self.challenge(access, "invalid_token")
                 ) from None
+            identity = replace(identity, expires_at=until)
             self._cache.put(token, identity, until)
         missing = [item for item in access if not identity.allows(item)]
         if missing:

@@ -7,9 +7,12 @@ into the upload (a PUT then goes on without its body, and the application commit
 passes every other request to the application, which then listens on a private unix socket.
 The front takes only the plain cases; every error is the application's answer. Requests the
 front answers still appear in ``/metrics`` and the access log (the front reports them to the
-application every second). The front serves blobs only without authentication and on
-filesystem storage (and writes none in read-only mode); otherwise it passes everything on, and
-it needs plain HTTP (no ``http.tls``).
+application every second). With ``auth`` configured the application still decides: the front
+asks it once per credential, repository and access, and reuses a yes for at most
+``app.FRONT_GRANT_SECONDS`` (never past a token's expiry), so a revoked credential keeps
+reading and writing blobs for up to that long; requests without credentials, or refused ones,
+go to the application, which answers with its challenge. The front serves blobs on filesystem
+storage only (and writes none in read-only mode), and it needs plain HTTP (no ``http.tls``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     upstream = private / "app.sock"
     config.front_secret = secrets.token_urlsafe(32)
     os.environ["OCISTORE_CONFIG"] = config.to_json()
-    serves_blobs = config.s3 is None and not config.auth
+    serves_blobs = config.s3 is None
     headers = [(name, value) for name, values in config.headers.items() for value in values]
     front = Front(
         _ip(host, port),
@@ -55,6 +58,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         secret=config.front_secret,
         blob_root=Path(config.root).resolve() if serves_blobs else None,
         uploads=serves_blobs and not config.readonly,
+        authenticate=bool(config.auth),
         headers=headers,
     )
     try:
