@@ -113,11 +113,11 @@ def ocistore_registry(
     workers: int,
     s3: Mapping[str, Any] | None = None,
     redirect: bool = True,
-    native_front: bool = False,
+    native_front: bool | None = None,
 ) -> Iterator[Registry]:
     """Filesystem storage in a fresh root, or, given ``s3``, that ``storage.s3`` section
-    (``redirect=False``: blob GETs proxied instead of redirected); ``native_front``: behind the
-    Rust front (``serve --native-front``)."""
+    (``redirect=False``: blob GETs proxied instead of redirected); ``native_front``: with or
+    without the Rust front (None: as ``ocistore serve`` decides, with it on a filesystem)."""
     port = free_port()
     root = workdir / "ocistore-root"
     log = workdir / "ocistore.log"
@@ -130,7 +130,8 @@ def ocistore_registry(
         sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config),
         "--addr", f"127.0.0.1:{port}", "--workers", str(workers), "--delete",
         *(["--root", str(root)] if s3 is None else []),
-        *(["--native-front"] if native_front else []),
+        *([] if native_front is None else
+          ["--native-front" if native_front else "--no-native-front"]),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -624,8 +625,9 @@ def plot(results: dict[str, dict[str, float]], path: str) -> None:
 
 
 def compare_filesystem(
-    workdir: Path, scale: int, workers: int, only: str | None, rounds: int
-) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:
+    workdir: Path, scale: int, workers: int, only: str | None, rounds: int,
+    native_front: bool | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:  # fmt: skip
     """The filesystem comparison (the default): ``measure`` on each registry, ``rounds`` times;
     the medians of the rounds, and every round."""
     results: dict[str, dict[str, float]] = {}
@@ -649,7 +651,7 @@ def compare_filesystem(
     for round_ in range(rounds):
         if only != "distribution":
             print(f"ocistore (round {round_ + 1} of {rounds}):", flush=True)
-            with ocistore_registry(workdir, workers) as reg:
+            with ocistore_registry(workdir, workers, native_front=native_front) as reg:
                 runs.setdefault("ocistore", []).append(measure(reg, files, scale))
         if only != "ocistore":
             print(f"distribution 2.8.2 (round {round_ + 1} of {rounds}):", flush=True)
@@ -675,6 +677,10 @@ def main() -> int:
         "--rounds", type=int, default=3,
         help="filesystem comparison: alternating rounds; the table shows medians (default 3)",
     )  # fmt: skip
+    parser.add_argument(
+        "--native-front", action=argparse.BooleanOptionalAction, default=None,
+        help="ocistore with or without its native front (default: as serve decides, with it)",
+    )  # fmt: skip
     args = parser.parse_args()
     scale = 8 if args.quick else 1
     base = Path(args.dir or ".bench-tmp")
@@ -688,7 +694,7 @@ def main() -> int:
             s3_section = compare_s3(workdir, scale, args.workers, args.only)
         else:
             results, rounds = compare_filesystem(
-                workdir, scale, args.workers, args.only, args.rounds
+                workdir, scale, args.workers, args.only, args.rounds, args.native_front
             )
     print()
     if s3_section is not None:
@@ -703,6 +709,7 @@ def main() -> int:
         document: dict[str, Any] = {
             "quick": args.quick,
             "workers": args.workers,
+            "native_front": args.native_front is not False and not args.s3,
             "results": results,
         }
         if rounds:

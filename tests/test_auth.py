@@ -138,7 +138,7 @@ def test_libtrust_key_id_format() -> None:
 # -- htpasswd -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+@pytest.fixture(scope="module", params=[["--no-native-front"], []], ids=["app", "front"])
 def htpasswd_server(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[tuple[Server, Path]]:
@@ -203,7 +203,7 @@ class TokenSetup:
     jwks_key: PrivateKey
 
 
-@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+@pytest.fixture(scope="module", params=[["--no-native-front"], []], ids=["app", "front"])
 def tokens(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[TokenSetup]:

@@ -22,7 +22,7 @@ LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
-@pytest.fixture(scope="module", params=[[], ["--native-front"]], ids=["app", "front"])
+@pytest.fixture(scope="module", params=[["--no-native-front"], []], ids=["app", "front"])
 def server(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[Server]:

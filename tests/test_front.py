@@ -46,8 +46,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Ser
     """The application alone and the front before another application, on one root."""
     root = tmp_path_factory.mktemp("front") / "root"
     with (
-        ocistore_server(root) as app,
-        ocistore_server(root, extra=["--native-front"]) as front,
+        ocistore_server(root, extra=["--no-native-front"]) as app,
+        ocistore_server(root) as front,
         front.client() as client,
     ):
         push(client, REPO, BIG)  # through the front: uploads pass through to the application
@@ -275,10 +275,12 @@ def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert server.proc.returncode == 0, server.log.read_text()
 
 
-def test_front_refuses_tls() -> None:
+def test_front_refuses_tls_and_object_storage() -> None:
     config = Config(native_front=True, tls_certificate="cert.pem", tls_key="key.pem")
     with pytest.raises(ConfigError, match="plain HTTP"):
         serve(config)
+    with pytest.raises(ConfigError, match="filesystem storage only"):
+        serve(Config(native_front=True, s3={"bucket": "b"}))
 
 
 # -- the core's Front on its own -------------------------------------------------------------
@@ -346,8 +348,8 @@ def apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Se
     """The application alone and the front before another application, each on its own root."""
     base = tmp_path_factory.mktemp("front-apart")
     with (
-        ocistore_server(base / "app") as app,
-        ocistore_server(base / "front", extra=["--native-front"]) as front,
+        ocistore_server(base / "app", extra=["--no-native-front"]) as app,
+        ocistore_server(base / "front") as front,
     ):
         yield app, front
 

@@ -344,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--native-front",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="blob GET/HEAD served by the Rust front, the rest passed to the application "
-        "(http.nativefront; default off)",
+        help="blob reads and upload bodies served by the Rust front, the rest passed to the "
+        "application (http.nativefront; default: on for plain HTTP and filesystem storage)",
     )
     serve.set_defaults(run=_serve)
 
