@@ -174,7 +174,7 @@ pub async fn receive(claimed: Claimed, mut body: Incoming) -> Result<Received, F
     }
 }
 
-fn joined(join: tokio::task::JoinError) -> StoreError {
+pub fn joined(join: tokio::task::JoinError) -> StoreError {
     StoreError::Io {
         context: "upload writer".to_owned(),
         source: std::io::Error::other(join),
@@ -249,7 +249,7 @@ pub fn commit_linked(
     name: &str,
     upload: &mut Upload,
     digest: &Digest,
-) -> Result<u64, StoreError> {
+) -> Result<u64, Commit> {
     let layout = Layout::new(root);
     let link = layout
         .v2()
@@ -259,16 +259,31 @@ pub fn commit_linked(
         .join(digest.algorithm().name())
         .join(digest.hex())
         .join("link");
-    let size = upload.commit_with(&layout, digest, None, &mut |d| link_if_absent(&link, d))?;
-    let _gc = gc_lock_shared(&layout)?;
-    let data = layout.blob_data(digest);
-    OpenOptions::new()
-        .write(true)
-        .open(&data)
-        .and_then(|f| f.set_modified(SystemTime::now()))
-        .at("mark used", &data)?;
-    link_if_absent(&link, digest)?;
+    let size = upload
+        .commit_with(&layout, digest, None, &mut |d| link_if_absent(&link, d))
+        .map_err(Commit::Refused)?;
+    let published = || -> Result<(), StoreError> {
+        let _gc = gc_lock_shared(&layout)?;
+        let data = layout.blob_data(digest);
+        OpenOptions::new()
+            .write(true)
+            .open(&data)
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .at("mark used", &data)?;
+        link_if_absent(&link, digest)
+    };
+    published().map_err(Commit::Failed)?;
     Ok(size)
+}
+
+/// Why `commit_linked` did not finish.
+pub enum Commit {
+    /// Nothing was published and the upload is as it was (a wrong digest, an I/O error before
+    /// the move): the application can commit it again, and answer the failure.
+    Refused(StoreError),
+    /// The blob was published and the upload is gone, but marking it for the GC protocol or
+    /// checking the link failed.
+    Failed(StoreError),
 }
 
 fn link_if_absent(link: &Path, digest: &Digest) -> Result<(), StoreError> {
