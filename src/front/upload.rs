@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::blob::valid_name;
@@ -122,7 +122,9 @@ pub async fn receive(claimed: Claimed, mut body: Incoming) -> Result<Received, F
     let mut writer: Option<Writer> = None;
     let mut claimed = Some(claimed);
     let mut bytes = 0u64;
-    let mut block = Vec::with_capacity(BLOCK);
+    // A small body announced as such gets a buffer of its size, not a whole block.
+    let announced = body.size_hint().upper().unwrap_or(BLOCK as u64);
+    let mut block = Vec::with_capacity(announced.min(BLOCK as u64) as usize);
     let mut broke = None;
     while let Some(frame) = body.frame().await {
         let data = match frame {
@@ -136,12 +138,24 @@ pub async fn receive(claimed: Claimed, mut body: Incoming) -> Result<Received, F
             }
         };
         bytes += data.len() as u64;
-        block.extend_from_slice(&data);
-        if block.len() >= BLOCK {
-            let writer = writer.get_or_insert_with(|| Writer::start(claimed.take()));
-            if !writer.send(&mut block).await {
-                break; // the writer failed; its error is returned below
+        // Blocks are filled to exactly BLOCK, so none outgrows its buffer (a grown Vec would
+        // copy what it holds).
+        let mut rest: &[u8] = &data;
+        let mut failed = false;
+        while !rest.is_empty() {
+            let take = rest.len().min(BLOCK - block.len());
+            block.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if block.len() == BLOCK {
+                let writer = writer.get_or_insert_with(|| Writer::start(claimed.take()));
+                if !writer.send(&mut block).await {
+                    failed = true; // the writer's error is returned below
+                    break;
+                }
             }
+        }
+        if failed {
+            break;
         }
     }
     let claimed = match writer {
