@@ -26,15 +26,23 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 
 @pytest.fixture(
     scope="module",
-    params=[("granian", 1, "fs"), ("granian", 2, "fs"), ("uvicorn", 1, "fs"), ("granian", 2, "s3")],
-    ids=["granian", "granian-2-workers", "uvicorn", "granian-2-workers-s3"],
+    params=[
+        ("granian", 1, "fs"),
+        ("granian", 1, "fs-no-front"),
+        ("granian", 2, "fs"),
+        ("uvicorn", 1, "fs"),
+        ("granian", 2, "s3"),
+    ],
+    ids=["granian", "granian-no-front", "granian-2-workers", "uvicorn", "granian-2-workers-s3"],
 )
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     kind, workers, storage = request.param
     base = tmp_path_factory.mktemp("http")
-    extra = []
+    # On a filesystem the native front is there by default: "fs-no-front" is the application
+    # alone (as with TLS), the S3 runs have no front.
+    extra = ["--no-native-front"] if storage == "fs-no-front" else []
     if storage == "s3":
         # Blob GETs proxied (no redirect) so every answer is the registry's own.
         weed = request.getfixturevalue("seaweedfs")
