@@ -282,10 +282,7 @@ def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert set(Path(tempfile.gettempdir()).glob("ocistore-front-*")) <= private
 
 
-def test_front_refuses_tls_and_object_storage() -> None:
-    config = Config(native_front=True, tls_certificate="cert.pem", tls_key="key.pem")
-    with pytest.raises(ConfigError, match="plain HTTP"):
-        serve(config)
+def test_front_refuses_object_storage() -> None:
     with pytest.raises(ConfigError, match="filesystem storage only"):
         serve(Config(native_front=True, s3={"bucket": "b"}))
 
@@ -503,3 +500,49 @@ def test_read_only_front_writes_nothing(tmp_path: Path) -> None:
         r = client.post("/v2/read/only/blobs/uploads/")
         assert r.status_code == 405 and not answered_by_front(r)
         assert r.json()["errors"][0]["code"] == "UNSUPPORTED"
+
+
+def test_tls_in_the_front(tmp_path: Path) -> None:
+    import ssl
+
+    from .auth_material import certificate, ec_key, key_pem, pem, rsa_key
+
+    ca_key = rsa_key()
+    ca = certificate(ca_key, "front test CA", ca=True)
+    server_key = ec_key()
+    server_cert = certificate(server_key, "127.0.0.1", issuer=(ca_key, ca), ip="127.0.0.1")
+    (tmp_path / "ca.crt").write_bytes(pem(ca))
+    (tmp_path / "server.crt").write_bytes(pem(server_cert))
+    (tmp_path / "server.key").write_bytes(key_pem(server_key))
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"http:\n  tls:\n    certificate: {tmp_path / 'server.crt'}\n"
+        f"    key: {tmp_path / 'server.key'}\n    minimumtls: tls1.3\n"
+    )
+    extra = ["--config", str(config)]
+    with (
+        ocistore_server(tmp_path / "root", extra=extra, tls_ca=tmp_path / "ca.crt") as server,
+        server.client() as client,
+    ):
+        digest = push(client, "t/l", BIG)
+        r = client.get(f"/v2/t/l/blobs/{digest}")
+        assert r.status_code == 200 and r.content == BIG and answered_by_front(r)
+        r = client.get("/v2/")
+        assert r.status_code == 200 and not answered_by_front(r)
+        old = ssl.create_default_context(cafile=tmp_path / "ca.crt")
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.url + "/v2/", verify=old, timeout=5)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(server.url.replace("https://", "http://") + "/v2/", timeout=5)
+
+
+def test_an_unusable_certificate_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    bad = str(tmp_path / "bad.pem")
+    config = Config(root=str(tmp_path / "root"), addr="127.0.0.1:5999", tls_certificate=bad,
+                    tls_key=bad)  # fmt: skip
+    before = set(Path(tempfile.gettempdir()).glob("ocistore-front-*"))
+    with pytest.raises(ConfigError, match=r"http\.tls: .*bad\.pem"):
+        serve(config)
+    assert set(Path(tempfile.gettempdir()).glob("ocistore-front-*")) <= before

@@ -176,7 +176,7 @@ class Front:
     """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
     once, answers blob GET/HEAD under ``blob_root`` itself, writes upload bodies there when
     ``uploads``, and passes the rest to the application on the unix socket ``upstream``, with
-    ``secret`` in ``x-ocistore-front``."""
+    ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM)."""
 
     def __init__(
         self,
@@ -189,6 +189,9 @@ class Front:
         uploads: bool = False,
         authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,
+        tls_certificate: str | PathLike[str] | None = None,
+        tls_key: str | PathLike[str] | None = None,
+        tls_minimum: str = "tls1.2",
     ) -> None: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -99,8 +99,10 @@ def _serve(args: argparse.Namespace) -> int:
         config.delete_enabled = args.delete
     if args.native_front is not None:
         config.native_front = args.native_front
-    if args.server == "uvicorn" and config.tls_minimum != "tls1.2":
-        # uvicorn takes Python's ssl defaults (TLS 1.2 and later) and has no minimum option.
+    front = config.native_front is not False and config.s3 is None
+    if args.server == "uvicorn" and config.tls_minimum != "tls1.2" and not front:
+        # uvicorn takes Python's ssl defaults (TLS 1.2 and later) and has no minimum option
+        # (behind the native front, the front speaks TLS).
         print("ocistore: configuration error: http.tls.minimumtls needs --server granian",
               file=sys.stderr)  # fmt: skip
         return 2
@@ -345,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="blob reads and upload bodies served by the Rust front, the rest passed to the "
-        "application (http.nativefront; default: on for plain HTTP and filesystem storage)",
+        "application (http.nativefront; default: on for filesystem storage)",
     )
     serve.set_defaults(run=_serve)
 

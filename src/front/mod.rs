@@ -11,6 +11,7 @@ pub mod blob;
 mod grants;
 mod observe;
 mod proxy;
+pub mod tls;
 pub mod upload;
 
 use std::convert::Infallible;
@@ -28,9 +29,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Notify, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
 use observe::{Observations, Observed, Record, Who};
@@ -42,8 +44,8 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 /// How often records of requests the front answered go to the application.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// A client that has not sent a whole request head by then is disconnected (as granian does),
-/// so idle or trickling connections cannot pile up.
+/// A client that has not finished the TLS handshake, or sent a whole request head, by then is
+/// disconnected (as granian does), so idle or trickling connections cannot pile up.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the front is told at start.
@@ -61,6 +63,8 @@ pub struct FrontConfig {
     pub headers: Vec<(String, String)>,
     /// Proves to the application that a request came through the front.
     pub secret: String,
+    /// TLS on the listening socket (`http.tls`); None: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The client address the front gives for its own requests to the application.
@@ -165,13 +169,26 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
                 shared.connections.fetch_add(1, Ordering::AcqRel);
-                tokio::spawn(serve_connection(
-                    stream,
-                    peer,
-                    shared.clone(),
-                    stopped.clone(),
-                ));
+                let (shared, stopped) = (shared.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    match shared.config.tls.clone() {
+                        None => serve_connection(stream, peer, &shared, stopped).await,
+                        Some(tls) => {
+                            let handshake = TlsAcceptor::from(tls).accept(stream);
+                            // A handshake that fails or stalls ends the connection, nothing else.
+                            if let Ok(Ok(stream)) =
+                                tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await
+                            {
+                                serve_connection(stream, peer, &shared, stopped).await;
+                            }
+                        }
+                    }
+                    if shared.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        shared.idle.notify_waiters();
+                    }
+                });
             }
             // Out of descriptors or a connection reset before accept: keep serving the others.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -192,13 +209,14 @@ async fn flush_loop(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<I>(
+    io: I,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let upstream = Arc::new(Mutex::new(Upstream::default()));
     let service_shared = shared.clone();
     let service = service_fn(move |request| {
@@ -208,7 +226,7 @@ async fn serve_connection(
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}
@@ -216,9 +234,6 @@ async fn serve_connection(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
-    }
-    if shared.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-        shared.idle.notify_waiters();
     }
 }
 

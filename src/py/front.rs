@@ -6,12 +6,12 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::front::{Front, FrontConfig};
+use crate::front::{Front, FrontConfig, tls};
 
 /// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root`,
 /// writes upload bodies there when `uploads`, and passes everything else to the application on
 /// the unix socket `upstream` (which, with `authenticate`, also decides whose credentials the
-/// front may serve).
+/// front may serve); with `tls_certificate` and `tls_key` (PEM) it speaks TLS.
 #[pyclass(name = "Front", module = "ocistore._core", frozen)]
 pub struct PyFront {
     front: Mutex<Option<Front>>,
@@ -22,7 +22,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new()))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2"))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -33,10 +33,25 @@ impl PyFront {
         uploads: bool,
         authenticate: bool,
         headers: Vec<(String, String)>,
+        tls_certificate: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
+        tls_minimum: &str,
     ) -> PyResult<Self> {
         let ip = host
             .parse()
             .map_err(|_| PyValueError::new_err(format!("not an IP address: {host:?}")))?;
+        let tls = match (tls_certificate, tls_key) {
+            (None, None) => None,
+            (Some(certificate), Some(key)) => Some(
+                tls::server_config(&certificate, &key, tls_minimum)
+                    .map_err(PyValueError::new_err)?,
+            ),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "TLS needs both a certificate and a key",
+                ));
+            }
+        };
         let config = FrontConfig {
             upstream,
             blob_root,
@@ -44,6 +59,7 @@ impl PyFront {
             authenticate,
             headers,
             secret,
+            tls,
         };
         let front = py
             .detach(|| Front::start(SocketAddr::new(ip, port), config))

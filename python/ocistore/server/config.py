@@ -24,8 +24,8 @@ Accepted keys (anything else is an error at start, naming the key)::
 See ``ocistore.server.auth`` for what each access controller checks.
 
 ``http.nativefront`` (ocistore's own key) puts the native front before the application, or
-with ``false`` leaves it out; by default it is there when it can serve (plain HTTP, filesystem
-storage). See ``ocistore.server.serve``.
+with ``false`` leaves it out; by default it is there on filesystem storage. See
+``ocistore.server.serve``.
 
 ``http.secret`` is accepted for compatibility and unused: upload state lives on disk, not in
 signed URL parameters.
@@ -95,7 +95,7 @@ class Config:
     #: ``storage.s3`` as ``ocistore._core.ObjectStore`` keyword arguments; None: filesystem.
     s3: dict[str, Any] | None = None
     redirect: bool = True
-    #: None: the native front when it can serve (plain HTTP, filesystem storage).
+    #: None: the native front on filesystem storage.
     native_front: bool | None = None
     #: Set by ``serve`` for the workers behind a native front: requests carrying it came
     #: through the front (never read from a file).

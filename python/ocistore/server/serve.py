@@ -1,7 +1,7 @@
 """``ocistore serve``: runs the registry under granian (default) or uvicorn.
 
-With ``http.nativefront`` (``--native-front``; the default for plain HTTP and filesystem
-storage) the Rust front (``ocistore._core.Front``) owns the
+With ``http.nativefront`` (``--native-front``; the default on filesystem storage) the Rust
+front (``ocistore._core.Front``) owns the
 listening socket: it answers blob GET and HEAD itself from the filesystem (a repository's link
 checked, then the data read in blocks), writes the bodies of upload PATCHes and PUTs straight
 into the upload (a PUT then goes on without its body, and the application commits it), and
@@ -12,8 +12,9 @@ application every second). With ``auth`` configured the application still decide
 asks it once per credential, repository and access, and reuses a yes for at most
 ``app.FRONT_GRANT_SECONDS`` (never past a token's expiry), so a revoked credential keeps
 reading and writing blobs for up to that long; requests without credentials, or refused ones,
-go to the application, which answers with its challenge. The front serves filesystem storage
-only (and writes nothing in read-only mode), and plain HTTP only (no ``http.tls``).
+go to the application, which answers with its challenge. With ``http.tls`` the front speaks
+TLS (rustls; HTTP/1.1 by ALPN). The front serves filesystem storage only (and writes nothing in
+read-only mode).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import secrets
 import shutil
 import socket
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Config, ConfigError, parse_addr
@@ -38,12 +40,10 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         Path(config.root).mkdir(parents=True, exist_ok=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")
-    if config.native_front and config.tls_certificate is not None:
-        raise ConfigError("http.nativefront serves plain HTTP only: remove http.tls or the front")
     if config.native_front and config.s3 is not None:
         raise ConfigError("http.nativefront serves filesystem storage only")
     if config.native_front is None:
-        config.native_front = config.tls_certificate is None and config.s3 is None
+        config.native_front = config.s3 is None
     if not config.native_front:
         os.environ["OCISTORE_CONFIG"] = config.to_json()
         _run(config, host, port, None, workers, server)
@@ -55,18 +55,30 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     config.front_secret = secrets.token_urlsafe(32)
     os.environ["OCISTORE_CONFIG"] = config.to_json()
     headers = [(name, value) for name, values in config.headers.items() for value in values]
-    front = Front(
-        _ip(host, port),
-        port,
-        upstream=upstream,
-        secret=config.front_secret,
-        blob_root=Path(config.root).resolve(),
-        uploads=not config.readonly,
-        authenticate=bool(config.auth),
-        headers=headers,
-    )
     try:
-        _run(config, host, port, upstream, workers, server)
+        front = Front(
+            _ip(host, port),
+            port,
+            upstream=upstream,
+            secret=config.front_secret,
+            blob_root=Path(config.root).resolve(),
+            uploads=not config.readonly,
+            authenticate=bool(config.auth),
+            headers=headers,
+            tls_certificate=config.tls_certificate,
+            tls_key=config.tls_key,
+            tls_minimum=config.tls_minimum,
+        )
+    except ValueError as e:  # the certificate or key cannot be used
+        shutil.rmtree(private, ignore_errors=True)
+        raise ConfigError(f"http.tls: {e}") from None
+    except BaseException:
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+    # The application behind the front speaks plain HTTP on its private socket.
+    behind = replace(config, tls_certificate=None, tls_key=None)
+    try:
+        _run(behind, host, port, upstream, workers, server)
     finally:
         front.stop(config.drain_timeout_seconds)
         shutil.rmtree(private, ignore_errors=True)
