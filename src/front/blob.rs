@@ -15,7 +15,7 @@ use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 
-use super::Body;
+use super::{Body, decimal};
 use crate::digest::Digest;
 
 /// Reads of a GET body: 2 MiB, one kept ahead of the socket (the size the application's reader
@@ -130,12 +130,6 @@ pub fn satisfiable_range(header: &str, size: u64) -> Option<(u64, u64)> {
         return None;
     }
     let (first, last) = spec.trim().split_once('-')?;
-    let decimal = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
     if first.is_empty() {
         let suffix = decimal(last)?;
         if suffix == 0 || size == 0 {

@@ -2,8 +2,8 @@
 //! straight into the core's `Upload`, a PUT then committed here. Only the plain case is taken:
 //! an existing upload no other request holds, and a `Content-Range` (if any) that continues
 //! it. Anything else goes to the application before a byte of the body is read, and a commit
-//! that fails here goes to the application too (the body already in the upload), so each error
-//! is answered in one place.
+//! refused here (a wrong digest) goes to the application too, the body already in the upload,
+//! so each error is answered in one place.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -15,11 +15,13 @@ use hyper::body::{Body as _, Incoming};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::blob::valid_name;
+use super::decimal;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, StoreError};
 use crate::store::Layout;
 use crate::store::fsutil::{create_dir_all_durable, write_atomic};
 use crate::store::upload::{Caching, Upload};
+
 /// Bytes handed to the upload per write: large enough that hashing and writing run in
 /// parallel inside `Upload::write`; two such blocks are the most an upload holds in memory.
 const BLOCK: usize = 4 * 1024 * 1024;
@@ -45,17 +47,14 @@ fn valid_upload_id(id: &str) -> bool {
 /// application reads it.
 pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
     let mut text = header.trim();
-    if text.len() >= 5 && text[..5].eq_ignore_ascii_case("bytes") {
+    if text
+        .get(..5)
+        .is_some_and(|unit| unit.eq_ignore_ascii_case("bytes"))
+    {
         text = text[5..].trim().trim_start_matches('=').trim();
     }
     let text = text.split('/').next().unwrap_or_default();
     let (first, last) = text.split_once('-')?;
-    let decimal = |s: &str| -> Option<u64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
     let (start, end) = (decimal(first)?, decimal(last)?);
     (end >= start).then_some((start, end))
 }
@@ -72,8 +71,7 @@ fn continues(headers: &HeaderMap, size: u64) -> bool {
     let length = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(decimal);
     start == size && length.is_none_or(|length| length == end - start + 1)
 }
 
@@ -397,7 +395,16 @@ mod tests {
         assert_eq!(parse_content_range("0-99"), Some((0, 99)));
         assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199)));
         assert_eq!(parse_content_range("Bytes=5-5/10"), Some((5, 5)));
-        for bad in ["", "5-4", "-5", "5-", "a-b", "bytes */100", "+1-2"] {
+        for bad in [
+            "",
+            "5-4",
+            "-5",
+            "5-",
+            "a-b",
+            "bytes */100",
+            "+1-2",
+            "byté 1-2",
+        ] {
             assert_eq!(parse_content_range(bad), None, "{bad}");
         }
     }
