@@ -232,7 +232,7 @@ class RegistryApp:
         request = Request(scope, receive)
         if (
             self.config.front_secret is not None
-            and self._from_front(request)
+            and self._from_front(request, self.config.front_secret)
             and request.path.startswith("/_ocistore/front/")
         ):
             if request.path == FRONT_OBSERVATIONS and request.method == "POST":
@@ -404,12 +404,11 @@ class RegistryApp:
                 },
             )
 
-    def _from_front(self, request: Request) -> bool:
+    def _from_front(self, request: Request, front_secret: str) -> bool:
         """Whether ``request`` came through the native front (it carries the front's secret);
         if so, the client's address is the one the front saw, not the unix socket's."""
         secret = request.header(FRONT_SECRET_HEADER)
-        assert self.config.front_secret is not None
-        if secret is None or not hmac.compare_digest(secret, self.config.front_secret):
+        if secret is None or not hmac.compare_digest(secret, front_secret):
             return False
         client = request.header(FRONT_CLIENT_HEADER)
         if client:
