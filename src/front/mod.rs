@@ -512,8 +512,9 @@ async fn native_upload(
         let committed = match (&written, digest) {
             (Ok(()), Some(digest)) => {
                 match upload::commit_linked(&root, &commit_name, &mut claimed.upload, &digest) {
-                    Ok(_) => Some(digest),
+                    Ok(_) => Some(Ok(digest)),
                     Err(upload::Commit::Refused(_)) => None,
+                    Err(upload::Commit::Vanished) => Some(Err(digest)),
                     Err(upload::Commit::Failed(error)) => return Err(error),
                 }
             }
@@ -543,7 +544,14 @@ async fn native_upload(
             upload_headers(&name, &id, size),
             record,
         ),
-        Ok((Some(digest), _)) => {
+        Ok((Some(Err(digest)), _)) => {
+            record.status = StatusCode::NOT_FOUND;
+            let message = format!("blob unknown to registry: {digest}");
+            let detail = serde_json::json!({"digest": digest.to_string()});
+            proxy::api_error_detail(record.status, "BLOB_UNKNOWN", &message, detail)
+                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed())
+        }
+        Ok((Some(Ok(digest)), _)) => {
             record.status = StatusCode::CREATED;
             let headers = vec![
                 (http::header::LOCATION, format!("/v2/{name}/blobs/{digest}")),

@@ -155,7 +155,18 @@ fn bad_gateway(reason: &str) -> Response<Body> {
 
 /// A response with the spec's error body.
 pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]});
+    api_error_detail(status, code, message, serde_json::Value::Null)
+}
+
+/// `api_error` with a `detail`.
+pub fn api_error_detail(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    detail: serde_json::Value,
+) -> Response<Body> {
+    let body =
+        serde_json::json!({"errors": [{"code": code, "message": message, "detail": detail}]});
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -274,17 +274,23 @@ pub fn commit_linked(
     let size = upload
         .commit_with(&layout, digest, None, &mut |d| link_if_absent(&link, d))
         .map_err(Commit::Refused)?;
-    let published = || -> Result<(), StoreError> {
-        let _gc = gc_lock_shared(&layout)?;
-        let data = layout.blob_data(digest);
-        OpenOptions::new()
-            .write(true)
-            .open(&data)
-            .and_then(|f| f.set_modified(SystemTime::now()))
-            .at("mark used", &data)?;
-        link_if_absent(&link, digest)
-    };
-    published().map_err(Commit::Failed)?;
+    let _gc = gc_lock_shared(&layout).map_err(Commit::Failed)?;
+    let data = layout.blob_data(digest);
+    let marked = OpenOptions::new()
+        .write(true)
+        .open(&data)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+    match marked {
+        Ok(()) => {}
+        // The garbage collector took it between the move and the lock (it may: nothing
+        // referenced it yet); `LinkedBlobStore.link` reports that as an unknown blob.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Commit::Vanished),
+        Err(source) => {
+            let context = format!("mark used {}", data.display());
+            return Err(Commit::Failed(StoreError::Io { context, source }));
+        }
+    }
+    link_if_absent(&link, digest).map_err(Commit::Failed)?;
     Ok(size)
 }
 
@@ -296,6 +302,8 @@ pub enum Commit {
     /// The blob was published and the upload is gone, but marking it for the GC protocol or
     /// checking the link failed.
     Failed(StoreError),
+    /// The blob was published, then deleted by the garbage collector before it was marked.
+    Vanished,
 }
 
 fn link_if_absent(link: &Path, digest: &Digest) -> Result<(), StoreError> {
