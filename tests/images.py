@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from ocistore import Registry
-from ocistore.storage import OCI_INDEX, OCI_MANIFEST, Repository
+from ocistore.storage import OCI_INDEX, OCI_MANIFEST, GCResult, Repository, collect_garbage
 
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -112,3 +116,39 @@ def check_tagged_images_complete(registry: Registry) -> int:
                 )
             checked += 1
     return checked
+
+
+def collect_while(
+    registry: Registry, pusher: Callable[[int], None], workers: int = 4, timeout: float = 180
+) -> list[GCResult]:
+    """Garbage collection with no grace period (untagged manifests too) in a loop while
+    ``pusher(0)`` ... ``pusher(workers - 1)`` run on threads of their own; raises the first
+    exception of any thread; returns every collection's result."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    results: list[GCResult] = []
+
+    def guarded(run: Callable[..., None], *args: int) -> None:
+        try:
+            run(*args)
+        except BaseException as e:
+            failures.append(e)
+
+    def gc_loop() -> None:
+        while not stop.is_set():
+            results.append(collect_garbage(registry, min_age=timedelta(0), delete_untagged=True))
+
+    collector = threading.Thread(target=guarded, args=(gc_loop,))
+    pushers = [threading.Thread(target=guarded, args=(pusher, w)) for w in range(workers)]
+    collector.start()
+    for t in pushers:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in pushers:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stop.set()
+    collector.join(60)
+    assert not any(t.is_alive() for t in [collector, *pushers]), "a thread is still running"
+    if failures:
+        raise failures[0]
+    return results

@@ -554,30 +554,17 @@ def test_gc_during_pushes_through_the_front(tmp_path: Path) -> None:
     mid-push is refused as the application refuses it, then pushed again."""
     import random
     import threading
-    from datetime import timedelta
 
     from ocistore import Registry
-    from ocistore.storage import OCI_MANIFEST, collect_garbage
+    from ocistore.storage import OCI_MANIFEST
 
-    from .images import check_tagged_images_complete, make_image
+    from .images import check_tagged_images_complete, collect_while, make_image
 
     root = tmp_path / "root"
-    failures: list[BaseException] = []
-    stop = threading.Event()
-    runs = 0
     pushed = 0
     lock = threading.Lock()
     with ocistore_server(root, workers=2) as server:
         registry = Registry(root)
-
-        def gc_loop() -> None:
-            nonlocal runs
-            try:
-                while not stop.is_set():
-                    collect_garbage(registry, min_age=timedelta(0), delete_untagged=True)
-                    runs += 1
-            except BaseException as e:
-                failures.append(e)
 
         def blob_pushed(client: httpx.Client, repo: str, data: bytes) -> bool:
             r = client.post(f"/v2/{repo}/blobs/uploads/")
@@ -596,38 +583,26 @@ def test_gc_during_pushes_through_the_front(tmp_path: Path) -> None:
             repo = f"gc/app{worker}"
             pool = [make_image(worker * 100 + k, layers=1, layer_size=512) for k in range(4)]
             deadline = time.monotonic() + 90
-            try:
-                with server.client() as client:
-                    for i in range(40):
-                        image = pool[rng.randrange(len(pool))]
-                        for _ in range(50):
-                            assert time.monotonic() < deadline, "bounded in time"
-                            if not all(blob_pushed(client, repo, b) for b in image.blobs.values()):
-                                continue
-                            r = client.put(
-                                f"/v2/{repo}/manifests/t{i % 4}",
-                                content=image.manifest,
-                                headers={"Content-Type": OCI_MANIFEST},
-                            )
-                            if r.status_code == 201:
-                                break
-                            assert r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
-                        else:
-                            raise AssertionError("a push never got through")
-                        with lock:
-                            pushed += 1
-            except BaseException as e:
-                failures.append(e)
+            with server.client() as client:
+                for i in range(40):
+                    image = pool[rng.randrange(len(pool))]
+                    for _ in range(50):
+                        assert time.monotonic() < deadline, "bounded in time"
+                        if not all(blob_pushed(client, repo, b) for b in image.blobs.values()):
+                            continue
+                        r = client.put(
+                            f"/v2/{repo}/manifests/t{i % 4}",
+                            content=image.manifest,
+                            headers={"Content-Type": OCI_MANIFEST},
+                        )
+                        if r.status_code == 201:
+                            break
+                        assert r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+                    else:
+                        raise AssertionError("a push never got through")
+                    with lock:
+                        pushed += 1
 
-        gc = threading.Thread(target=gc_loop)
-        gc.start()
-        workers = [threading.Thread(target=pusher, args=(w,)) for w in range(4)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join(120)
-        stop.set()
-        gc.join(60)
-    assert failures == []
-    assert pushed == 160 and runs >= 1
+        runs = collect_while(registry, pusher, timeout=120)
+    assert pushed == 160 and len(runs) >= 1
     assert check_tagged_images_complete(registry) == 16  # four tags in each of four repos

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,15 @@ from ocistore import Registry, unmarshal_manifest
 from ocistore.errors import ErrBlobUnknown, ErrManifestVerification
 from ocistore.storage import OCI_INDEX, GarbageCollector, collect_garbage, purge_uploads
 
-from .images import Image, check_tagged_images_complete, digest_of, make_image, make_index, push
+from .images import (
+    Image,
+    check_tagged_images_complete,
+    collect_while,
+    digest_of,
+    make_image,
+    make_index,
+    push,
+)
 
 LONG_AGO = time.time() - 7 * 86400
 
@@ -146,20 +153,6 @@ def test_gc_in_a_loop_during_concurrent_pushes(tmp_path: Path) -> None:
     is complete."""
     registry = Registry(tmp_path)
     base_layer = random.Random(0).randbytes(20_000)
-    stop = threading.Event()
-    gc_runs = 0
-    deleted = 0
-    failures: list[BaseException] = []
-
-    def gc_loop() -> None:
-        nonlocal gc_runs, deleted
-        try:
-            while not stop.is_set():
-                result = collect_garbage(registry, min_age=timedelta(0), delete_untagged=True)
-                deleted += len(result.deleted_blobs)
-                gc_runs += 1
-        except BaseException as e:
-            failures.append(e)
 
     def with_base(image: Image) -> Image:
         body = json.loads(image.manifest)
@@ -170,53 +163,41 @@ def test_gc_in_a_loop_during_concurrent_pushes(tmp_path: Path) -> None:
         return image
 
     def pusher(worker: int) -> None:
-        try:
-            rng = random.Random(worker)
-            repo = registry.repository(f"team/app{worker % 2}")
-            # A small pool of images pushed over and over under a few tags: images fall out of
-            # use, age past the collector's slack, get collected (or not yet), and are pushed
-            # again, reusing blobs that were garbage a moment ago.
-            pool = [
-                with_base(make_image(worker * 1000 + k, layers=2, layer_size=3000))
-                for k in range(6)
-            ]
-            deadline = time.monotonic() + 90
-            for i in range(40):
-                assert time.monotonic() < deadline
-                image = pool[rng.randrange(len(pool))]
-                tag = f"w{worker}-{i % 3}"
-                for _attempt in range(50):
-                    try:
-                        blobs = repo.blobs()
-                        for data in image.blobs.values():
-                            blobs.put("application/octet-stream", data)
-                        time.sleep(rng.random() * 0.05)  # the window between blobs and manifest
-                        manifest, _ = unmarshal_manifest(None, image.manifest)
-                        repo.manifests().put(manifest, tag=tag)
-                        break
-                    except (ErrManifestVerification, ErrBlobUnknown):
-                        # GC (with no grace period) took a blob between its upload and the
-                        # manifest, or between a commit and its link: push again.
-                        continue
-                else:
-                    raise AssertionError("push never got through")
-                if i % 7 == 3:
-                    repo.tags().untag(tag)
-                time.sleep(0.05)
-        except BaseException as e:
-            failures.append(e)
+        rng = random.Random(worker)
+        repo = registry.repository(f"team/app{worker % 2}")
+        # A small pool of images pushed over and over under a few tags: images fall out of
+        # use, age past the collector's slack, get collected (or not yet), and are pushed
+        # again, reusing blobs that were garbage a moment ago.
+        pool = [
+            with_base(make_image(worker * 1000 + k, layers=2, layer_size=3000)) for k in range(6)
+        ]
+        deadline = time.monotonic() + 90
+        for i in range(40):
+            assert time.monotonic() < deadline
+            image = pool[rng.randrange(len(pool))]
+            tag = f"w{worker}-{i % 3}"
+            for _attempt in range(50):
+                try:
+                    blobs = repo.blobs()
+                    for data in image.blobs.values():
+                        blobs.put("application/octet-stream", data)
+                    time.sleep(rng.random() * 0.05)  # the window between blobs and manifest
+                    manifest, _ = unmarshal_manifest(None, image.manifest)
+                    repo.manifests().put(manifest, tag=tag)
+                    break
+                except (ErrManifestVerification, ErrBlobUnknown):
+                    # GC (with no grace period) took a blob between its upload and the
+                    # manifest, or between a commit and its link: push again.
+                    continue
+            else:
+                raise AssertionError("push never got through")
+            if i % 7 == 3:
+                repo.tags().untag(tag)
+            time.sleep(0.05)
 
-    gc = threading.Thread(target=gc_loop)
-    gc.start()
-    pushers = [threading.Thread(target=pusher, args=(w,)) for w in range(4)]
-    for t in pushers:
-        t.start()
-    for t in pushers:
-        t.join()
-    stop.set()
-    gc.join()
-    assert failures == []
-    assert gc_runs >= 2
+    runs = collect_while(registry, pusher)
+    assert len(runs) >= 2
+    deleted = sum(len(result.deleted_blobs) for result in runs)
     collect_garbage(registry, min_age=timedelta(0), delete_untagged=True)
     checked = check_tagged_images_complete(registry)
     assert checked >= 6
