@@ -9,9 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, StatusCode, header};
-use http_body_util::BodyExt;
 
-use super::Body;
 use super::proxy::Upstream;
 
 /// Where the application answers (only with the front's secret).
@@ -95,21 +93,4 @@ impl Grants {
 
 fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok()
-}
-
-impl Upstream {
-    /// Sends one of the front's own requests and returns the response with its body read.
-    pub async fn send(
-        &mut self,
-        request: Request<Body>,
-        socket: &std::path::Path,
-        secret: &HeaderValue,
-    ) -> Option<http::Response<()>> {
-        let response = self
-            .forward(request, crate::front::LOOPBACK, socket, Some(secret))
-            .await;
-        let (parts, body) = response.into_parts();
-        body.collect().await.ok()?;
-        Some(http::Response::from_parts(parts, ()))
-    }
 }

@@ -280,7 +280,7 @@ async fn handle(
         }
         if let Some(claimed) = claim_upload(root, &request).await {
             let mut upstream = upstream.lock().await;
-            return native_upload(request, claimed, &who, shared, &mut upstream).await;
+            return native_upload(request, claimed, &name, &who, shared, &mut upstream).await;
         }
     }
     // Only the front itself may post observations or ask for grants: from outside, those paths
@@ -458,14 +458,14 @@ async fn native_start(
 async fn native_upload(
     request: Request<Incoming>,
     claimed: upload::Claimed,
+    name: &str,
     who: &Who,
     shared: &Shared,
     upstream: &mut Upstream,
 ) -> Response<Body> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    let (name, id) = upload::parse_upload_path(&path).expect("claimed uploads have valid paths");
-    let (name, id) = (name.to_owned(), id.to_owned());
+    let id = claimed.upload.id().to_owned();
     let method = parts.method.clone();
     let received = match upload::receive(claimed, body).await {
         Ok(received) => received,
@@ -503,7 +503,7 @@ async fn native_upload(
         .blob_root
         .clone()
         .expect("uploads need the root");
-    let commit_name = name.clone();
+    let commit_name = name.to_owned();
     let finished = tokio::task::spawn_blocking(move || {
         let upload::Received {
             mut claimed, tail, ..
@@ -541,7 +541,7 @@ async fn native_upload(
         Ok((_, size)) if method == Method::PATCH => answer(
             shared,
             StatusCode::ACCEPTED,
-            upload_headers(&name, &id, size),
+            upload_headers(name, &id, size),
             record,
         ),
         Ok((Some(Err(digest)), _)) => {

@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::Body;
-use super::proxy::{SECRET_HEADER, connect};
+use super::proxy::Upstream;
 
 /// Where the application takes the records (only with the front's secret).
 pub const OBSERVATIONS_PATH: &str = "/_ocistore/front/observations";
@@ -98,21 +98,18 @@ impl Observations {
             pending.drain(..).collect()
         };
         let body = serde_json::Value::Array(batch.clone()).to_string();
-        let sent = async {
-            let mut sender = connect(socket).await.ok()?;
-            let request = Request::post(OBSERVATIONS_PATH)
-                .header("host", "ocistore-front")
-                .header("content-type", "application/json")
-                .header(SECRET_HEADER, secret.clone())
-                .body(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed())
-                .ok()?;
-            let response = sender.send_request(request).await.ok()?;
-            let status = response.status();
-            let _ = response.into_body().collect().await;
-            status.is_success().then_some(())
-        }
-        .await;
-        if sent.is_none() {
+        let request = Request::post(OBSERVATIONS_PATH)
+            .header("host", "ocistore-front")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)).map_err(|n| match n {}).boxed());
+        let sent = match request {
+            Ok(request) => Upstream::default()
+                .send(request, socket, secret)
+                .await
+                .is_some_and(|response| response.status().is_success()),
+            Err(_) => false,
+        };
+        if !sent {
             // The application is starting or stopping: keep the records, newest last.
             let mut pending = self.pending.lock().expect("no panics while held");
             for value in batch.into_iter().rev() {

@@ -54,7 +54,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Opens a connection to the application, waiting while its socket is not there yet.
-pub async fn connect(socket: &Path) -> std::io::Result<SendRequest<Body>> {
+async fn connect(socket: &Path) -> std::io::Result<SendRequest<Body>> {
     let deadline = Instant::now() + CONNECT_PATIENCE;
     let stream = loop {
         match UnixStream::connect(socket).await {
@@ -139,6 +139,21 @@ impl Upstream {
             }
         }
         unreachable!("the second attempt returns")
+    }
+    /// Sends one of the front's own requests (with the secret) and returns the response with
+    /// its body read; None if the body could not be read.
+    pub async fn send(
+        &mut self,
+        request: Request<Body>,
+        socket: &Path,
+        secret: &HeaderValue,
+    ) -> Option<Response<()>> {
+        let response = self
+            .forward(request, super::LOOPBACK, socket, Some(secret))
+            .await;
+        let (parts, body) = response.into_parts();
+        body.collect().await.ok()?;
+        Some(Response::from_parts(parts, ()))
     }
 }
 
