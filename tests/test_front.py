@@ -18,10 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ocistore import _core
+from ocistore import Registry, _core
 from ocistore.server.config import Config, ConfigError
 from ocistore.server.serve import serve
 
+from .images import OCI_MANIFEST, make_image
 from .servers import Server, ocistore_server
 
 REPO = "front/test"
@@ -268,11 +269,12 @@ def test_grants_end_with_the_token(tmp_path: Path) -> None:
         assert r.status_code == 401 and not answered_by_front(r)
 
 
-def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    """SIGTERM to the server (its own process; granian stops its workers): the application
-    drains, then the front, and the private socket's directory is removed."""
+@pytest.mark.parametrize("kind", ["granian", "uvicorn"])
+def test_stops_cleanly_on_sigterm(tmp_path: Path, kind: str) -> None:
+    """SIGTERM to the server (its own process; granian stops its workers): the front stops,
+    then the application, the exit status is 0 and the private socket's directory is gone."""
     private = set(Path(tempfile.gettempdir()).glob("ocistore-front-*"))
-    with ocistore_server(tmp_path / "root") as server:
+    with ocistore_server(tmp_path / "root", server=kind) as server:
         with server.client() as client:
             push(client, "a/b", SMALL)
         ours = set(Path(tempfile.gettempdir()).glob("ocistore-front-*")) - private
@@ -280,6 +282,91 @@ def test_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=30) == 0, server.log.read_text()
     assert set(Path(tempfile.gettempdir()).glob("ocistore-front-*")) <= private
+
+
+@pytest.mark.parametrize("kind", ["granian", "uvicorn"])
+def test_sigterm_stops_the_front_before_the_application(tmp_path: Path, kind: str) -> None:
+    """SIGTERM: the front stops first, with the application still behind it. A request the
+    application is answering finishes, a new connection is refused at once (not answered 502
+    by a front whose application is gone), and the records of requests the front answered just
+    before the signal still reach the access log."""
+    image = make_image(7, layers=1)
+    with ocistore_server(tmp_path / "root", server=kind) as server:
+        with server.client() as client:
+            for blob in image.blobs.values():
+                push(client, REPO, blob)
+        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
+        in_flight = socket.create_connection((host, port), timeout=10)
+        head = (
+            f"PUT /v2/{REPO}/manifests/v1 HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: {len(image.manifest)}\r\n\r\n"
+        )
+        in_flight.sendall(head.encode() + image.manifest[:10])
+        layer_path = f"/v2/{REPO}/blobs/{digest_of(image.layers[0])}"
+        with server.client() as client:
+            r = client.get(layer_path)
+            assert r.status_code == 200 and answered_by_front(r)
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while True:  # until the front has closed its listening socket
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            assert time.monotonic() < deadline, "the front still accepts after SIGTERM"
+            time.sleep(0.05)
+        in_flight.sendall(image.manifest[10:])
+        answer = in_flight.recv(65536).decode("latin-1")
+        in_flight.close()
+        assert answer.startswith("HTTP/1.1 201"), answer
+        assert server.proc.wait(timeout=30) == 0, server.log.read_text()
+        records = access_records(server, lambda r: r.get("path") == layer_path, wait=0)
+        assert [(r["method"], r["status"]) for r in records] == [("GET", 200)]
+    stored = Registry(tmp_path / "root").repository(REPO).manifests().get(image.digest)
+    assert stored.payload() == image.manifest
+
+
+def test_workers_hold_none_of_the_fronts_sockets(pair: tuple[Server, Server]) -> None:
+    """The application's workers start as fresh processes: a forked worker would keep its own
+    copy of the front's listening socket and of every client connection open at the fork, and
+    a connection the front closes would then stay open (no FIN) until that worker exits."""
+    _, front = pair
+    port = int(front.url.rsplit(":", 1)[1])
+    with front.client() as client:
+        assert client.get("/v2/").status_code == 200  # a client connection open meanwhile
+        front_inodes = tcp_socket_inodes(front.proc.pid, port)
+        assert front_inodes, "the front's own sockets are on the port"
+        workers = descendants(front.proc.pid)
+        assert workers, "granian runs its workers as child processes"
+        for pid in workers:
+            assert not tcp_socket_inodes(pid, port), f"worker {pid} holds a socket of the front"
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def tcp_socket_inodes(pid: int, port: int) -> set[str]:
+    """Inodes of the TCP sockets with local port ``port`` that process ``pid`` holds."""
+    on_port = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                on_port.add(fields[9])
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:[") and target[8:-1] in on_port:
+            held.add(target[8:-1])
+    return held
 
 
 def test_front_refuses_object_storage() -> None:

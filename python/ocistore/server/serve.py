@@ -19,11 +19,16 @@ read-only mode).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +55,10 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         return
     from .._core import Front
 
+    # Workers start as fresh interpreters, not forks of this process: a fork would carry copies
+    # of the front's sockets (its listener, its clients' connections) into every worker, where
+    # they stay open after the front closes them, and of its running threads' state.
+    multiprocessing.set_start_method("spawn", force=True)
     private = Path(tempfile.mkdtemp(prefix="ocistore-front-"))
     upstream = private / "app.sock"
     config.front_secret = secrets.token_urlsafe(32)
@@ -77,10 +86,14 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         raise
     # The application behind the front speaks plain HTTP on its private socket.
     behind = replace(config, tls_certificate=None, tls_key=None)
-    try:
-        _run(behind, host, port, upstream, workers, server)
-    finally:
+
+    def stop_front() -> None:
         front.stop(config.drain_timeout_seconds)
+
+    try:
+        _run(behind, host, port, upstream, workers, server, before_drain=stop_front)
+    finally:
+        stop_front()  # a no-op once stopped; here for a server that ended without a signal
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -89,28 +102,33 @@ def _ip(host: str, port: int) -> str:
     return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
 
 
-def _run(config: Config, host: str, port: int, uds: Path | None, workers: int, server: str) -> None:
+def _run(
+    config: Config,
+    host: str,
+    port: int,
+    uds: Path | None,
+    workers: int,
+    server: str,
+    *,
+    before_drain: Callable[[], None] | None = None,
+) -> None:
+    """Serves until SIGTERM or SIGINT to this process; then calls ``before_drain`` (which stops
+    the front: no new connections, requests in flight answered, its last records delivered)
+    while the application still serves, and only then lets the application drain and stop."""
     if server == "uvicorn":
-        import uvicorn
-
-        uvicorn.run(
-            FACTORY,
-            factory=True,
-            host=host,
-            port=port,
-            uds=None if uds is None else str(uds),
-            workers=workers,
-            access_log=False,
-            log_level="warning",
-            timeout_graceful_shutdown=int(config.drain_timeout_seconds) or None,
-            ssl_certfile=config.tls_certificate,
-            ssl_keyfile=config.tls_key,
-        )
+        _run_uvicorn(config, host, port, uds, workers, before_drain)
         return
     from granian import Granian
     from granian.constants import Interfaces, SSLProtocols
 
-    Granian(
+    class Server(Granian):  # type: ignore[misc,valid-type]
+        def shutdown(self, exit_code: int = 0) -> None:
+            # Granian's main process calls this after a signal, before it stops the workers.
+            if before_drain is not None:
+                before_drain()
+            super().shutdown(exit_code)
+
+    Server(
         FACTORY,
         factory=True,
         address=host,
@@ -124,3 +142,54 @@ def _run(config: Config, host: str, port: int, uds: Path | None, workers: int, s
         ssl_key=Path(config.tls_key) if config.tls_key else None,
         ssl_protocol_min=SSLProtocols(config.tls_minimum),
     ).serve()
+
+
+def _run_uvicorn(
+    config: Config,
+    host: str,
+    port: int,
+    uds: Path | None,
+    workers: int,
+    before_drain: Callable[[], None] | None,
+) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    settings = uvicorn.Config(
+        FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        uds=None if uds is None else str(uds),
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(config.drain_timeout_seconds) or None,
+        ssl_certfile=config.tls_certificate,
+        ssl_keyfile=config.tls_key,
+    )
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if before_drain is not None:
+                # In a thread: the front waits for requests this event loop is still answering.
+                await asyncio.to_thread(before_drain)
+            await super().shutdown(sockets)
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            if before_drain is not None:
+                before_drain()
+            super().terminate_all()
+
+    if settings.workers > 1:
+        Supervisor(settings, sockets=[settings.bind_socket()]).run()
+        return
+    single = Server(settings)
+    # uvicorn raises the signal it stopped for again once it has stopped; absorbed here, so
+    # that what serve() does after the server (stopping the front, removing its socket) runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    with contextlib.suppress(KeyboardInterrupt):  # the SIGINT raised again
+        single.run()
+    if not single.started:  # uvicorn has logged why (a busy port, the app failing to load)
+        raise SystemExit(3)
