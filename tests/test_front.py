@@ -369,6 +369,107 @@ def tcp_socket_inodes(pid: int, port: int) -> set[str]:
     return held
 
 
+# -- request bodies that stall ---------------------------------------------------------------
+
+#: A config with a short `http.bodyidletimeout`, and the server's flags: the same cases hold
+#: with the front (its own uploads and the bodies it passes on) and with the application alone.
+STALL_SERVERS = {"front": ["--native-front"], "app": ["--no-native-front"]}
+
+
+@pytest.fixture(params=list(STALL_SERVERS))
+def impatient(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    config = tmp_path / "config.yml"
+    config.write_text("http:\n  bodyidletimeout: 1s\n")
+    extra = ["--config", str(config), *STALL_SERVERS[request.param]]
+    with ocistore_server(tmp_path / "root", extra=extra) as server:
+        yield server
+
+
+def send_head(server: Server, method: str, path: str, length: int, body: bytes) -> socket.socket:
+    """A request whose head announces ``length`` bytes, of which only ``body`` is sent."""
+    port = int(server.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, object]]:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        piece = sock.recv(65536)
+        assert piece, f"connection closed without an answer: {received!r}"
+        received += piece
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        piece = sock.recv(65536)
+        assert piece, "connection closed inside the answer"
+        body += piece
+    return int(head.split()[1]), json.loads(body) if body else {}
+
+
+def test_a_stalled_upload_body_is_given_up_and_what_arrived_resumes(impatient: Server) -> None:
+    """A client that stops sending mid-PATCH (gone without closing) is answered 408 after
+    `http.bodyidletimeout`; the upload is free again, keeps the bytes that arrived, and the
+    client (or another) resumes from the Range it reports."""
+    data = os.urandom(3 * 1024 * 1024)
+    arrived = 1024 * 1024 + 5
+    with impatient.client() as client:
+        r = client.post(f"/v2/{REPO}/blobs/uploads/")
+        location = r.headers["location"]
+        sock = send_head(impatient, "PATCH", location, len(data), data[:arrived])
+        started = time.monotonic()
+        status, body = read_answer(sock)
+        sock.close()
+        assert status == 408, body
+        assert 0.9 < time.monotonic() - started < 10
+        assert body["errors"][0]["code"] == "UNKNOWN"  # type: ignore[index]
+        assert "stalled: nothing arrived for 1 s" in body["errors"][0]["message"]  # type: ignore[index]
+        r = client.get(location)
+        assert r.status_code == 204 and r.headers["range"] == f"0-{arrived - 1}"
+        r = client.patch(
+            location,
+            content=data[arrived:],
+            headers={"Content-Range": f"{arrived}-{len(data) - 1}"},
+        )
+        assert r.status_code == 202, r.text
+        r = client.put(r.headers["location"], params={"digest": digest_of(data)})
+        assert r.status_code == 201, r.text
+        assert client.get(f"/v2/{REPO}/blobs/{digest_of(data)}").content == data
+
+
+def test_a_body_that_trickles_is_not_given_up(impatient: Server) -> None:
+    """The limit is on silence, not on the whole body: pieces 0.4 s apart over 2.4 s, with
+    `http.bodyidletimeout` 1 s, make one upload."""
+    pieces = [os.urandom(1000 + i) for i in range(6)]
+    data = b"".join(pieces)
+    with impatient.client() as client:
+        location = client.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+        sock = send_head(impatient, "PUT", f"{location}?digest={digest_of(data)}", len(data), b"")
+        for piece in pieces:
+            time.sleep(0.4)
+            sock.sendall(piece)
+        status, body = read_answer(sock)
+        sock.close()
+        assert status == 201, body
+        assert client.get(f"/v2/{REPO}/blobs/{digest_of(data)}").content == data
+
+
+def test_a_stalled_body_the_application_reads_is_given_up(impatient: Server) -> None:
+    """A manifest PUT (the application's, through the front when there is one) that stalls
+    is 408 too, not a 502 from a front whose request to the application broke off."""
+    with impatient.client() as client:
+        sock = send_head(impatient, "PUT", f"/v2/{REPO}/manifests/stalled", 5000, b"{")
+        status, body = read_answer(sock)
+        sock.close()
+        assert status == 408, body
+        assert client.get(f"/v2/{REPO}/manifests/stalled").status_code == 404
+
+
 def test_front_refuses_object_storage() -> None:
     with pytest.raises(ConfigError, match="filesystem storage only"):
         serve(Config(native_front=True, s3={"bucket": "b"}))

@@ -450,6 +450,7 @@ def test_config_errors_are_reported_at_start(tmp_path: Path) -> None:
     for text, message in [
         ("storage:\n  filesystem:\n    rootdir: /x\n", "storage.filesystem.rootdir"),
         ("http:\n  addr: nowhere\n", "http.addr"),
+        ("http:\n  bodyidletimeout: never\n", "http.bodyidletimeout"),
         ("storage:\n  delete:\n    enabled: maybe\n", "storage.delete.enabled"),
         ("storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n", "age"),
         ("auth:\n  htpasswd: {}\n", "auth"),

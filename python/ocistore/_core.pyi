@@ -176,7 +176,8 @@ class Front:
     """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
     once, answers blob GET/HEAD under ``blob_root`` itself, writes upload bodies there when
     ``uploads``, and passes the rest to the application on the unix socket ``upstream``, with
-    ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM)."""
+    ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
+    request body that sends nothing for ``body_idle_timeout`` seconds is given up (0: never)."""
 
     def __init__(
         self,
@@ -192,6 +193,7 @@ class Front:
         tls_certificate: str | PathLike[str] | None = None,
         tls_key: str | PathLike[str] | None = None,
         tls_minimum: str = "tls1.2",
+        body_idle_timeout: float = 0.0,
     ) -> None: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -9,6 +9,7 @@
 
 pub mod blob;
 mod grants;
+mod idle;
 mod observe;
 mod proxy;
 pub mod tls;
@@ -35,6 +36,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
+use idle::{BodyError, IdleBody};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
 
@@ -65,6 +67,9 @@ pub struct FrontConfig {
     pub secret: String,
     /// TLS on the listening socket (`http.tls`); None: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A request body that sends nothing for this long is given up (`http.bodyidletimeout`);
+    /// None: never.
+    pub body_idle: Option<Duration>,
 }
 
 /// ASCII digits only, as the application's `is_decimal` (no sign, no spaces) and fitting u64.
@@ -293,7 +298,12 @@ async fn handle(
             .flush(&shared.config.upstream, &shared.secret)
             .await;
     }
-    let request = request.map(|body| body.map_err(std::io::Error::other).boxed());
+    let idle = shared.config.body_idle;
+    let request = request.map(|body| {
+        IdleBody::new(body, idle)
+            .map_err(std::io::Error::other)
+            .boxed()
+    });
     let mut upstream = upstream.lock().await;
     upstream
         .forward(request, peer, &shared.config.upstream, secret)
@@ -467,14 +477,16 @@ async fn native_upload(
     let path = parts.uri.path().to_owned();
     let id = claimed.upload.id().to_owned();
     let method = parts.method.clone();
+    let body = IdleBody::new(body, shared.config.body_idle);
     let received = match upload::receive(claimed, body).await {
         Ok(received) => received,
         Err(failure) => {
             let (status, code, message) = match failure {
+                upload::Failure::Body(BodyError::Stalled(idle)) => idle::stalled_answer(idle),
                 upload::Failure::Body(error) => (
                     StatusCode::BAD_REQUEST,
                     "BLOB_UPLOAD_INVALID",
-                    format!("the request body broke off ({error}); what arrived is kept"),
+                    format!("{error}; what arrived is kept"),
                 ),
                 upload::Failure::Store(error) => (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -133,7 +133,15 @@ impl Upstream {
                     self.sender = None;
                     match failed.take_message() {
                         Some(unsent) if attempt == 0 => request = unsent,
-                        _ => return bad_gateway(&failed.into_error().to_string()),
+                        _ => {
+                            let error = failed.into_error();
+                            // The client's body stalled, not the application.
+                            if let Some(idle) = super::idle::stalled_within(&error) {
+                                let (status, code, message) = super::idle::stalled_answer(idle);
+                                return api_error(status, code, &message);
+                            }
+                            return bad_gateway(&error.to_string());
+                        }
                     }
                 }
             }

@@ -11,11 +11,12 @@ use std::time::SystemTime;
 
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::blob::valid_name;
 use super::decimal;
+use super::idle::{BodyError, IdleBody};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, StoreError};
 use crate::store::Layout;
@@ -97,8 +98,8 @@ pub fn claim(root: &Path, name: &str, id: &str, headers: &HeaderMap) -> Option<C
 
 /// How receiving a body into an upload ended, short of success.
 pub enum Failure {
-    /// The client's body broke off (disconnect, bad chunking): what arrived is kept.
-    Body(hyper::Error),
+    /// The client's body broke off (disconnect, bad chunking) or stalled: what arrived is kept.
+    Body(BodyError),
     /// The upload could not take the bytes (disk full, I/O error).
     Store(StoreError),
 }
@@ -116,7 +117,7 @@ pub struct Received {
 /// previous one is hashed and written on a blocking thread (started only for a body larger
 /// than a block). On a failure the upload is closed, keeping what arrived (without waiting for
 /// the disk, as the application does after a PATCH).
-pub async fn receive(claimed: Claimed, mut body: Incoming) -> Result<Received, Failure> {
+pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, Failure> {
     let mut writer: Option<Writer> = None;
     let mut claimed = Some(claimed);
     let mut bytes = 0u64;

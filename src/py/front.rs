@@ -11,7 +11,8 @@ use crate::front::{Front, FrontConfig, tls};
 /// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root`,
 /// writes upload bodies there when `uploads`, and passes everything else to the application on
 /// the unix socket `upstream` (which, with `authenticate`, also decides whose credentials the
-/// front may serve); with `tls_certificate` and `tls_key` (PEM) it speaks TLS.
+/// front may serve); with `tls_certificate` and `tls_key` (PEM) it speaks TLS. A request body
+/// that sends nothing for `body_idle_timeout` seconds is given up (0: never).
 #[pyclass(name = "Front", module = "ocistore._core", frozen)]
 pub struct PyFront {
     front: Mutex<Option<Front>>,
@@ -22,7 +23,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2"))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -36,6 +37,7 @@ impl PyFront {
         tls_certificate: Option<PathBuf>,
         tls_key: Option<PathBuf>,
         tls_minimum: &str,
+        body_idle_timeout: f64,
     ) -> PyResult<Self> {
         let ip = host
             .parse()
@@ -60,6 +62,9 @@ impl PyFront {
             headers,
             secret,
             tls,
+            // Zero (or less): no limit.
+            body_idle: (body_idle_timeout > 0.0)
+                .then(|| Duration::from_secs_f64(body_idle_timeout)),
         };
         let front = py
             .detach(|| Front::start(SocketAddr::new(ip, port), config))

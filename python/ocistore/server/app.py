@@ -229,7 +229,7 @@ class RegistryApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        request = Request(scope, receive)
+        request = Request(scope, receive, self.config.body_idle_timeout_seconds or None)
         if (
             self.config.front_secret is not None
             and self._from_front(request, self.config.front_secret)

@@ -15,6 +15,7 @@ Accepted keys (anything else is an error at start, naming the key)::
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
         readonly: {enabled: bool}
     http: {addr: HOST:PORT, secret: ..., relativeurls: bool, draintimeout: 10s,
+           bodyidletimeout: 60s,                    # ocistore's: a stalled body is given up
            headers: {Name: [value, ...]}, nativefront: bool,
            tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
     auth:                                           # at most one of:
@@ -87,6 +88,8 @@ class Config:
     access_log: bool = True
     relative_urls: bool = False
     drain_timeout_seconds: float = 10.0
+    #: A request body that sends nothing for this long is given up (0: never).
+    body_idle_timeout_seconds: float = 60.0
     headers: dict[str, list[str]] = field(default_factory=dict)
     auth: dict[str, dict[str, Any]] = field(default_factory=dict)
     tls_certificate: str | None = None
@@ -145,6 +148,7 @@ _SCHEMA: dict[str, Any] = {
         "secret": str,
         "relativeurls": bool,
         "draintimeout": str,
+        "bodyidletimeout": str,
         "headers": dict,
         "nativefront": bool,
         "tls": {"certificate": str, "key": str, "minimumtls": str},
@@ -294,6 +298,8 @@ def load_config(path: str | Path | None) -> Config:
         config.relative_urls = relative
     if (drain := duration("http.draintimeout")) is not None:
         config.drain_timeout_seconds = drain
+    if (idle := duration("http.bodyidletimeout")) is not None:
+        config.body_idle_timeout_seconds = idle
     if (front := _get(doc, "http.nativefront")) is not None:
         config.native_front = front
     if (headers := _get(doc, "http.headers")) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -61,10 +62,28 @@ class ClientDisconnected(Exception):
     pass
 
 
+class BodyStalled(ApiError):
+    """Nothing of the request body arrived for ``idle`` seconds. The native front answers the
+    same (``idle::stalled_answer``)."""
+
+    def __init__(self, idle: float) -> None:
+        super().__init__(
+            408,
+            "UNKNOWN",
+            f"the request body stalled: nothing arrived for {idle:g} s; "
+            "what arrived of an upload is kept",
+        )
+
+
 class Request:
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    """``body_idle``: seconds the body may send nothing before reading it raises BodyStalled
+    (None: no limit); without it, a client gone without a word would hold an upload's lock
+    until TCP noticed, perhaps never."""
+
+    def __init__(self, scope: Scope, receive: Receive, body_idle: float | None = None) -> None:
         self.scope = scope
         self._receive = receive
+        self._body_idle = body_idle
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), True))
@@ -77,6 +96,7 @@ class Request:
         self.bytes_in = 0
         self.identity: Identity | None = None  # set by the access controller, when there is one
         self._done = False
+        self._stalled = False
 
     def header(self, name: str) -> str | None:
         values = self._headers.get(name)
@@ -86,16 +106,30 @@ class Request:
         return self._headers.get(name, [])
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; raises ClientDisconnected if the client goes away first."""
-        while not self._done:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnected
-            chunk = message.get("body", b"")
-            self._done = not message.get("more_body", False)
-            if chunk:
-                self.bytes_in += len(chunk)
-                yield chunk
+        """The body as it arrives; raises ClientDisconnected if the client goes away first, and
+        BodyStalled if it sends nothing for ``body_idle`` seconds (only time spent waiting for
+        the client counts, not the consumer's between chunks)."""
+        idle = self._body_idle
+        if self._stalled:
+            raise BodyStalled(idle or 0)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while not self._done:
+                    if idle is not None:
+                        deadline.reschedule(loop.time() + idle)
+                    message = await self._receive()
+                    deadline.reschedule(None)
+                    if message["type"] == "http.disconnect":
+                        raise ClientDisconnected
+                    chunk = message.get("body", b"")
+                    self._done = not message.get("more_body", False)
+                    if chunk:
+                        self.bytes_in += len(chunk)
+                        yield chunk
+        except TimeoutError:
+            self._stalled = True
+            raise BodyStalled(idle or 0) from None
 
     async def body(self, limit: int) -> bytes:
         parts = []
@@ -111,7 +145,7 @@ class Request:
         try:
             async for _ in self.stream():
                 pass
-        except ClientDisconnected:
+        except (ClientDisconnected, BodyStalled):
             pass
 
 

@@ -77,6 +77,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             tls_certificate=config.tls_certificate,
             tls_key=config.tls_key,
             tls_minimum=config.tls_minimum,
+            body_idle_timeout=config.body_idle_timeout_seconds,
         )
     except ValueError as e:  # the certificate or key cannot be used
         shutil.rmtree(private, ignore_errors=True)

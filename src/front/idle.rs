@@ -1,0 +1,125 @@
+//! A request body that gives up when the client stops sending. Without it a client that
+//! vanishes mid-body (no FIN, no RST: a laptop closed, a NAT entry dropped) holds its
+//! connection, and for an upload the upload's lock, until TCP notices, which may be never: the
+//! client that comes back to resume would get 416 "in use" all along.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// Why a request body ended before its end.
+#[derive(Debug)]
+pub enum BodyError {
+    /// The connection broke or the body was malformed.
+    Broken(hyper::Error),
+    /// Nothing arrived for this long.
+    Stalled(Duration),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Broken(error) => write!(f, "the request body broke off ({error})"),
+            BodyError::Stalled(idle) => write!(
+                f,
+                "the request body stalled: nothing arrived for {} s",
+                idle.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// `Incoming`, ending with `BodyError::Stalled` when the client sends nothing for `idle` while
+/// the body is being read. The clock runs only while a read waits on the client, so time the
+/// reader spends elsewhere (a slow disk, an application not reading yet) never counts.
+pub struct IdleBody {
+    inner: Incoming,
+    /// None: no limit.
+    idle: Option<Duration>,
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
+}
+
+impl IdleBody {
+    pub fn new(inner: Incoming, idle: Option<Duration>) -> IdleBody {
+        IdleBody {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            waiting: false,
+        }
+    }
+}
+
+impl Body for IdleBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.waiting = false;
+            return Poll::Ready(frame.map(|f| f.map_err(BodyError::Broken)));
+        }
+        let Some(idle) = this.idle else {
+            return Poll::Pending;
+        };
+        if !this.waiting {
+            this.waiting = true;
+            this.deadline.as_mut().reset(Instant::now() + idle);
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled(idle)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The answer to a body that stalled, the application's too (`server.http.BodyStalled`): the
+/// client may still be there, and an upload keeps what arrived.
+pub fn stalled_answer(idle: Duration) -> (StatusCode, &'static str, String) {
+    let message = format!(
+        "{}; what arrived of an upload is kept",
+        BodyError::Stalled(idle)
+    );
+    (StatusCode::REQUEST_TIMEOUT, "UNKNOWN", message)
+}
+
+/// The stall behind a failed request to the application, if its body (from the client) stalled.
+pub fn stalled_within(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        // A body error reaches the client of the application wrapped in an io::Error.
+        let inner = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            None => Some(error),
+        };
+        if let Some(BodyError::Stalled(idle)) = inner.and_then(|e| e.downcast_ref::<BodyError>()) {
+            return Some(*idle);
+        }
+        cause = error.source();
+    }
+    None
+}
