@@ -470,6 +470,33 @@ for i in range(1000):
     assert blobs.get(sha256(data)) == data
 
 
+def test_reads_past_two_blocks_go_on_from_one_streaming_get(blobs: _core.BlobStore) -> None:
+    """A reader that keeps going sequentially past two 8 MiB blocks reads the rest from one
+    streaming GET: pieces of odd sizes, a read that starts inside the last cached block and
+    ends in the stream, a read of more than a block, the exact end; a jump drops the stream,
+    and reading on sequentially from there starts another; closing with one open is clean."""
+    data = data_of(45 * MiB + 3, seed=13)
+    digest, _ = blobs.put(data)
+    with blobs.open(digest) as r:
+        got = bytearray()
+        while len(got) < 14 * MiB:
+            got += r.read(MiB + 7)
+        got += r.read(3 * MiB)  # from the cached block into the stream
+        got += r.read(9 * MiB)  # more than a block, from the stream
+        while piece := r.read(2 * MiB - 1):
+            got += piece
+        assert got == data
+        assert r.read_at(len(data) - 2, 10) == data[-2:]
+        r.seek(5 * MiB - 3)
+        assert r.read(2 * MiB) == data[5 * MiB - 3 : 7 * MiB - 3]
+        tail = b"".join(iter(lambda: r.read(4 * MiB), b""))
+        assert tail == data[7 * MiB - 3 :]
+    r = blobs.open(digest)
+    assert len(b"".join(r.read(2 * MiB) for _ in range(12))) == 24 * MiB  # a stream is open
+    r.close()
+    assert r.closed
+
+
 def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.BlobStore) -> None:
     """Sequential 1 MiB reads cross several 8 MiB blocks, each fetched while the previous one
     is read; jumps back and forth drop the block in flight and stay exact; closing with a

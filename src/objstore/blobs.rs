@@ -30,6 +30,9 @@ pub const READ_BLOCK: usize = 8 * 1024 * 1024;
 const READ_MIN: usize = 256 * 1024;
 /// Ranged GETs in flight for one large read.
 const READ_PARALLEL: usize = 4;
+/// Body pieces (as the connection delivers them, tens to hundreds of KiB) a streaming read
+/// keeps ahead of its reader.
+const STREAM_AHEAD: usize = 64;
 /// Part uploads in flight for one `put`.
 const PUT_PARALLEL: usize = 2;
 
@@ -138,6 +141,8 @@ impl BlobBackend for ObjectBlobs {
             block_at: 0,
             next: 0,
             ahead: None,
+            sequential_blocks: 0,
+            stream: None,
         };
         Ok((Box::new(source), size))
     }
@@ -226,9 +231,12 @@ impl BlobBackend for ObjectBlobs {
 
 /// A blob read with ranged GETs. Small reads are served from one cached block, fetched whole
 /// (`READ_BLOCK`) when reads follow each other and smaller when they jump around; while a
-/// sequential reader consumes a block, the next one is already being fetched (two blocks per
-/// reader at most), so the GET latency hides behind the caller's work. A read of a block or more
-/// goes straight into the caller's buffer, several ranges at once.
+/// sequential reader consumes a block, the next one is already being fetched, so the GET
+/// latency hides behind the caller's work. A reader still going on sequentially after those two
+/// blocks reads the rest of the blob from one streaming GET, straight into its buffers: one
+/// request instead of one per block (the object store's CPU for a proxied GET halves) and one
+/// copy less. A read of a block or more that starts elsewhere goes straight into the caller's
+/// buffer, several ranges at once.
 struct RangeSource {
     remote: Arc<Remote>,
     path: Path,
@@ -239,6 +247,80 @@ struct RangeSource {
     next: u64,
     /// The block after `block`, in flight: where it starts, and the fetch.
     ahead: Option<(u64, JoinHandle<Result<Bytes>>)>,
+    /// Blocks fetched in a row by reads that each continued the previous one.
+    sequential_blocks: u32,
+    /// The rest of the blob, arriving, once reads have gone on sequentially past two blocks.
+    stream: Option<BodyStream>,
+}
+
+/// One GET of a blob's bytes from `at` to its end, received on the I/O runtime a few pieces
+/// ahead of the reader.
+struct BodyStream {
+    /// Where the first byte of `pending` is in the blob.
+    at: u64,
+    pending: Bytes,
+    pieces: tokio::sync::mpsc::Receiver<Result<Bytes>>,
+    receiving: JoinHandle<()>,
+}
+
+impl BodyStream {
+    fn start(remote: Arc<Remote>, path: Path, from: u64, size: u64) -> BodyStream {
+        let (sender, pieces) = tokio::sync::mpsc::channel(STREAM_AHEAD);
+        let receiving = runtime().spawn(async move {
+            let options = object_store::GetOptions {
+                range: Some((from..size).into()),
+                ..Default::default()
+            };
+            let mut body = match remote.bucket().get_opts(&path, options).await {
+                Ok(found) => found.into_stream(),
+                Err(error) => {
+                    let _ = sender.send(Err(failed("GET", &path)(error))).await;
+                    return;
+                }
+            };
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(failed("GET", &path));
+                if sender.send(piece).await.is_err() {
+                    return; // the reader went away
+                }
+            }
+        });
+        BodyStream {
+            at: from,
+            pending: Bytes::new(),
+            pieces,
+            receiving,
+        }
+    }
+
+    /// Fills `buf` with the next bytes; an error if the body ends first.
+    fn read(&mut self, buf: &mut [u8], path: &Path) -> Result<()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            if self.pending.is_empty() {
+                self.pending = match self.pieces.blocking_recv() {
+                    Some(piece) => piece?,
+                    None => {
+                        return Err(StoreError::Value(format!(
+                            "the GET of {path} ended at byte {} (the blob changed or shrank)",
+                            self.at
+                        )));
+                    }
+                };
+            }
+            let n = self.pending.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&self.pending.split_to(n));
+            filled += n;
+            self.at += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        self.receiving.abort();
+    }
 }
 
 async fn fetch_range(remote: &Remote, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
@@ -330,6 +412,13 @@ impl BlobSource for RangeSource {
                 self.size
             )));
         }
+        let cached = self.block_at..self.block_at + self.block.len() as u64;
+        if !cached.contains(&pos) && self.stream.as_ref().is_some_and(|s| s.at == pos) {
+            let stream = self.stream.as_mut().expect("checked just above");
+            stream.read(buf, &self.path)?;
+            self.next = end;
+            return Ok(());
+        }
         if buf.len() >= READ_BLOCK {
             self.read_direct(buf, pos)?;
             self.next = end;
@@ -352,11 +441,25 @@ impl BlobSource for RangeSource {
             } else {
                 READ_MIN.max(buf.len() - filled)
             };
+            if let Some(stream) = self.stream.as_mut().filter(|s| s.at == at) {
+                stream.read(&mut buf[filled..], &self.path)?;
+                break;
+            }
+            self.stream = None;
             let until = (at + want as u64).min(self.size);
             self.block = self.take_block(at, until)?;
             self.block_at = at;
-            if sequential {
-                self.fetch_ahead(at + self.block.len() as u64);
+            if !sequential {
+                self.sequential_blocks = 0;
+                continue;
+            }
+            self.sequential_blocks += 1;
+            let after = at + self.block.len() as u64;
+            if self.sequential_blocks == 1 {
+                self.fetch_ahead(after);
+            } else if after < self.size {
+                let (remote, path) = (self.remote.clone(), self.path.clone());
+                self.stream = Some(BodyStream::start(remote, path, after, self.size));
             }
         }
         self.next = end;
