@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,11 @@ def ocistore_server(
     extra: list[str] | None = None,
     port: int | None = None,
     tls_ca: Path | None = None,
+    file_size_limit: int | None = None,
 ) -> Iterator[Server]:
-    """``tls_ca``: the server's config enables TLS with a certificate this CA signed."""
+    """``tls_ca``: the server's config enables TLS with a certificate this CA signed.
+    ``file_size_limit``: RLIMIT_FSIZE of the server, so that its writes past that many bytes
+    of a file fail (EFBIG, as Python ignores SIGXFSZ): a disk that refuses more."""
     port = port or free_port()
     log = root.parent / f"ocistore-{port}.log"
     args = [
@@ -51,7 +55,13 @@ def ocistore_server(
         "--delete" if delete else "--no-delete", *(extra or []),
     ]  # fmt: skip
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=None if file_size_limit is None else _limit_file_size(file_size_limit),
+        )
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     verify = ssl.create_default_context(cafile=tls_ca) if tls_ca else True
     try:
@@ -69,6 +79,13 @@ def ocistore_server(
         yield Server(url, root, proc, log, verify)
     finally:
         stop(proc)
+
+
+def _limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

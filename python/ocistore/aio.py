@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._core import BlobReader, Digest
 from .descriptor import Descriptor
+from .errors import OciStoreError
 from .store import BlobWriter
 
 if TYPE_CHECKING:
@@ -142,11 +143,13 @@ class AsyncBlobWriter:
             if in_flight is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(in_flight)
-            # On the loop: a cancelled task cannot wait for a thread.
-            if head:
-                self.sync.write(b"".join(head))
-            elif filled:
-                self.sync.write(memoryview(blocks[which])[:filled])
+            # On the loop: a cancelled task cannot wait for a thread. If the writer itself is
+            # what failed, the upload now refuses writes; the first error is the one to report.
+            with contextlib.suppress(OciStoreError, OSError):
+                if head:
+                    self.sync.write(b"".join(head))
+                elif filled:
+                    self.sync.write(memoryview(blocks[which])[:filled])
             raise
         if head:
             self.sync.write(b"".join(head))

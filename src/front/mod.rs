@@ -491,7 +491,8 @@ async fn native_upload(
                 upload::Failure::Store(error) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "UNKNOWN",
-                    format!("the upload could not be written: {error}"),
+                    // As the application words a storage error (`http.error_response`).
+                    format!("the registry's storage failed: {error}"),
                 ),
             };
             let record = Record::new("upload", &method, status, &path, who);

@@ -179,6 +179,12 @@ def error_response(error: BaseException) -> Response:
     if isinstance(error, OciStoreError):
         body = error_body([(error.code, error.message, error.detail)])
         return Response(error.status, {"Content-Type": "application/json"}, body)
+    if isinstance(error, OSError):
+        # The storage refused (a full disk, an I/O error, an object store answering an error);
+        # the native front words it the same way.
+        message = f"the registry's storage failed: {error.strerror or error}"
+        body = error_body([("UNKNOWN", message, None)])
+        return Response(500, {"Content-Type": "application/json"}, body)
     body = error_body([("UNKNOWN", "internal server error", None)])
     return Response(500, {"Content-Type": "application/json"}, body)
 
