@@ -470,6 +470,27 @@ def test_a_stalled_body_the_application_reads_is_given_up(impatient: Server) -> 
         assert client.get(f"/v2/{REPO}/manifests/stalled").status_code == 404
 
 
+def test_a_killed_servers_private_directory_is_removed_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL leaves the private socket directory behind; the next server to start removes
+    it (its process is gone) and leaves alone one it cannot tell is abandoned."""
+    before = set(Path(tempfile.gettempdir()).glob("ocistore-front-*"))
+    unknown = Path(tempfile.mkdtemp(prefix="ocistore-front-"))  # no pid file: not ours to judge
+    try:
+        with ocistore_server(tmp_path / "a") as server:
+            ours = set(Path(tempfile.gettempdir()).glob("ocistore-front-*")) - before - {unknown}
+            assert len(ours) == 1
+            killed = ours.pop()
+            assert (killed / "pid").read_text().strip() == str(server.proc.pid)
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=30)
+        assert killed.is_dir()
+        with ocistore_server(tmp_path / "b"):
+            assert not killed.exists()
+            assert unknown.is_dir()
+    finally:
+        unknown.rmdir()
+
+
 def test_front_refuses_object_storage() -> None:
     with pytest.raises(ConfigError, match="filesystem storage only"):
         serve(Config(native_front=True, s3={"bucket": "b"}))

@@ -37,6 +37,8 @@ from .config import Config, ConfigError, parse_addr
 __all__ = ["serve"]
 
 FACTORY = "ocistore.server.asgi:create_app"
+#: The private directory of a server with a native front (its application's unix socket).
+PRIVATE_PREFIX = "ocistore-front-"
 
 
 def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
@@ -59,7 +61,9 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     # of the front's sockets (its listener, its clients' connections) into every worker, where
     # they stay open after the front closes them, and of its running threads' state.
     multiprocessing.set_start_method("spawn", force=True)
-    private = Path(tempfile.mkdtemp(prefix="ocistore-front-"))
+    _remove_abandoned_private_dirs()
+    private = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+    (private / "pid").write_text(f"{os.getpid()}\n")
     upstream = private / "app.sock"
     config.front_secret = secrets.token_urlsafe(32)
     os.environ["OCISTORE_CONFIG"] = config.to_json()
@@ -96,6 +100,19 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     finally:
         stop_front()  # a no-op once stopped; here for a server that ended without a signal
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _remove_abandoned_private_dirs() -> None:
+    """Private socket directories of servers that died without cleaning up (SIGKILL, OOM):
+    each names its server's process, and one whose process is gone is removed."""
+    for private in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        try:
+            pid = int((private / "pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(private, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # another user's, being created, or from before pid files: left alone
 
 
 def _ip(host: str, port: int) -> str:
