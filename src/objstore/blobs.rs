@@ -380,6 +380,17 @@ impl RangeSource {
         self.ahead = Some((from, fetching));
     }
 
+    /// Reads from the stream (which is at the right place); a stream that failed is dropped,
+    /// so that a reader trying again starts afresh with ranged GETs.
+    fn read_stream(&mut self, buf: &mut [u8]) -> Result<()> {
+        let stream = self.stream.as_mut().expect("the caller checked the stream");
+        let read = stream.read(buf, &self.path);
+        if read.is_err() {
+            self.stream = None;
+        }
+        read
+    }
+
     fn read_direct(&self, buf: &mut [u8], pos: u64) -> Result<()> {
         block_on(
             futures::stream::iter(buf.chunks_mut(READ_BLOCK).enumerate())
@@ -414,8 +425,7 @@ impl BlobSource for RangeSource {
         }
         let cached = self.block_at..self.block_at + self.block.len() as u64;
         if !cached.contains(&pos) && self.stream.as_ref().is_some_and(|s| s.at == pos) {
-            let stream = self.stream.as_mut().expect("checked just above");
-            stream.read(buf, &self.path)?;
+            self.read_stream(buf)?;
             self.next = end;
             return Ok(());
         }
@@ -441,8 +451,8 @@ impl BlobSource for RangeSource {
             } else {
                 READ_MIN.max(buf.len() - filled)
             };
-            if let Some(stream) = self.stream.as_mut().filter(|s| s.at == at) {
-                stream.read(&mut buf[filled..], &self.path)?;
+            if self.stream.as_ref().is_some_and(|s| s.at == at) {
+                self.read_stream(&mut buf[filled..])?;
                 break;
             }
             self.stream = None;
