@@ -491,6 +491,46 @@ def test_a_killed_servers_private_directory_is_removed_by_the_next(tmp_path: Pat
         unknown.rmdir()
 
 
+def test_a_client_that_stops_reading_a_blob_is_let_go(tmp_path: Path) -> None:
+    """A GET whose client stops taking bytes (the connection open, the TCP window shut) is
+    ended after `http.bodyidletimeout`, instead of holding the connection and its read-ahead
+    for good; a client that reads with pauses shorter than that gets the whole blob."""
+    config = tmp_path / "config.yml"
+    config.write_text("http:\n  bodyidletimeout: 1s\n")
+    data = os.urandom(48 * 1024 * 1024)
+    with ocistore_server(tmp_path / "root", extra=["--config", str(config)]) as server:
+        with server.client() as client:
+            digest = push(client, REPO, data)
+        port = int(server.url.rsplit(":", 1)[1])
+        request = f"GET /v2/{REPO}/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+        def reader() -> socket.socket:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.connect(("127.0.0.1", port))
+            sock.settimeout(15)
+            sock.sendall(request)
+            return sock
+
+        stalled = reader()
+        time.sleep(4)  # takes nothing: the front's writes wait past the limit
+        received = 0
+        while piece := stalled.recv(1 << 20):
+            received += len(piece)
+        stalled.close()
+        assert received < len(data) / 2, "the whole body went out to a client not reading"
+
+        slow = reader()
+        received = 0
+        while received < len(data):
+            piece = slow.recv(1 << 20)
+            assert piece, f"cut off after {received} bytes"
+            if (received + len(piece)) // (8 << 20) > received // (8 << 20):
+                time.sleep(0.5)  # a pause every 8 MiB, shorter than the limit
+            received += len(piece)
+        slow.close()
+
+
 def test_front_refuses_object_storage() -> None:
     with pytest.raises(ConfigError, match="filesystem storage only"):
         serve(Config(native_front=True, s3={"bucket": "b"}))

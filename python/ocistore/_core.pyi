@@ -177,7 +177,8 @@ class Front:
     once, answers blob GET/HEAD under ``blob_root`` itself, writes upload bodies there when
     ``uploads``, and passes the rest to the application on the unix socket ``upstream``, with
     ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
-    request body that sends nothing for ``body_idle_timeout`` seconds is given up (0: never)."""
+    request body the client sends nothing of, or a response it takes nothing of, for
+    ``body_idle_timeout`` seconds ends the request (0: never)."""
 
     def __init__(
         self,

@@ -1,10 +1,13 @@
-//! A request body that gives up when the client stops sending. Without it a client that
-//! vanishes mid-body (no FIN, no RST: a laptop closed, a NAT entry dropped) holds its
-//! connection, and for an upload the upload's lock, until TCP notices, which may be never: the
-//! client that comes back to resume would get 416 "in use" all along.
+//! Giving up on a client that stops: a request body it stops sending (`IdleBody`), a response
+//! it stops reading (`WriteStallGuard`), both after `http.bodyidletimeout`. Without them a
+//! client that vanishes mid-transfer (no FIN, no RST: a laptop closed, a NAT entry dropped)
+//! holds its connection, read-ahead buffers, and for an upload the upload's lock, until TCP
+//! notices, which may be never: the client that comes back to resume an upload would get 416
+//! "in use" all along.
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// Why a request body ended before its end.
@@ -122,4 +126,97 @@ pub fn stalled_within(error: &(dyn std::error::Error + 'static)) -> Option<Durat
         cause = error.source();
     }
     None
+}
+
+/// A connection whose writes fail with `TimedOut` once one has waited `idle` for the client
+/// to take bytes (a zero TCP window): a client that stops reading a response is let go.
+/// Reads pass through (the header read timeout and `IdleBody` watch those).
+pub struct WriteStallGuard<I> {
+    inner: I,
+    idle: Option<Duration>,
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
+}
+
+impl<I> WriteStallGuard<I> {
+    pub fn new(inner: I, idle: Option<Duration>) -> WriteStallGuard<I> {
+        WriteStallGuard {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            waiting: false,
+        }
+    }
+
+    /// After the inner write answered: Ready clears the clock, Pending starts it (or checks it).
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.waiting = false;
+            return polled;
+        }
+        let Some(idle) = self.idle else {
+            return Poll::Pending;
+        };
+        if !self.waiting {
+            self.waiting = true;
+            self.deadline.as_mut().reset(Instant::now() + idle);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client took no bytes for {} s", idle.as_secs_f64()),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteStallGuard<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteStallGuard<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }

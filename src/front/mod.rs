@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
-use idle::{BodyError, IdleBody};
+use idle::{BodyError, IdleBody, WriteStallGuard};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
 
@@ -67,8 +67,8 @@ pub struct FrontConfig {
     pub secret: String,
     /// TLS on the listening socket (`http.tls`); None: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// A request body that sends nothing for this long is given up (`http.bodyidletimeout`);
-    /// None: never.
+    /// A request body the client sends nothing of, or a response it takes nothing of, for this
+    /// long ends the request (`http.bodyidletimeout`); None: never.
     pub body_idle: Option<Duration>,
 }
 
@@ -183,6 +183,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let stream = WriteStallGuard::new(stream, shared.config.body_idle);
                 shared.connections.fetch_add(1, Ordering::AcqRel);
                 let (shared, stopped) = (shared.clone(), stopped.clone());
                 tokio::spawn(async move {

@@ -12,7 +12,8 @@ use crate::front::{Front, FrontConfig, tls};
 /// writes upload bodies there when `uploads`, and passes everything else to the application on
 /// the unix socket `upstream` (which, with `authenticate`, also decides whose credentials the
 /// front may serve); with `tls_certificate` and `tls_key` (PEM) it speaks TLS. A request body
-/// that sends nothing for `body_idle_timeout` seconds is given up (0: never).
+/// the client sends nothing of, or a response it takes nothing of, for `body_idle_timeout`
+/// seconds ends the request (0: never).
 #[pyclass(name = "Front", module = "ocistore._core", frozen)]
 pub struct PyFront {
     front: Mutex<Option<Front>>,

@@ -15,7 +15,7 @@ Accepted keys (anything else is an error at start, naming the key)::
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
         readonly: {enabled: bool}
     http: {addr: HOST:PORT, secret: ..., relativeurls: bool, draintimeout: 10s,
-           bodyidletimeout: 60s,                    # ocistore's: a stalled body is given up
+           bodyidletimeout: 60s,                    # ocistore's: a stalled body ends the request
            headers: {Name: [value, ...]}, nativefront: bool,
            tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
     auth:                                           # at most one of:
@@ -88,7 +88,8 @@ class Config:
     access_log: bool = True
     relative_urls: bool = False
     drain_timeout_seconds: float = 10.0
-    #: A request body that sends nothing for this long is given up (0: never).
+    #: A request body that sends nothing (or, behind the front, a response the client takes
+    #: nothing of) for this long ends the request (0: never).
     body_idle_timeout_seconds: float = 60.0
     headers: dict[str, list[str]] = field(default_factory=dict)
     auth: dict[str, dict[str, Any]] = field(default_factory=dict)
