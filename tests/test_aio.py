@@ -6,8 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from ocistore import BlobStore, Descriptor, Digest, Registry
-from ocistore.aio import INLINE_WRITE_MAX, STREAM_BLOCK, AsyncBlobStore
+from ocistore import BlobStore, BlobWriter, Descriptor, Digest, Registry, aio
+from ocistore.aio import (
+    INLINE_WRITE_MAX,
+    SMALL_STREAM_BLOCK,
+    STREAM_BLOCK,
+    AsyncBlobStore,
+    AsyncBlobWriter,
+)
 from ocistore.errors import ErrBlobInvalidDigest, ErrBlobUnknown
 
 from .helpers import pattern
@@ -155,5 +161,60 @@ def test_iter_range_reads_ahead_and_stops_cleanly(tmp_path: Path) -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+
+    asyncio.run(main())
+
+
+class _RecordingWriter:
+    """A BlobWriter that records the size of each write it passes on."""
+
+    def __init__(self, inner: BlobWriter) -> None:
+        self.inner = inner
+        self.sizes: list[int] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.sizes.append(len(memoryview(data)))
+        return self.inner.write(data)
+
+
+def test_streams_beyond_the_large_block_limit_use_small_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `LARGE_STREAMS_MAX` streams holding 4 MiB blocks, the next one writes 256 KiB
+    blocks (memory stays bounded in a burst of pushes); both blobs are exact, and the large
+    place is free again afterwards."""
+    monkeypatch.setattr(aio, "LARGE_STREAMS_MAX", 1)
+    first_data = pattern(2 * STREAM_BLOCK + 9, 3)
+    second_data = pattern(3 * SMALL_STREAM_BLOCK + 5, 4)
+
+    async def main() -> None:
+        store = BlobStore(tmp_path)
+        gate = asyncio.Event()
+
+        async def held(data: bytes) -> AsyncIterator[bytes]:
+            yield data[: STREAM_BLOCK + 1]
+            await gate.wait()
+            yield data[STREAM_BLOCK + 1 :]
+
+        first = _RecordingWriter(store.create())
+        first_task = asyncio.create_task(
+            AsyncBlobWriter(first).write_stream(held(first_data))  # type: ignore[arg-type]
+        )
+        while aio._LARGE_STREAMS.active < 1:
+            await asyncio.sleep(0.001)
+        second = _RecordingWriter(store.create())
+        written = await AsyncBlobWriter(second).write_stream(  # type: ignore[arg-type]
+            chunks_of(second_data, 100_000)
+        )
+        assert written == len(second_data)
+        assert second.sizes == [SMALL_STREAM_BLOCK] * 3 + [5]
+        gate.set()
+        assert await first_task == len(first_data)
+        assert first.sizes == [STREAM_BLOCK, STREAM_BLOCK, 9]
+        assert aio._LARGE_STREAMS.active == 0
+        for writer, data in ((first, first_data), (second, second_data)):
+            digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+            assert writer.inner.commit(digest).size == len(data)
+            assert store.get(digest) == data
 
     asyncio.run(main())

@@ -531,6 +531,27 @@ def test_a_client_that_stops_reading_a_blob_is_let_go(tmp_path: Path) -> None:
         slow.close()
 
 
+def test_uploads_beyond_the_large_block_limit_arrive_whole(tmp_path: Path) -> None:
+    """With 64 large bodies arriving at once (each holding 4 MiB blocks), the next is received
+    in 256 KiB blocks: memory stays bounded, and the blob is exact (`LARGE_MAX` in
+    src/front/upload.rs; its accounting has a unit test)."""
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    with ocistore_server(tmp_path / "root") as server, server.client() as client:
+        held = []
+        for _ in range(64):
+            location = client.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+            held.append(send_head(server, "PATCH", location, 10 * 1024 * 1024, b"x"))
+        time.sleep(0.5)  # every held body is being received by now
+        location = client.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+        r = client.patch(location, content=data, headers={"Content-Range": f"0-{len(data) - 1}"})
+        assert r.status_code == 202 and answered_by_front(r), r.text
+        r = client.put(r.headers["location"], params={"digest": digest_of(data)})
+        assert r.status_code == 201, r.text
+        assert client.get(f"/v2/{REPO}/blobs/{digest_of(data)}").content == data
+        for sock in held:
+            sock.close()
+
+
 def test_front_refuses_object_storage() -> None:
     with pytest.raises(ConfigError, match="filesystem storage only"):
         serve(Config(native_front=True, s3={"bucket": "b"}))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,6 +70,34 @@ class _BlockPool:
 #: At most this many spare blocks per process (16 MiB): enough for two uploads back to back.
 _BLOCKS = _BlockPool(keep=4)
 
+#: Streams written in ``STREAM_BLOCK`` blocks at the same time, per process; the ones beyond use
+#: ``SMALL_STREAM_BLOCK`` blocks, so that a burst of pushes holds at most 64 x 8 MiB plus 512 KiB
+#: for each further one, instead of 8 MiB each (the native front does the same).
+LARGE_STREAMS_MAX = 64
+SMALL_STREAM_BLOCK = 256 * 1024
+
+
+class _LargeStreams:
+    """How many streams hold ``STREAM_BLOCK`` blocks (a lock: event loops may run in threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.active = 0
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.active >= LARGE_STREAMS_MAX:
+                return False
+            self.active += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+_LARGE_STREAMS = _LargeStreams()
+
 
 class AsyncBlobWriter:
     def __init__(self, writer: BlobWriter) -> None:
@@ -94,28 +123,33 @@ class AsyncBlobWriter:
     async def write_stream(self, chunks: AsyncIterable[Buffer]) -> int:
         """Writes every chunk of ``chunks``; returns the byte count. A body of up to
         ``INLINE_WRITE_MAX`` bytes is written in one piece; a larger one is copied once, into
-        blocks of ``STREAM_BLOCK`` bytes, one written on a thread while the next fills (two
+        blocks of ``STREAM_BLOCK`` bytes (``SMALL_STREAM_BLOCK`` while ``LARGE_STREAMS_MAX``
+        other streams hold large ones), one written on a thread while the next fills (two
         blocks: the most an upload holds in memory). If the stream fails or the task is
         cancelled, what arrived is written before the exception goes on: it is valid data at the
         right offset."""
         head: list[bytes] = []  # the body so far, while it is small enough to need no block
         head_size = 0
         blocks: list[bytearray] = []
+        block_size = 0  # chosen when the first block is needed
         which = 0
         filled = 0
         total = 0
         in_flight: asyncio.Future[int] | None = None
 
         async def put(view: memoryview) -> None:
-            nonlocal which, filled, in_flight
+            nonlocal block_size, which, filled, in_flight
+            if not block_size:
+                block_size = STREAM_BLOCK if _LARGE_STREAMS.take() else SMALL_STREAM_BLOCK
             while view:
                 if len(blocks) <= which:
-                    blocks.append(_BLOCKS.take())
-                n = min(len(view), STREAM_BLOCK - filled)
+                    large = block_size == STREAM_BLOCK
+                    blocks.append(_BLOCKS.take() if large else bytearray(block_size))
+                n = min(len(view), block_size - filled)
                 blocks[which][filled : filled + n] = view[:n]
                 filled += n
                 view = view[n:]
-                if filled == STREAM_BLOCK:
+                if filled == block_size:
                     if in_flight is not None:
                         await in_flight
                     in_flight = asyncio.ensure_future(
@@ -151,14 +185,19 @@ class AsyncBlobWriter:
                 elif filled:
                     self.sync.write(memoryview(blocks[which])[:filled])
             raise
-        if head:
-            self.sync.write(b"".join(head))
-        elif filled:
-            await asyncio.to_thread(self.sync.write, memoryview(blocks[which])[:filled])
-        # Only here, with no write in flight, may the blocks serve another upload.
-        for block in blocks:
-            _BLOCKS.give(block)
-        return total
+        else:
+            if head:
+                self.sync.write(b"".join(head))
+            elif filled:
+                await asyncio.to_thread(self.sync.write, memoryview(blocks[which])[:filled])
+            # Only here, with no write in flight, may the blocks serve another upload.
+            if block_size == STREAM_BLOCK:
+                for block in blocks:
+                    _BLOCKS.give(block)
+            return total
+        finally:
+            if block_size == STREAM_BLOCK:
+                _LARGE_STREAMS.give()
 
     async def checkpoint(self) -> None:
         await asyncio.to_thread(self.sync.checkpoint)

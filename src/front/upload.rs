@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use http::HeaderMap;
@@ -24,8 +25,33 @@ use crate::store::fsutil::{create_dir_all_durable, write_atomic};
 use crate::store::upload::{Caching, Upload};
 
 /// Bytes handed to the upload per write: large enough that hashing and writing run in
-/// parallel inside `Upload::write`; two such blocks are the most an upload holds in memory.
+/// parallel inside `Upload::write`. An upload holds at most three: one being written, one
+/// waiting for it, one filling.
 const BLOCK: usize = 4 * 1024 * 1024;
+/// Bodies received in `BLOCK`s at the same time; the ones beyond use `SMALL_BLOCK`s (still
+/// hashed and written in parallel), so that a burst of pushes holds at most 64 x 12 MiB plus
+/// 768 KiB for each further one, instead of 12 MiB each (the application does the same).
+const LARGE_MAX: usize = 64;
+const SMALL_BLOCK: usize = 256 * 1024;
+static LARGE_ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the `LARGE_MAX` places for a body received in `BLOCK`s, given back on drop.
+struct LargeSlot;
+
+impl LargeSlot {
+    fn take() -> Option<LargeSlot> {
+        let taken = LARGE_ACTIVE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |active| {
+            (active < LARGE_MAX).then_some(active + 1)
+        });
+        taken.ok().map(|_| LargeSlot)
+    }
+}
+
+impl Drop for LargeSlot {
+    fn drop(&mut self) {
+        LARGE_ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// `(name, upload id)` of `/v2/<name>/blobs/uploads/<id>`, both valid as sent.
 pub fn parse_upload_path(path: &str) -> Option<(&str, &str)> {
@@ -121,9 +147,13 @@ pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, F
     let mut writer: Option<Writer> = None;
     let mut claimed = Some(claimed);
     let mut bytes = 0u64;
+    let announced = body.size_hint().upper().unwrap_or(u64::MAX);
+    let _large = (announced > SMALL_BLOCK as u64)
+        .then(LargeSlot::take)
+        .flatten();
+    let block_size = if _large.is_some() { BLOCK } else { SMALL_BLOCK };
     // A small body announced as such gets a buffer of its size, not a whole block.
-    let announced = body.size_hint().upper().unwrap_or(BLOCK as u64);
-    let mut block = Vec::with_capacity(announced.min(BLOCK as u64) as usize);
+    let mut block = Vec::with_capacity(announced.min(block_size as u64) as usize);
     let mut broke = None;
     while let Some(frame) = body.frame().await {
         let data = match frame {
@@ -137,16 +167,17 @@ pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, F
             }
         };
         bytes += data.len() as u64;
-        // Blocks are filled to exactly BLOCK, so none outgrows its buffer (a grown Vec would
-        // copy what it holds).
+        // Blocks are filled to exactly `block_size`, so none outgrows its buffer (a grown Vec
+        // would copy what it holds).
         let mut rest: &[u8] = &data;
         let mut failed = false;
         while !rest.is_empty() {
-            let take = rest.len().min(BLOCK - block.len());
+            let take = rest.len().min(block_size - block.len());
             block.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
-            if block.len() == BLOCK {
-                let writer = writer.get_or_insert_with(|| Writer::start(claimed.take()));
+            if block.len() == block_size {
+                let writer =
+                    writer.get_or_insert_with(|| Writer::start(claimed.take(), block_size));
                 if !writer.send(&mut block).await {
                     failed = true; // the writer's error is returned below
                     break;
@@ -197,13 +228,14 @@ pub fn joined(join: tokio::task::JoinError) -> StoreError {
 /// The blocking thread that writes full blocks while the next one is received; empty blocks
 /// come back for reuse.
 struct Writer {
+    block_size: usize,
     full: tokio::sync::mpsc::Sender<Vec<u8>>,
     recycled: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
     done: tokio::task::JoinHandle<Result<Claimed, StoreError>>,
 }
 
 impl Writer {
-    fn start(claimed: Option<Claimed>) -> Writer {
+    fn start(claimed: Option<Claimed>, block_size: usize) -> Writer {
         let mut claimed = claimed.expect("one writer per body");
         let (full, mut filled) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
         let (recycle, recycled) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
@@ -220,6 +252,7 @@ impl Writer {
             Ok(claimed)
         });
         Writer {
+            block_size,
             full,
             recycled,
             done,
@@ -231,7 +264,7 @@ impl Writer {
         let next = self
             .recycled
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+            .unwrap_or_else(|_| Vec::with_capacity(self.block_size));
         self.full.send(std::mem::replace(block, next)).await.is_ok()
     }
 
@@ -369,6 +402,16 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_blocks_go_to_at_most_large_max_bodies_at_once() {
+        let held: Vec<LargeSlot> = (0..LARGE_MAX).map_while(|_| LargeSlot::take()).collect();
+        assert_eq!(held.len(), LARGE_MAX);
+        assert!(LargeSlot::take().is_none(), "one more than LARGE_MAX");
+        drop(held);
+        let again = LargeSlot::take();
+        assert!(again.is_some(), "dropped slots are given back");
+    }
 
     #[test]
     fn upload_paths_need_a_valid_name_and_id() {
