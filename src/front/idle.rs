@@ -47,20 +47,50 @@ impl std::error::Error for BodyError {}
 /// reader spends elsewhere (a slow disk, an application not reading yet) never counts.
 pub struct IdleBody {
     inner: Incoming,
-    /// None: no limit.
-    idle: Option<Duration>,
-    deadline: Pin<Box<Sleep>>,
-    waiting: bool,
+    clock: IdleClock,
 }
 
 impl IdleBody {
     pub fn new(inner: Incoming, idle: Option<Duration>) -> IdleBody {
         IdleBody {
             inner,
+            clock: IdleClock::new(idle),
+        }
+    }
+}
+
+/// How long the client has kept us waiting: it runs from the first poll that had to wait and
+/// stops at the next that did not.
+struct IdleClock {
+    /// None: no limit.
+    idle: Option<Duration>,
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
+}
+
+impl IdleClock {
+    fn new(idle: Option<Duration>) -> IdleClock {
+        IdleClock {
             idle,
             deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
             waiting: false,
         }
+    }
+
+    /// The client moved (the inner poll was ready).
+    fn progressed(&mut self) {
+        self.waiting = false;
+    }
+
+    /// The inner poll must wait: the limit if waiting has now lasted that long (the caller
+    /// fails), else None (the caller waits; the clock will wake it at the limit).
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+        let idle = self.idle?;
+        if !self.waiting {
+            self.waiting = true;
+            self.deadline.as_mut().reset(Instant::now() + idle);
+        }
+        self.deadline.as_mut().poll(cx).is_ready().then_some(idle)
     }
 }
 
@@ -74,19 +104,12 @@ impl Body for IdleBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = false;
+            this.clock.progressed();
             return Poll::Ready(frame.map(|f| f.map_err(BodyError::Broken)));
         }
-        let Some(idle) = this.idle else {
-            return Poll::Pending;
-        };
-        if !this.waiting {
-            this.waiting = true;
-            this.deadline.as_mut().reset(Instant::now() + idle);
-        }
-        match this.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Stalled(idle)))),
-            Poll::Pending => Poll::Pending,
+        match this.clock.poll_expired(cx) {
+            Some(idle) => Poll::Ready(Some(Err(BodyError::Stalled(idle)))),
+            None => Poll::Pending,
         }
     }
 
@@ -133,18 +156,14 @@ pub fn stalled_within(error: &(dyn std::error::Error + 'static)) -> Option<Durat
 /// Reads pass through (the header read timeout and `IdleBody` watch those).
 pub struct WriteStallGuard<I> {
     inner: I,
-    idle: Option<Duration>,
-    deadline: Pin<Box<Sleep>>,
-    waiting: bool,
+    clock: IdleClock,
 }
 
 impl<I> WriteStallGuard<I> {
     pub fn new(inner: I, idle: Option<Duration>) -> WriteStallGuard<I> {
         WriteStallGuard {
             inner,
-            idle,
-            deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            waiting: false,
+            clock: IdleClock::new(idle),
         }
     }
 
@@ -155,22 +174,15 @@ impl<I> WriteStallGuard<I> {
         polled: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
-            self.waiting = false;
+            self.clock.progressed();
             return polled;
         }
-        let Some(idle) = self.idle else {
-            return Poll::Pending;
-        };
-        if !self.waiting {
-            self.waiting = true;
-            self.deadline.as_mut().reset(Instant::now() + idle);
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+        match self.clock.poll_expired(cx) {
+            Some(idle) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("the client took no bytes for {} s", idle.as_secs_f64()),
             ))),
-            Poll::Pending => Poll::Pending,
+            None => Poll::Pending,
         }
     }
 }
