@@ -99,8 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         config.delete_enabled = args.delete
     if args.native_front is not None:
         config.native_front = args.native_front
-    front = config.native_front is not False and config.s3 is None
-    if args.server == "uvicorn" and config.tls_minimum != "tls1.2" and not front:
+    if args.server == "uvicorn" and config.tls_minimum != "tls1.2" and not config.front_in_use():
         # uvicorn takes Python's ssl defaults (TLS 1.2 and later) and has no minimum option
         # (behind the native front, the front speaks TLS).
         print("ocistore: configuration error: http.tls.minimumtls needs --server granian",

@@ -417,6 +417,23 @@ fn answer(
         .expect("formatted header values are valid")
 }
 
+/// An error answer of the front's own, with the status of `record`, which it is recorded as.
+fn error_answer(
+    shared: &Shared,
+    record: Record,
+    code: &str,
+    message: &str,
+    detail: serde_json::Value,
+) -> Response<Body> {
+    proxy::api_error_detail(record.status, code, message, detail)
+        .map(|body| Observed::new(body, record, shared.observations.clone()).boxed())
+}
+
+/// A storage failure, worded as the application words it (`http.error_response`).
+fn storage_failed(error: &crate::error::StoreError) -> String {
+    format!("the registry's storage failed: {error}")
+}
+
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
@@ -492,13 +509,11 @@ async fn native_upload(
                 upload::Failure::Store(error) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "UNKNOWN",
-                    // As the application words a storage error (`http.error_response`).
-                    format!("the registry's storage failed: {error}"),
+                    storage_failed(&error),
                 ),
             };
             let record = Record::new("upload", &method, status, &path, who);
-            return proxy::api_error(status, code, &message)
-                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+            return error_answer(shared, record, code, &message, serde_json::Value::Null);
         }
     };
     let bytes = received.bytes;
@@ -548,9 +563,8 @@ async fn native_upload(
     match finished {
         Err(error) => {
             record.status = StatusCode::INTERNAL_SERVER_ERROR;
-            let message = format!("the upload could not be stored: {error}");
-            proxy::api_error(record.status, "UNKNOWN", &message)
-                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed())
+            let message = storage_failed(&error);
+            error_answer(shared, record, "UNKNOWN", &message, serde_json::Value::Null)
         }
         Ok((_, size)) if method == Method::PATCH => answer(
             shared,
@@ -562,8 +576,7 @@ async fn native_upload(
             record.status = StatusCode::NOT_FOUND;
             let message = format!("blob unknown to registry: {digest}");
             let detail = serde_json::json!({"digest": digest.to_string()});
-            proxy::api_error_detail(record.status, "BLOB_UNKNOWN", &message, detail)
-                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed())
+            error_answer(shared, record, "BLOB_UNKNOWN", &message, detail)
         }
         Ok((Some(Ok(digest)), _)) => {
             record.status = StatusCode::CREATED;

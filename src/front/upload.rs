@@ -148,10 +148,11 @@ pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, F
     let mut claimed = Some(claimed);
     let mut bytes = 0u64;
     let announced = body.size_hint().upper().unwrap_or(u64::MAX);
-    let _large = (announced > SMALL_BLOCK as u64)
+    // Held until the body is in: the place is given back on return.
+    let large = (announced > SMALL_BLOCK as u64)
         .then(LargeSlot::take)
         .flatten();
-    let block_size = if _large.is_some() { BLOCK } else { SMALL_BLOCK };
+    let block_size = if large.is_some() { BLOCK } else { SMALL_BLOCK };
     // A small body announced as such gets a buffer of its size, not a whole block.
     let mut block = Vec::with_capacity(announced.min(block_size as u64) as usize);
     let mut broke = None;

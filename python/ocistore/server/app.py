@@ -424,8 +424,8 @@ class RegistryApp:
         to it, with ``push=1``): 204 with the subject and how long the front may reuse the
         answer, or the access controller's refusal."""
         name = request.query.get("name", "")
-        method = "PATCH" if request.query.get("push") == "1" else "GET"
-        needed = required_access("upload" if method == "PATCH" else "blob", method, {"name": name})
+        route, method = ("upload", "PATCH") if request.query.get("push") == "1" else ("blob", "GET")
+        needed = required_access(route, method, {"name": name})
         try:
             if self.access_controller is None:
                 identity = None

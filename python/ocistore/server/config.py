@@ -112,6 +112,11 @@ class Config:
 
         return ObjectStoreDriver(_core.ObjectStore(**self.s3))
 
+    def front_in_use(self) -> bool:
+        """Whether ``serve`` puts the native front before the application: as configured, and
+        by default on filesystem storage."""
+        return self.s3 is None if self.native_front is None else self.native_front
+
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 

@@ -49,8 +49,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")
     if config.native_front and config.s3 is not None:
         raise ConfigError("http.nativefront serves filesystem storage only")
-    if config.native_front is None:
-        config.native_front = config.s3 is None
+    config.native_front = config.front_in_use()
     if not config.native_front:
         os.environ["OCISTORE_CONFIG"] = config.to_json()
         _run(config, host, port, None, workers, server)
