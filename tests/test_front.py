@@ -295,13 +295,12 @@ def test_sigterm_stops_the_front_before_the_application(tmp_path: Path, kind: st
         with server.client() as client:
             for blob in image.blobs.values():
                 push(client, REPO, blob)
-        host, port = "127.0.0.1", int(server.url.rsplit(":", 1)[1])
-        in_flight = socket.create_connection((host, port), timeout=10)
-        head = (
-            f"PUT /v2/{REPO}/manifests/v1 HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: {len(image.manifest)}\r\n\r\n"
+        manifest_path = f"/v2/{REPO}/manifests/v1"
+        length = len(image.manifest)
+        in_flight = send_head(
+            server, "PUT", manifest_path, length, image.manifest[:10], OCI_MANIFEST
         )
-        in_flight.sendall(head.encode() + image.manifest[:10])
+        in_flight.settimeout(10)
         layer_path = f"/v2/{REPO}/blobs/{digest_of(image.layers[0])}"
         with server.client() as client:
             r = client.get(layer_path)
@@ -310,7 +309,7 @@ def test_sigterm_stops_the_front_before_the_application(tmp_path: Path, kind: st
         deadline = time.monotonic() + 10
         while True:  # until the front has closed its listening socket
             try:
-                socket.create_connection((host, port), timeout=1).close()
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
             except ConnectionRefusedError:
                 break
             assert time.monotonic() < deadline, "the front still accepts after SIGTERM"
@@ -331,7 +330,7 @@ def test_workers_hold_none_of_the_fronts_sockets(pair: tuple[Server, Server]) ->
     copy of the front's listening socket and of every client connection open at the fork, and
     a connection the front closes would then stay open (no FIN) until that worker exits."""
     _, front = pair
-    port = int(front.url.rsplit(":", 1)[1])
+    port = front.port
     with front.client() as client:
         assert client.get("/v2/").status_code == 200  # a client connection open meanwhile
         front_inodes = tcp_socket_inodes(front.proc.pid, port)
@@ -385,13 +384,19 @@ def impatient(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server
         yield server
 
 
-def send_head(server: Server, method: str, path: str, length: int, body: bytes) -> socket.socket:
+def send_head(
+    server: Server,
+    method: str,
+    path: str,
+    length: int,
+    body: bytes,
+    content_type: str = "application/octet-stream",
+) -> socket.socket:
     """A request whose head announces ``length`` bytes, of which only ``body`` is sent."""
-    port = int(server.url.rsplit(":", 1)[1])
-    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
     head = (
         f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {length}\r\n"
-        "Content-Type: application/octet-stream\r\n\r\n"
+        f"Content-Type: {content_type}\r\n\r\n"
     )
     sock.sendall(head.encode() + body)
     return sock
@@ -501,13 +506,12 @@ def test_a_client_that_stops_reading_a_blob_is_let_go(tmp_path: Path) -> None:
     with ocistore_server(tmp_path / "root", extra=["--config", str(config)]) as server:
         with server.client() as client:
             digest = push(client, REPO, data)
-        port = int(server.url.rsplit(":", 1)[1])
         request = f"GET /v2/{REPO}/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
 
         def reader() -> socket.socket:
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.connect(("127.0.0.1", port))
+            sock.connect(("127.0.0.1", server.port))
             sock.settimeout(15)
             sock.sendall(request)
             return sock

@@ -123,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def request(
     server: Server, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         for key, value in headers.items():
@@ -147,9 +147,7 @@ def test_hostile_corpus(server: Server) -> None:
     failures = []
     for method, path, headers, body in cases:
         if path == "UPLOAD":
-            conn = http.client.HTTPConnection(
-                "127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60
-            )
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
             conn.request("POST", "/v2/ok/blobs/uploads/", body=b"")
             path = conn.getresponse().getheader("Location") or ""
             conn.close()
@@ -175,7 +173,7 @@ def test_hostile_corpus(server: Server) -> None:
 
 
 def test_truncated_bodies_do_not_hurt_the_server(server: Server) -> None:
-    port = int(server.url.rsplit(":", 1)[1])
+    port = server.port
     for target in (f"/v2/ok/blobs/uploads/?digest={GOOD_DIGEST}", "/v2/ok/manifests/v1"):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(
