@@ -47,16 +47,24 @@ def test_well_formed_ranges(first: int, last: int, size: int) -> None:
         assert suffix == ByteRange(max(size - last, 0), size - 1)
 
 
-CONTENT_RANGE = re.compile(
-    r"(?:bytes\s*=*\s*)?([0-9]+)-([0-9]+)(?:/.*)?", re.IGNORECASE | re.DOTALL
+# Unicode's White_Space, which the core's grammar (Rust's str::trim) strips around the parts
+# (Python's \s and str.strip() would also take the ASCII separators \x1c-\x1f).
+WHITE_SPACE = (
+    "".join(map(chr, [*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B)]))
+    + "\u2028\u2029\u202f\u205f\u3000"
 )
+_WS = f"[{re.escape(WHITE_SPACE)}]*"
+CONTENT_RANGE = re.compile(
+    rf"(?:bytes{_WS}=*{_WS})?([0-9]+)-([0-9]+)(?:/.*)?", re.IGNORECASE | re.DOTALL
+)
+U64_MAX = 2**64 - 1
 
 
 @given(st.one_of(st.text(max_size=30), st.from_regex(CONTENT_RANGE, fullmatch=True)))
 def test_content_range(header: str) -> None:
-    match = CONTENT_RANGE.fullmatch(header.strip())
+    match = CONTENT_RANGE.fullmatch(header.strip(WHITE_SPACE))
     expected = None
-    if match and int(match[2]) >= int(match[1]):
+    if match and U64_MAX >= int(match[2]) >= int(match[1]):
         expected = (int(match[1]), int(match[2]))
     assert parse_content_range(header) == expected
 

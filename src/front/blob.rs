@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use futures::stream;
@@ -15,13 +15,14 @@ use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 
-use super::{Body, decimal};
+use super::Body;
 use crate::digest::Digest;
+use crate::grammar::{self, ByteRange, valid_name};
+use crate::layout;
 
 /// Reads of a GET body: 2 MiB, one kept ahead of the socket (the size the application's reader
 /// measured fastest on two cores).
 const READ_BLOCK: u64 = 2 * 1024 * 1024;
-const NAME_MAX: usize = 255;
 
 /// What the front found for a blob request it may answer.
 pub struct LocalBlob {
@@ -43,76 +44,25 @@ pub fn parse_blob_path(path: &str) -> Option<(&str, Digest)> {
     Some((name, Digest::parse(digest).ok()?))
 }
 
-/// distribution's repository name grammar: components of `[a-z0-9]+` joined by `.`, `_`, `__`
-/// or any number of dashes, separated by `/`, at most 255 characters.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= NAME_MAX && name.split('/').all(valid_component)
-}
-
-fn valid_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let mut i = 0;
-    loop {
-        let start = i;
-        while i < bytes.len() && alnum(bytes[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false; // every separator sits between two alphanumeric runs
-        }
-        if i == bytes.len() {
-            return true;
-        }
-        let separator = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let ok = match &component[separator..i] {
-            "." | "_" | "__" => true,
-            dashes => dashes.bytes().all(|b| b == b'-'),
-        };
-        if !ok {
-            return false;
-        }
-    }
-}
-
-fn blob_paths(root: &Path, name: &str, digest: &Digest) -> (PathBuf, PathBuf) {
-    let v2 = root.join("docker/registry/v2");
-    let (algorithm, hex) = (digest.algorithm().name(), digest.hex());
-    let link = v2
-        .join("repositories")
-        .join(name)
-        .join("_layers")
-        .join(algorithm)
-        .join(hex)
-        .join("link");
-    let data = v2
-        .join("blobs")
-        .join(algorithm)
-        .join(&hex[..2])
-        .join(hex)
-        .join("data");
-    (link, data)
-}
-
 /// The blob behind a GET or HEAD the front may answer; None sends the request on.
 pub fn lookup(root: &Path, path: &str, headers: &HeaderMap) -> Option<LocalBlob> {
     if headers.contains_key(header::IF_NONE_MATCH) {
         return None;
     }
     let (name, digest) = parse_blob_path(path)?;
-    let (link, data) = blob_paths(root, name, &digest);
-    let linked = std::fs::read(link).ok()?;
+    let linked = std::fs::read(root.join(layout::layer_link(name, &digest))).ok()?;
     if std::str::from_utf8(&linked).ok()?.trim() != digest.to_string() {
         return None;
     }
-    let file = File::open(data).ok()?;
+    let file = File::open(root.join(layout::blob_data(&digest))).ok()?;
     let size = file.metadata().ok()?.len();
     let range = match headers.get(header::RANGE) {
         None => None,
-        Some(value) => Some(satisfiable_range(value.to_str().ok()?, size)?),
+        Some(value) => match grammar::byte_range(value.to_str().ok()?, size) {
+            ByteRange::Satisfiable { start, length } => Some((start, length)),
+            // The application ignores it or answers 416.
+            ByteRange::Ignored | ByteRange::Unsatisfiable => return None,
+        },
     };
     Some(LocalBlob {
         digest,
@@ -120,35 +70,6 @@ pub fn lookup(root: &Path, path: &str, headers: &HeaderMap) -> Option<LocalBlob>
         size,
         range,
     })
-}
-
-/// `(start, length)` of `bytes=a-b`, `bytes=a-` or `bytes=-n` when it can be served as a 206;
-/// None for anything the application answers otherwise (ignored, or 416).
-pub fn satisfiable_range(header: &str, size: u64) -> Option<(u64, u64)> {
-    let (unit, spec) = header.trim().split_once('=')?;
-    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
-        return None;
-    }
-    let (first, last) = spec.trim().split_once('-')?;
-    if first.is_empty() {
-        let suffix = decimal(last)?;
-        if suffix == 0 || size == 0 {
-            return None;
-        }
-        let start = size.saturating_sub(suffix);
-        return Some((start, size - start));
-    }
-    let start = decimal(first)?;
-    let end = if last.is_empty() {
-        size.checked_sub(1)?
-    } else {
-        decimal(last)?
-    };
-    if end < start || start >= size {
-        return None;
-    }
-    let end = end.min(size - 1);
-    Some((start, end - start + 1))
 }
 
 /// The response for `blob`: headers as the application sends them, the body read from disk in
@@ -236,19 +157,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_follow_distribution_grammar() {
-        for ok in ["a", "library/ubuntu", "a.b/c_d/e__f/g-h/i---j", "0/9"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        let long = "a".repeat(256);
-        for bad in [
-            "", "A", "a/", "/a", "a//b", "a..b", "a._b", "a___b", "-a", "a-", "a%2fb", &long,
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-    }
-
-    #[test]
     fn blob_paths_need_a_valid_digest() {
         let hex = "a".repeat(64);
         let path = format!("/v2/x/y/blobs/sha256:{hex}");
@@ -258,29 +166,5 @@ mod tests {
         assert!(parse_blob_path(&format!("/v2/x/blobs/sha256:{}", &hex[1..])).is_none());
         assert!(parse_blob_path(&format!("/v2/X/blobs/sha256:{hex}")).is_none());
         assert!(parse_blob_path(&format!("/v2/x/manifests/sha256:{hex}")).is_none());
-    }
-
-    #[test]
-    fn only_satisfiable_single_ranges_are_served() {
-        assert_eq!(satisfiable_range("bytes=0-9", 100), Some((0, 10)));
-        assert_eq!(satisfiable_range("bytes=90-", 100), Some((90, 10)));
-        assert_eq!(satisfiable_range("bytes=90-1000", 100), Some((90, 10)));
-        assert_eq!(satisfiable_range("bytes=-10", 100), Some((90, 10)));
-        assert_eq!(satisfiable_range("bytes=-1000", 100), Some((0, 100)));
-        assert_eq!(satisfiable_range(" Bytes = 1-1", 100), Some((1, 1)));
-        for other in [
-            "bytes=100-",
-            "bytes=5-4",
-            "bytes=-0",
-            "bytes=0-1,3-4",
-            "items=0-1",
-            "bytes=+1-2",
-            "bytes=a-b",
-            "bytes=",
-            "bytes=1",
-        ] {
-            assert_eq!(satisfiable_range(other, 100), None, "{other}");
-        }
-        assert_eq!(satisfiable_range("bytes=0-", 0), None);
     }
 }

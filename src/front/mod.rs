@@ -36,6 +36,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
+use crate::grammar;
 use idle::{BodyError, IdleBody, WriteStallGuard};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
@@ -70,14 +71,6 @@ pub struct FrontConfig {
     /// A request body the client sends nothing of, or a response it takes nothing of, for this
     /// long ends the request (`http.bodyidletimeout`); None: never.
     pub body_idle: Option<Duration>,
-}
-
-/// ASCII digits only, as the application's `is_decimal` (no sign, no spaces) and fitting u64.
-fn decimal(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }
 
 /// The client address the front gives for its own requests to the application.
@@ -369,7 +362,7 @@ async fn claim_upload(
     }
     let (name, id) = upload::parse_upload_path(request.uri().path())?;
     if *method == Method::PUT {
-        upload::query_param(request.uri().query()?, "digest")?;
+        grammar::query_param(request.uri().query()?, "digest")?;
     }
     let (root, name, id) = (root.to_owned(), name.to_owned(), id.to_owned());
     let headers = request.headers().clone();
@@ -393,7 +386,7 @@ fn plain_post(request: &Request<Incoming>) -> Option<&str> {
     let name = path
         .strip_suffix("/blobs/uploads/")
         .or_else(|| path.strip_suffix("/blobs/uploads"))?;
-    (empty && blob::valid_name(name)).then_some(name)
+    (empty && grammar::valid_name(name)).then_some(name)
 }
 
 fn answer(
@@ -523,7 +516,7 @@ async fn native_upload(
             parts
                 .uri
                 .query()
-                .and_then(|q| upload::query_param(q, "digest"))
+                .and_then(|q| grammar::query_param(q, "digest"))
         })
         .flatten()
         .and_then(|d| Digest::parse(&d).ok());

@@ -15,11 +15,11 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::blob::valid_name;
-use super::decimal;
 use super::idle::{BodyError, IdleBody};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, StoreError};
+use crate::grammar::{self, valid_name, valid_upload_id};
+use crate::layout;
 use crate::store::Layout;
 use crate::store::fsutil::{create_dir_all_durable, write_atomic};
 use crate::store::upload::{Caching, Upload};
@@ -60,31 +60,6 @@ pub fn parse_upload_path(path: &str) -> Option<(&str, &str)> {
     (valid_name(name) && valid_upload_id(id)).then_some((name, id))
 }
 
-/// A lowercase hyphenated UUID, as uploads are named.
-fn valid_upload_id(id: &str) -> bool {
-    let groups: Vec<&str> = id.split('-').collect();
-    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-        && groups.iter().all(|g| {
-            g.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-}
-
-/// `(start, end)` of a PATCH's `Content-Range` (`start-end`, also `bytes start-end/*`), as the
-/// application reads it.
-pub fn parse_content_range(header: &str) -> Option<(u64, u64)> {
-    let mut text = header.trim();
-    if text
-        .get(..5)
-        .is_some_and(|unit| unit.eq_ignore_ascii_case("bytes"))
-    {
-        text = text[5..].trim().trim_start_matches('=').trim();
-    }
-    let text = text.split('/').next().unwrap_or_default();
-    let (first, last) = text.split_once('-')?;
-    let (start, end) = (decimal(first)?, decimal(last)?);
-    (end >= start).then_some((start, end))
-}
 
 /// Whether the request's `Content-Range` and `Content-Length` (when given) continue an upload
 /// of `size` bytes, as the application requires.
@@ -92,14 +67,13 @@ fn continues(headers: &HeaderMap, size: u64) -> bool {
     let Some(range) = headers.get(http::header::CONTENT_RANGE) else {
         return true;
     };
-    let Some((start, end)) = range.to_str().ok().and_then(parse_content_range) else {
+    let Some(range) = range.to_str().ok().and_then(grammar::content_range) else {
         return false;
     };
     let length = headers
         .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(decimal);
-    start == size && length.is_none_or(|length| length == end - start + 1)
+        .and_then(|v| v.to_str().ok());
+    grammar::continues(range, length, size)
 }
 
 /// An upload taken for one request: resumed, and locked against other requests (the same
@@ -282,9 +256,7 @@ pub fn start(root: &Path, name: &str) -> Result<String, StoreError> {
 }
 
 fn uploads_dir(root: &Path, name: &str) -> PathBuf {
-    root.join("docker/registry/v2/repositories")
-        .join(name)
-        .join("_uploads")
+    root.join(layout::uploads(Some(name)))
 }
 
 /// Commits the upload into repository `name` as `LinkedBlobStore` in
@@ -297,20 +269,13 @@ pub fn commit_linked(
     upload: &mut Upload,
     digest: &Digest,
 ) -> Result<u64, Commit> {
-    let layout = Layout::new(root);
-    let link = layout
-        .v2()
-        .join("repositories")
-        .join(name)
-        .join("_layers")
-        .join(digest.algorithm().name())
-        .join(digest.hex())
-        .join("link");
+    let fs = Layout::new(root);
+    let link = root.join(layout::layer_link(name, digest));
     let size = upload
-        .commit_with(&layout, digest, None, &mut |d| link_if_absent(&link, d))
+        .commit_with(&fs, digest, None, &mut |d| link_if_absent(&link, d))
         .map_err(Commit::Refused)?;
-    let _gc = gc_lock_shared(&layout).map_err(Commit::Failed)?;
-    let data = layout.blob_data(digest);
+    let _gc = gc_lock_shared(root).map_err(Commit::Failed)?;
+    let data = fs.blob_data(digest);
     let marked = OpenOptions::new()
         .write(true)
         .open(&data)
@@ -357,8 +322,8 @@ fn link_if_absent(link: &Path, digest: &Digest) -> Result<(), StoreError> {
 
 /// The lock between pushes (shared) and the garbage collector (exclusive), as
 /// `FilesystemDriver.gc_lock` takes it.
-fn gc_lock_shared(layout: &Layout) -> Result<Flock<File>, StoreError> {
-    let path = layout.v2().join("_ocistore").join("gc.lock");
+fn gc_lock_shared(root: &Path) -> Result<Flock<File>, StoreError> {
+    let path = root.join(layout::gc_lock());
     create_dir_all_durable(path.parent().expect("the lock has a directory"))?;
     let file = OpenOptions::new()
         .read(true)
@@ -370,34 +335,6 @@ fn gc_lock_shared(layout: &Layout) -> Result<Flock<File>, StoreError> {
     Flock::lock(file, FlockArg::LockShared)
         .map_err(|(_, errno)| std::io::Error::from(errno))
         .at("lock", &path)
-}
-
-/// A query parameter's value, percent-decoded (clients send `digest=sha256%3A...`).
-pub fn query_param(query: &str, key: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -430,35 +367,6 @@ mod tests {
             "/v2/A/blobs/uploads/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
         ] {
             assert_eq!(parse_upload_path(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        let q = "x=1&digest=sha256%3Aab&mount=a%2Fb+c";
-        assert_eq!(query_param(q, "digest").as_deref(), Some("sha256:ab"));
-        assert_eq!(query_param(q, "mount").as_deref(), Some("a/b c"));
-        assert_eq!(query_param(q, "from"), None);
-        assert_eq!(query_param("digest=%zz", "digest"), None);
-        assert_eq!(query_param("xdigest=1", "digest"), None);
-    }
-
-    #[test]
-    fn content_ranges_read_as_the_application_reads_them() {
-        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
-        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199)));
-        assert_eq!(parse_content_range("Bytes=5-5/10"), Some((5, 5)));
-        for bad in [
-            "",
-            "5-4",
-            "-5",
-            "5-",
-            "a-b",
-            "bytes */100",
-            "+1-2",
-            "byté 1-2",
-        ] {
-            assert_eq!(parse_content_range(bad), None, "{bad}");
         }
     }
 

@@ -12,17 +12,15 @@ use tokio::task::JoinHandle;
 
 use super::client::{Remote, failed};
 use super::keys::check_prefix;
+use super::links::ObjectLinks;
 use super::runtime::{block_on, runtime};
 use super::upload::ObjectUpload;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Result, StoreError};
 use crate::hashing::Hasher;
-use crate::store::backend::{BlobBackend, BlobSource, BlobUpload, Location};
-use crate::store::upload::Caching;
+use crate::layout;
+use crate::storage::{BlobBackend, BlobSource, BlobUpload, Caching, LinkStore, Location};
 
-pub const BLOBS: &str = "docker/registry/v2/blobs";
-/// Uploads that belong to no repository, as the filesystem store keeps them.
-pub const GLOBAL_UPLOADS: &str = "docker/registry/v2/_uploads";
 /// The most a reader fetches in one GET.
 pub const READ_BLOCK: usize = 8 * 1024 * 1024;
 /// A read that does not continue the previous one fetches at least this much, so that a
@@ -36,16 +34,6 @@ const STREAM_AHEAD: usize = 64;
 /// Part uploads in flight for one `put`.
 const PUT_PARALLEL: usize = 2;
 
-/// `docker/registry/v2/blobs/<alg>/<hex[:2]>/<hex>/data`, relative to the root directory.
-pub fn blob_key(digest: &Digest) -> String {
-    let hex = digest.hex();
-    format!(
-        "{BLOBS}/{}/{}/{hex}/data",
-        digest.algorithm().name(),
-        &hex[..2]
-    )
-}
-
 pub struct ObjectBlobs {
     remote: Arc<Remote>,
 }
@@ -57,7 +45,7 @@ impl ObjectBlobs {
 
     fn uploads(&self, uploads: Option<&FsPath>) -> Result<String> {
         let Some(uploads) = uploads else {
-            return Ok(GLOBAL_UPLOADS.to_owned());
+            return Ok(layout::uploads(None));
         };
         let text = uploads.to_str().ok_or_else(|| {
             StoreError::Value(format!("uploads key prefix {uploads:?} is not UTF-8"))
@@ -119,11 +107,11 @@ impl BlobBackend for ObjectBlobs {
     }
 
     fn location(&self, digest: &Digest) -> Location {
-        Location::Key(blob_key(digest))
+        Location::Key(layout::blob_data(digest))
     }
 
     fn stat(&self, digest: &Digest) -> Result<u64> {
-        match block_on(self.remote.head(&blob_key(digest)))? {
+        match block_on(self.remote.head(&layout::blob_data(digest)))? {
             Some(meta) => Ok(meta.size),
             None => Err(StoreError::BlobUnknown {
                 digest: digest.to_string(),
@@ -135,7 +123,7 @@ impl BlobBackend for ObjectBlobs {
         let size = self.stat(digest)?;
         let source = RangeSource {
             remote: self.remote.clone(),
-            path: self.remote.path(&blob_key(digest))?,
+            path: self.remote.path(&layout::blob_data(digest))?,
             size,
             block: Bytes::new(),
             block_at: 0,
@@ -151,7 +139,7 @@ impl BlobBackend for ObjectBlobs {
         let mut hasher = Hasher::new(algorithm);
         hasher.update(data);
         let digest = hasher.digest();
-        let key = blob_key(&digest);
+        let key = layout::blob_data(&digest);
         let size = data.len() as u64;
         block_on(async {
             match self.remote.head(&key).await? {
@@ -191,7 +179,7 @@ impl BlobBackend for ObjectBlobs {
     }
 
     fn delete(&self, digest: &Digest) -> Result<()> {
-        let key = blob_key(digest);
+        let key = layout::blob_data(digest);
         block_on(async {
             if self.remote.head(&key).await?.is_none() {
                 return Err(StoreError::BlobUnknown {
@@ -202,14 +190,19 @@ impl BlobBackend for ObjectBlobs {
         })
     }
 
+    fn links(&self) -> Arc<dyn LinkStore> {
+        Arc::new(ObjectLinks::new(self.remote.clone()))
+    }
+
     fn enumerate(&self) -> Result<Vec<Digest>> {
-        let objects = block_on(self.remote.walk(BLOBS))?;
+        let blobs = layout::blobs();
+        let objects = block_on(self.remote.walk(&blobs))?;
         let mut digests = Vec::new();
         for object in objects {
             let Some(key) = self.remote.root().relative(&object.location) else {
                 continue;
             };
-            let Some(rest) = key.strip_prefix(BLOBS).and_then(|k| k.strip_prefix('/')) else {
+            let Some(rest) = key.strip_prefix(blobs.as_str()).and_then(|k| k.strip_prefix('/')) else {
                 continue;
             };
             let parts: Vec<&str> = rest.split('/').collect();

@@ -5,6 +5,7 @@ pub mod blobs;
 pub mod client;
 pub mod config;
 pub mod keys;
+pub mod links;
 pub mod runtime;
 pub mod state;
 pub mod upload;

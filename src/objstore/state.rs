@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Algorithm, to_hex};
 use crate::hashing::Hasher;
 
-pub const STATE_OBJECT: &str = "ocistore-upload.json";
+pub use crate::layout::upload::STATE_OBJECT;
 pub const STATE_FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

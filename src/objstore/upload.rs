@@ -30,19 +30,18 @@ use object_store::multipart::PartId;
 use object_store::{ObjectStoreExt, PutPayload};
 use tokio::task::JoinHandle;
 
-use super::blobs::blob_key;
 use super::client::{Conditional, Remote, failed};
 use super::runtime::{block_on, runtime};
 use super::state::{PartRecord, STATE_FORMAT, STATE_OBJECT, SpoolRecord, UploadState};
 use crate::digest::{Algorithm, Digest, to_hex};
 use crate::error::{Result, StoreError};
 use crate::hashing::Hasher;
-use crate::store::backend::BlobUpload;
+use crate::layout;
+use crate::storage::{BlobUpload, check_size};
 use crate::store::fsutil::rfc3339_utc;
-use crate::store::upload::{check_id, check_size};
+use crate::store::upload::check_id;
 
-const DATA: &str = "data";
-const STARTED_AT: &str = "startedat";
+use crate::layout::upload::{DATA, STARTED_AT};
 
 struct InFlight {
     part_idx: usize,
@@ -197,9 +196,9 @@ impl ObjectUpload {
     }
 
     fn hash_state_key(&self, offset: u64) -> String {
-        self.key(&format!(
-            "hashstates/{}/{offset}",
-            self.hasher.algorithm().name()
+        self.key(&layout::upload::hash_state(
+            self.hasher.algorithm().name(),
+            offset,
         ))
     }
 
@@ -494,7 +493,7 @@ impl ObjectUpload {
             return Err(self.taken());
         }
         before_publish(expected)?;
-        let key = blob_key(expected);
+        let key = layout::blob_data(expected);
         let present = block_on(self.remote.head(&key))?.is_some_and(|m| m.size == self.size);
         if !present {
             if self.multipart_id.is_none() {

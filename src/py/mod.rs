@@ -3,6 +3,8 @@
 pub mod digest;
 pub mod front;
 pub mod fs;
+pub mod grammar;
+pub mod layout;
 pub mod objstore;
 pub mod reader;
 pub mod store;

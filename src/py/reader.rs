@@ -7,7 +7,7 @@ use pyo3::types::PyBytes;
 use super::store::location_object;
 use crate::buffer::OutputBuffer;
 use crate::error::StoreError;
-use crate::store::backend::{BlobSource, Location};
+use crate::storage::{BlobSource, Location};
 
 struct Cursor {
     /// None once closed.

@@ -11,8 +11,8 @@ use super::writer::PyBlobWriter;
 use crate::buffer::InputBuffer;
 use crate::digest::Algorithm;
 use crate::objstore::ObjectBlobs;
-use crate::store::backend::{BlobBackend, FsBlobs, Location};
-use crate::store::upload::Caching;
+use crate::storage::{BlobBackend, Caching, Location};
+use crate::store::backend::FsBlobs;
 
 /// A file path as the filesystem store has always returned it, or an object key as a str.
 pub fn location_object(py: Python<'_>, location: Location) -> PyResult<Bound<'_, PyAny>> {

@@ -9,7 +9,7 @@ use super::digest::{PyDigest, digest_arg};
 use crate::buffer::InputBuffer;
 use crate::error::IoContext;
 use crate::hashers::GIL_RELEASE_MIN;
-use crate::store::backend::BlobUpload;
+use crate::storage::BlobUpload;
 
 /// A resumable upload. `write` takes any contiguous buffer without copying it and releases the
 /// GIL; `close` checkpoints (the upload stays resumable by id, from any process); `commit`

@@ -4,6 +4,7 @@
 pub mod backend;
 mod direct;
 pub mod fsutil;
+pub mod links;
 pub mod upload;
 
 use std::fs::{self, File};
@@ -12,42 +13,41 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
+use crate::layout;
 
+/// distribution's layout on a filesystem: the keys of `crate::layout` under a root directory.
 #[derive(Clone, Debug)]
 pub struct Layout {
-    v2: PathBuf,
+    root: PathBuf,
 }
 
 impl Layout {
     pub fn new(root: &Path) -> Self {
         Self {
-            v2: root.join("docker").join("registry").join("v2"),
+            root: root.to_path_buf(),
         }
     }
 
-    pub fn v2(&self) -> &Path {
-        &self.v2
+    /// The file or directory of a `crate::layout` key.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
     }
 
     pub fn blobs(&self) -> PathBuf {
-        self.v2.join("blobs")
+        self.path(&layout::blobs())
     }
 
     pub fn blob_dir(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.blobs()
-            .join(digest.algorithm().name())
-            .join(&hex[..2])
-            .join(hex)
+        self.path(&layout::blob_dir(digest))
     }
 
     pub fn blob_data(&self, digest: &Digest) -> PathBuf {
-        self.blob_dir(digest).join("data")
+        self.path(&layout::blob_data(digest))
     }
 
     /// Uploads that belong to no repository (the global store's `create`).
     pub fn global_uploads(&self) -> PathBuf {
-        self.v2.join("_uploads")
+        self.path(&layout::uploads(None))
     }
 }
 

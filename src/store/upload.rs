@@ -19,11 +19,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
+use crate::layout;
 use super::direct::DirectWriter;
 use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic, write_replace};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
+use crate::storage::{Caching, check_size};
 
 /// Buffers at least this large are hashed on this thread while another writes them.
 pub const PARALLEL_MIN: usize = 256 * 1024;
@@ -35,46 +37,8 @@ const WRITEBACK_LAG: u64 = 4 * WRITEBACK_STEP;
 /// With `Caching::Keep`, dirty bytes after which a background fdatasync starts.
 const FLUSH_STEP: u64 = 32 * 1024 * 1024;
 
-/// What happens to an upload's pages once they are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caching {
-    /// Keep them in the page cache (a blob just pushed to a registry is often pulled next);
-    /// writeback starts early through a background fdatasync.
-    Keep,
-    /// Drop them once written back (bulk ingest): the upload streams through a bounded amount
-    /// of page cache, which on machines where fresh page-cache pages are expensive is also the
-    /// faster way, and nothing else is pushed out of the cache.
-    Drop,
-    /// Bypass the page cache with `O_DIRECT` (bulk ingest of many blobs at once); `Drop` where
-    /// the file system refuses it.
-    Direct,
-}
-
-impl Caching {
-    pub fn parse(name: &str) -> Result<Caching> {
-        match name {
-            "keep" => Ok(Caching::Keep),
-            "stream" => Ok(Caching::Drop),
-            "direct" => Ok(Caching::Direct),
-            other => Err(StoreError::Value(format!(
-                "caching must be 'keep', 'stream' or 'direct', not {other:?}"
-            ))),
-        }
-    }
-}
 /// In an upload's directory: "<boot id> <durable offset>" while volatile checkpoints exist.
-/// The size a commit was told to expect against the size received; every backend checks it
-/// before anything is published.
-pub fn check_size(expected: Option<u64>, actual: u64) -> Result<()> {
-    match expected {
-        Some(expected) if expected != actual => {
-            Err(StoreError::BlobInvalidLength { expected, actual })
-        }
-        _ => Ok(()),
-    }
-}
-
-pub const VOLATILE_MARK: &str = "ocistore-volatile";
+pub use crate::layout::upload::VOLATILE_MARK;
 
 /// Identifies this run of the kernel: page-cache contents survive exactly as long as it.
 fn boot_id() -> Option<String> {
@@ -86,7 +50,6 @@ fn boot_id() -> Option<String> {
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
 /// Blocks `write_from_file` reads outside direct mode: large enough to hash and write in parallel.
-const COPY_BLOCK: usize = 8 * 1024 * 1024;
 
 pub struct Upload {
     id: String,
@@ -108,10 +71,10 @@ pub struct Upload {
 
 /// Only canonical lowercase UUIDs name uploads; anything else (including path tricks) is unknown.
 pub(crate) fn check_id(id: &str) -> Result<()> {
-    match uuid::Uuid::try_parse(id) {
-        Ok(u) if u.hyphenated().to_string() == id => Ok(()),
-        _ => Err(StoreError::BlobUploadUnknown { id: id.to_owned() }),
+    if crate::grammar::valid_upload_id(id) {
+        return Ok(());
     }
+    Err(StoreError::BlobUploadUnknown { id: id.to_owned() })
 }
 
 fn open_direct(
@@ -124,46 +87,6 @@ fn open_direct(
         return Ok(None);
     }
     DirectWriter::open(path, size, file).at("open for direct writes", path)
-}
-
-/// Reads the next piece of a source range into `buf`: at most what is left of `len` after
-/// `done`, from `offset + done`. 0 at the end of the file.
-fn read_source(src: &File, buf: &mut [u8], offset: u64, done: u64, len: u64) -> Result<usize> {
-    let want = buf
-        .len()
-        .min(usize::try_from(len - done).unwrap_or(usize::MAX));
-    loop {
-        match src.read_at(&mut buf[..want], offset + done) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            read => {
-                return read.at(
-                    "read source at offset",
-                    Path::new(&(offset + done).to_string()),
-                );
-            }
-        }
-    }
-}
-
-/// Reads `len` bytes of `src` from `offset` block by block and hands each to `write`; stops
-/// early where `src` ends. Returns how many bytes went to `write`.
-pub(crate) fn copy_file_range_into(
-    src: &File,
-    offset: u64,
-    len: u64,
-    mut write: impl FnMut(&[u8]) -> Result<()>,
-) -> Result<u64> {
-    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BLOCK)];
-    let mut done = 0u64;
-    while done < len {
-        let n = read_source(src, &mut buf, offset, done, len)?;
-        if n == 0 {
-            break;
-        }
-        write(&buf[..n])?;
-        done += n as u64;
-    }
-    Ok(done)
 }
 
 fn hash_file_range(
@@ -195,8 +118,8 @@ impl Upload {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let started_at = rfc3339_utc(now);
-        fs::write(dir.join("startedat"), &started_at).at("write", &dir.join("startedat"))?;
-        let data = dir.join("data");
+        fs::write(dir.join(layout::upload::STARTED_AT), &started_at).at("write", &dir.join(layout::upload::STARTED_AT))?;
+        let data = dir.join(layout::upload::DATA);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -206,7 +129,7 @@ impl Upload {
         if algorithm != Algorithm::Sha256 {
             // Without a saved state, resume would assume sha256 (what distribution streams);
             // the directory records the algorithm until the first checkpoint.
-            create_dir_all_durable(&dir.join("hashstates").join(algorithm.name()))?;
+            create_dir_all_durable(&dir.join(layout::upload::hash_states(algorithm.name())))?;
         }
         let direct = open_direct(caching, &data, 0, &file)?;
         Ok(Upload {
@@ -229,7 +152,7 @@ impl Upload {
     pub fn resume(uploads: &Path, id: &str, caching: Caching) -> Result<Upload> {
         check_id(id)?;
         let dir = uploads.join(id);
-        let data = dir.join("data");
+        let data = dir.join(layout::upload::DATA);
         let file = match OpenOptions::new().read(true).write(true).open(&data) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -238,7 +161,7 @@ impl Upload {
             Err(e) => return Err(e).at("open", &data),
         };
         let size = file.metadata().at("stat", &data)?.len();
-        let started_at = fs::read_to_string(dir.join("startedat"))
+        let started_at = fs::read_to_string(dir.join(layout::upload::STARTED_AT))
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();
         let (mut hasher, offset, durable) = Self::newest_state(&dir, size)?;
@@ -278,7 +201,7 @@ impl Upload {
             }
             None => (u64::MAX, None),
         };
-        let states = dir.join("hashstates");
+        let states = dir.join(layout::upload::HASH_STATES);
         for alg in Algorithm::ALL {
             let alg_dir = states.join(alg.name());
             let entries = match fs::read_dir(&alg_dir) {
@@ -333,7 +256,7 @@ impl Upload {
     }
 
     fn data_path(&self) -> PathBuf {
-        self.dir.join("data")
+        self.dir.join(layout::upload::DATA)
     }
 
     fn usable(&self) -> Result<&File> {
@@ -463,7 +386,7 @@ impl Upload {
             && let Err(e) = direct.flush(file)
         {
             self.broken = Some(format!("a write failed ({e})"));
-            return Err(e).at("write", &self.dir.join("data"));
+            return Err(e).at("write", &self.dir.join(layout::upload::DATA));
         }
         Ok(())
     }
@@ -492,8 +415,7 @@ impl Upload {
         let data_path = self.data_path();
         let alg_dir = self
             .dir
-            .join("hashstates")
-            .join(self.hasher.algorithm().name());
+            .join(layout::upload::hash_states(self.hasher.algorithm().name()));
         let first = self.checkpointed.is_none();
         create_dir_all_durable(&alg_dir)?;
         let state_path = alg_dir.join(self.size.to_string());
@@ -702,7 +624,7 @@ mod tests {
         // (proof that nothing was re-read).
         let mut altered = data[..2_000_000].to_vec();
         altered[1_500_000] ^= 1;
-        fs::write(dir.join("data"), &altered).unwrap();
+        fs::write(dir.join(layout::upload::DATA), &altered).unwrap();
         let up = Upload::resume(&uploads, &id, Caching::Keep).unwrap();
         assert_eq!(up.digest(), sha256(&data[..2_000_000]));
         drop(up);

@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import unquote
 
-from .. import hashing
-from .._core import Digest
+from .. import _core, hashing
+from .._core import Digest, Layout
 from ..aio import INLINE_WRITE_MAX, READ_BLOCK, AsyncBlobStore, AsyncBlobWriter
 from ..descriptor import Descriptor
 from ..errors import (
@@ -42,7 +41,7 @@ from ..errors import (
 from ..storage import Registry, Repository, parse_reference, purge_uploads, unmarshal_manifest
 from ..storage.driver import FilesystemDriver, ObjectStoreDriver
 from ..storage.manifests import OCI_INDEX
-from ..storage.registry import LinkedBlobStore, blob_data_key
+from ..storage.registry import LinkedBlobStore
 from ..store import BlobWriter
 from .auth import Access, required_access
 from .auth import access_controller as make_access_controller
@@ -148,11 +147,10 @@ def _range_value(size: int) -> str:
 
 def _page_size(request: Request) -> int | None:
     raw = request.query.get("n")
-    if raw is None or raw == "":
-        return None
-    if not is_decimal(raw):
-        raise ApiError(400, "PAGINATION_NUMBER_INVALID", f"invalid page size n={raw!r}")
-    return int(raw)
+    try:
+        return _core.page_size(raw)
+    except ValueError:
+        raise ApiError(400, "PAGINATION_NUMBER_INVALID", f"invalid page size n={raw!r}") from None
 
 
 def _digest_param(value: str | None, what: str = "digest") -> Digest:
@@ -212,7 +210,7 @@ class RegistryApp:
         self.redirect_url: Callable[[Digest], str] | None = None
         if isinstance(driver, ObjectStoreDriver) and config.redirect:
             store = driver.store
-            self.redirect_url = lambda d: store.signed_url(blob_data_key(d), REDIRECT_SECONDS)
+            self.redirect_url = lambda d: store.signed_url(Layout.blob_data(d), REDIRECT_SECONDS)
         self.metrics = Metrics(self.registry)
         self.access_controller = make_access_controller(config.auth)
         self._extra_headers = [
@@ -296,7 +294,7 @@ class RegistryApp:
             attribute = route.methods.get(request.method)
             if attribute is None:
                 return route.name, self._method_not_allowed, {}
-            params = {key: unquote(value) for key, value in match.groupdict().items()}
+            params = {key: _core.percent_decode(value) for key, value in match.groupdict().items()}
             return route.name, getattr(self, attribute), params
         return "unknown", self._not_found, {}
 
@@ -742,12 +740,7 @@ class RegistryApp:
                     f"malformed Content-Range {content_range!r}",
                     headers=self._upload_headers(name, upload_id, writer.size),
                 )
-            start, end = parsed
-            if start != writer.size or (
-                length_header is not None
-                and is_decimal(length_header)
-                and int(length_header) != end - start + 1
-            ):
+            if not _core.upload_continues(parsed, length_header, writer.size):
                 raise ApiError(
                     416,
                     "BLOB_UPLOAD_INVALID",

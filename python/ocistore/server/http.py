@@ -7,8 +7,9 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
+from .. import _core
 from .._core import Digest
 from ..errors import ErrManifestVerification, OciStoreError
 
@@ -86,7 +87,10 @@ class Request:
         self._body_idle = body_idle
         self.method: str = scope["method"]
         self.path: str = scope["path"]
-        self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), True))
+        # The first value of a repeated parameter counts, as Go's FormValue reads it.
+        self.query: dict[str, str] = {}
+        for key, value in _core.query_pairs(scope.get("query_string", b"").decode("latin-1")):
+            self.query.setdefault(key, value)
         headers: dict[str, list[str]] = {}
         for raw_name, raw_value in scope.get("headers", []):
             headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
@@ -191,7 +195,7 @@ def error_response(error: BaseException) -> Response:
 
 def is_decimal(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts "²" and other digits ``int`` refuses."""
-    return text.isascii() and text.isdigit()
+    return _core.is_decimal(text)
 
 
 @dataclass(frozen=True)
@@ -205,51 +209,28 @@ class ByteRange:
 
 
 def parse_range(header: str, size: int) -> ByteRange | None:
-    """A single ``bytes=`` range against a blob of ``size`` bytes.
+    """A single ``bytes=`` range against a blob of ``size`` bytes (the core's grammar, which the
+    native front serves ranges by).
 
     Returns None for a header that is not a single byte range (the whole blob is served, as
     RFC 9110 allows); raises ApiError 416 for a range that cannot be satisfied."""
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    found = _core.byte_range(header, size)
+    if found is None:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash:
-        return None
-    unsatisfiable = ApiError(
-        416,
-        "SIZE_INVALID",
-        f"range {header!r} cannot be satisfied for a blob of {size} bytes",
-        headers={"Content-Range": f"bytes */{size}"},
-    )
-    if first == "":
-        if not is_decimal(last):
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise unsatisfiable
-        return ByteRange(max(size - suffix, 0), size - 1)
-    if not is_decimal(first) or (last and not is_decimal(last)):
-        return None
-    start = int(first)
-    end = int(last) if last else size - 1
-    if last and end < start:
-        return None  # invalid: ignored, the whole blob is served
-    if start >= size:
-        raise unsatisfiable
-    return ByteRange(start, min(end, size - 1))
+    start, length = found
+    if length == 0:
+        raise ApiError(
+            416,
+            "SIZE_INVALID",
+            f"range {header!r} cannot be satisfied for a blob of {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return ByteRange(start, start + length - 1)
 
 
 def parse_content_range(header: str) -> tuple[int, int] | None:
     """``start-end`` (inclusive) as clients send it on PATCH; also ``bytes start-end/*``."""
-    text = header.strip()
-    if text.lower().startswith("bytes"):
-        text = text[5:].strip().lstrip("=").strip()
-    text = text.split("/", 1)[0]
-    first, dash, last = text.partition("-")
-    if not dash or not is_decimal(first) or not is_decimal(last):
-        return None
-    start, end = int(first), int(last)
-    return (start, end) if end >= start else None
+    return _core.content_range(header)
 
 
 def accepts(headers: list[str], media_type: str) -> bool:

@@ -33,8 +33,6 @@ from ..store import BlobStore
 
 __all__ = ["FilesystemDriver", "ObjectStoreDriver", "StorageDriver", "check_key"]
 
-V2 = "docker/registry/v2"
-
 
 def check_key(key: str) -> str:
     """Refuses keys that could leave the root: absolute, empty, ``.`` or ``..`` segments."""
@@ -121,7 +119,7 @@ class FilesystemDriver:
         # Keys become file names by concatenation: pathlib's parsing cost more than the read
         # on the registry's hottest paths (HEAD, link checks).
         self._prefix = os.path.join(os.fspath(root), "")
-        self._lock_path = self.root / V2 / "_ocistore" / "gc.lock"
+        self._lock_path = self.root / _core.Layout.gc_lock()
 
     @property
     def url(self) -> str:

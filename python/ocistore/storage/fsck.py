@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from .. import _core
-from .._core import Digest
+from .._core import Digest, Layout
 from ..errors import OciStoreError
 from .driver import remove_tree
 from .registry import Registry, read_link, write_link
@@ -85,9 +85,9 @@ def _listdir(path: Path) -> list[str]:
         return []
 
 
-def _blob_entries(v2: Path) -> Iterator[tuple[Path, Digest | None]]:
+def _blob_entries(root: Path) -> Iterator[tuple[Path, Digest | None]]:
     """Every ``blobs/<alg>/<2>/<name>`` directory, with the digest it names if it names one."""
-    blobs = v2 / "blobs"
+    blobs = root / Layout.blobs()
     for alg in _listdir(blobs):
         for prefix in _listdir(blobs / alg):
             for name in _listdir(blobs / alg / prefix):
@@ -124,12 +124,12 @@ def fsck(
         if log is not None:
             log(found)
 
-    v2 = registry.v2
-    quarantine = v2 / "_ocistore" / "quarantine"
+    root = registry.driver.require_filesystem("fsck")
+    quarantine = root / Layout.quarantine()
     limit = _RateLimit(rate_bytes_per_second)
 
     def check_blob(directory: Path, digest: Digest) -> None:
-        data = directory / "data"
+        data = directory / Layout.UPLOAD_DATA
         try:
             size = data.stat().st_size
             limit.take(size)
@@ -150,10 +150,10 @@ def fsck(
             problem("corrupt-blob", data, f"bytes hash to {actual}", move_aside)
 
     candidates = []
-    for directory, digest in _blob_entries(v2):
+    for directory, digest in _blob_entries(root):
         if digest is None:
             problem("stray-in-blob-tree", directory, "not named after a digest")
-        elif not (directory / "data").is_file():
+        elif not (directory / Layout.UPLOAD_DATA).is_file():
             if not _listdir(directory):
                 # An empty directory is what a delete or a commit interrupted between its two
                 # steps leaves: no blob, no data at risk. Tidied by --repair, not a problem.
@@ -173,7 +173,7 @@ def fsck(
     def check_links(base: Path, what: str) -> None:
         for alg in _listdir(base):
             for name in _listdir(base / alg):
-                link = base / alg / name / "link"
+                link = base / alg / name / Layout.LINK
                 try:
                     named = Digest(f"{alg}:{name}")
                 except ValueError:
@@ -203,8 +203,8 @@ def fsck(
 
     for name in registry.repositories():
         repo = registry.repository(name)
-        check_links(repo.path / "_layers", "layer")
-        check_links(repo.path / "_manifests" / "revisions", "revision")
+        check_links(root / Layout.layers(name), "layer")
+        check_links(root / Layout.revisions(name), "revision")
         for digest in list(repo.manifests().enumerate()):
             try:
                 manifest = repo.manifests().get(digest)
@@ -218,9 +218,9 @@ def fsck(
                     repo.blobs().stat(ref.digest)
                 except OciStoreError:
                     problem("incomplete-manifest", repo.path, f"{digest} needs {ref.digest}")
-        tags = repo.path / "_manifests" / "tags"
+        tags = root / Layout.tags(name)
         for tag in _listdir(tags):
-            current = tags / tag / "current" / "link"
+            current = root / Layout.tag_current_link(name, tag)
             target = read_link(current)
             if target is None and not current.exists():
                 # A first tag write cut off before its current link: the tag never existed (the
@@ -234,11 +234,11 @@ def fsck(
             elif not repo.manifests().exists(target):
                 problem("tag-to-missing-manifest", tags / tag, f"points at {target}")
 
-    upload_dirs = [v2 / "_uploads", *registry.repositories_dir.rglob("_uploads")]
+    upload_dirs = [root / key for key in registry.upload_dirs()]
     for uploads in upload_dirs:
         for entry in _listdir(uploads):
             upload = uploads / entry
-            if repair and not (upload / "data").is_file():
+            if repair and not (upload / Layout.UPLOAD_DATA).is_file():
                 # An upload created by a process killed before its data file existed: nothing to
                 # resume and nothing to lose. Debris, tidied by --repair (upload purging would
                 # remove it too, by age).

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .._core import Digest
+from .._core import Digest, Layout
 from ..errors import ErrBlobUnknown, OciStoreError
 from .driver import StorageDriver
 from .manifests import ImageIndex
@@ -68,8 +68,9 @@ def _reachable(repo: Repository) -> set[Digest]:
     tags = repo.tags()
     reached: set[Digest] = set()
     pending = []
+    root = repo.registry.driver.require_filesystem("garbage collection")
     for tag in tags.all():
-        digest = read_link(repo.path / "_manifests" / "tags" / tag / "current" / "link")
+        digest = read_link(root / Layout.tag_current_link(repo.name, tag))
         if digest is not None:
             pending.append(digest)
     while pending:
@@ -137,8 +138,8 @@ class GarbageCollector:
                     result.marked.add(ref.digest)
 
     def _delete_untagged(self, repo: Repository, digest: Digest) -> bool:
-        revisions = repo.path / "_manifests" / "revisions"
-        link = revisions / digest.algorithm / digest.hex / "link"
+        root = self.registry.driver.require_filesystem("garbage collection")
+        link = root / Layout.revision_link(repo.name, digest)
         with self.registry.gc_lock(exclusive=True):
             mtime = _mtime(link)
             if mtime is None or mtime >= self.cutoff or repo.tags().lookup(digest):
@@ -186,11 +187,12 @@ def collect_garbage(
 
 def _started_at(driver: StorageDriver, upload: str) -> datetime | None:
     try:
-        started = datetime.fromisoformat((driver.read(f"{upload}/startedat") or b"").decode())
+        started_at = driver.read(f"{upload}/{Layout.UPLOAD_STARTED_AT}") or b""
+        started = datetime.fromisoformat(started_at.decode())
     except (UnicodeDecodeError, ValueError):
         # Unreadable: the upload's own age decides (a directory's, or on object storage,
         # where prefixes have none, its startedat object's).
-        mtime = driver.modified(upload) or driver.modified(f"{upload}/startedat")
+        mtime = driver.modified(upload) or driver.modified(f"{upload}/{Layout.UPLOAD_STARTED_AT}")
         return datetime.fromtimestamp(mtime, UTC) if mtime is not None else None
     return started if started.tzinfo else started.replace(tzinfo=UTC)
 

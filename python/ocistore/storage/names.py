@@ -1,18 +1,16 @@
 """Repository names and tags, checked against distribution's reference grammar before any of
-them becomes part of a path."""
+them becomes part of a path. The grammar is the core's (``src/grammar.rs``, which the native
+front judges requests with too); the messages are worded here."""
 
 from __future__ import annotations
 
-import re
-
+from .. import _core
 from .._core import Digest
 from ..errors import ErrRepositoryNameInvalid, ErrTagInvalid
 
 __all__ = ["NAME_MAX", "check_repository_name", "check_tag", "parse_reference", "path_sort_key"]
 
-NAME_MAX = 255
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+NAME_MAX: int = _core.NAME_MAX
 
 
 def check_repository_name(name: str) -> str:
@@ -21,28 +19,27 @@ def check_repository_name(name: str) -> str:
         raise ErrRepositoryNameInvalid(
             f"repository name must be a string, not {type(name).__name__}"
         )
-    if not name:
+    problem = _core.repository_name_problem(name)
+    if problem is None:
+        return name
+    kind, what = problem
+    if kind == "empty":
         raise ErrRepositoryNameInvalid("repository name must not be empty", detail={"name": name})
-    if len(name) > NAME_MAX:
+    if kind == "too_long":
         raise ErrRepositoryNameInvalid(
-            f"repository name must not be longer than {NAME_MAX} characters (got {len(name)})",
+            f"repository name must not be longer than {NAME_MAX} characters (got {what})",
             detail={"name": name},
         )
-    for component in name.split("/"):
-        if not _COMPONENT.fullmatch(component):
-            what = (
-                "an empty path component" if not component else f"invalid component {component!r}"
-            )
-            raise ErrRepositoryNameInvalid(
-                f"invalid repository name {name!r}: {what}; components are lowercase letters and "
-                "digits, separated by '.', '_', '__' or dashes, joined by '/'",
-                detail={"name": name},
-            )
-    return name
+    component = "an empty path component" if not what else f"invalid component {what!r}"
+    raise ErrRepositoryNameInvalid(
+        f"invalid repository name {name!r}: {component}; components are lowercase letters and "
+        "digits, separated by '.', '_', '__' or dashes, joined by '/'",
+        detail={"name": name},
+    )
 
 
 def check_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+    if not isinstance(tag, str) or not _core.valid_tag(tag):
         raise ErrTagInvalid(
             f"invalid tag {tag!r}: a tag is 1 to 128 of [A-Za-z0-9_.-], "
             "not starting with '.' or '-'",

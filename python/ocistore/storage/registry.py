@@ -21,14 +21,13 @@ the collector deletes a candidate only under the exclusive lock after checking t
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import _core
-from .._core import BlobReader, Digest
+from .._core import BlobReader, Digest, Layout
 from ..descriptor import Descriptor
 from ..errors import (
     ErrBlobMounted,
@@ -43,7 +42,7 @@ from ..errors import (
     OciStoreError,
 )
 from ..store import BlobStore, BlobWriter
-from .driver import V2, FilesystemDriver, ObjectStoreDriver, StorageDriver
+from .driver import FilesystemDriver, ObjectStoreDriver, StorageDriver
 from .manifests import ImageIndex, Manifest, unmarshal_manifest
 from .names import check_repository_name, check_tag, path_sort_key
 
@@ -60,7 +59,6 @@ __all__ = [
 ]
 
 GLOBAL_SCOPE = "global"
-UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DigestLike = Digest | str
 
 
@@ -86,19 +84,11 @@ def write_link(path: Path, digest: Digest) -> None:
     _core.write_file_atomic(path, str(digest).encode())
 
 
-def digest_key(base: str, digest: Digest) -> str:
-    return f"{base}/{digest.algorithm}/{digest.hex}"
-
-
-def blob_data_key(digest: Digest) -> str:
-    return f"{V2}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
-
-
 def linked_digests(driver: StorageDriver, base: str) -> Iterator[tuple[Digest, str]]:
     """``(digest, link key)`` for every ``<base>/<alg>/<hex>/link`` whose content matches."""
     for alg in driver.list(base):
         for hex_ in driver.list(f"{base}/{alg}"):
-            link = f"{base}/{alg}/{hex_}/link"
+            link = f"{base}/{alg}/{hex_}/{Layout.LINK}"
             digest = parse_link(driver.read(link))
             if digest is not None and digest.algorithm == alg and digest.hex == hex_:
                 yield digest, link
@@ -122,12 +112,12 @@ class Registry:
         self.root = self.driver.url
         self.delete_enabled = delete_enabled
         self._blobs = self.driver.blob_store()
-        self.repositories_key = f"{V2}/repositories"
+        self.repositories_key = Layout.repositories()
 
     @property
     def v2(self) -> Path:
         """``docker/registry/v2`` on the filesystem (``ErrUnsupported`` on object storage)."""
-        return self.driver.require_filesystem("this operation") / V2
+        return self.driver.require_filesystem("this operation") / Layout.V2
 
     @property
     def repositories_dir(self) -> Path:
@@ -156,8 +146,7 @@ class Registry:
     def upload_dirs(self) -> list[str]:
         """Keys of every directory of uploads: the global one and each repository's (including
         repositories with uploads and no manifest yet, which the catalog does not list)."""
-        base = self.repositories_key
-        return [f"{V2}/_uploads", *(f"{base}/{name}/_uploads" for name in self.walk("_uploads"))]
+        return [Layout.uploads(), *(Layout.uploads(name) for name in self.walk("_uploads"))]
 
     def walk(self, marker: str) -> list[str]:
         """Names of repository directories that hold ``marker`` (``_manifests``, ``_uploads``)."""
@@ -169,7 +158,7 @@ class Registry:
         repo = self.repository(name)
         if not repo.exists():
             raise ErrRepositoryUnknown(f"repository {name!r} is not known", detail={"name": name})
-        for part in ("_manifests", "_layers", "_uploads", "_referrers"):
+        for part in Layout.REPOSITORY_PARTS:
             self.driver.delete(f"{repo.key}/{part}")
         self.driver.prune_empty(repo.key, self.repositories_key)
 
@@ -191,7 +180,7 @@ class Repository:
     def __init__(self, registry: Registry, name: str) -> None:
         self.registry = registry
         self.name = name
-        self.key = f"{registry.repositories_key}/{name}"
+        self.key = Layout.repository(name)
 
     @property
     def path(self) -> Path:
@@ -223,7 +212,7 @@ class Repository:
         manifests = self.manifests()
         found = []
         driver = self.registry.driver
-        for referrer, _ in linked_digests(driver, digest_key(f"{self.key}/_referrers", subject)):
+        for referrer, _ in linked_digests(driver, Layout.referrers_of(self.name, subject)):
             try:
                 manifest = manifests.get(referrer)
             except (ErrManifestUnknownRevision, ErrBlobUnknown):
@@ -245,11 +234,11 @@ class LinkedBlobStore:
         self.registry = repository.registry
         self.driver = repository.registry.driver
         self._global = repository.registry.blobs()
-        self._layers = f"{repository.key}/_layers"
-        self._uploads = f"{repository.key}/_uploads"
+        self._layers = Layout.layers(repository.name)
+        self._uploads = Layout.uploads(repository.name)
 
     def _link_key(self, digest: Digest) -> str:
-        return f"{digest_key(self._layers, digest)}/link"
+        return Layout.layer_link(self.repository.name, digest)
 
     def _is_linked(self, digest: Digest) -> bool:
         return parse_link(self.driver.read(self._link_key(digest))) == digest
@@ -279,7 +268,7 @@ class LinkedBlobStore:
         """Links a blob of the global store into this repository."""
         parsed = Digest(digest)
         with self.registry.gc_lock():
-            if not self.driver.touch(blob_data_key(parsed)):
+            if not self.driver.touch(Layout.blob_data(parsed)):
                 raise ErrBlobUnknown(
                     f"blob unknown to registry: {parsed}", detail={"digest": str(parsed)}
                 )
@@ -324,11 +313,13 @@ class LinkedBlobStore:
     def upload_data_path(self, upload_id: str) -> Path:
         """Where an upload's bytes are on the filesystem; ``ErrBlobUploadUnknown`` if the id
         cannot name one."""
-        if not UPLOAD_ID.fullmatch(upload_id):
+        if not _core.valid_upload_id(upload_id):
             raise ErrBlobUploadUnknown(
                 f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
             )
-        return self.repository.path / "_uploads" / upload_id / "data"
+        return self.registry.driver.require_filesystem("upload paths") / Layout.upload_data(
+            self.repository.name, upload_id
+        )
 
     def upload_size(self, upload_id: str) -> int:
         """Bytes an upload has received; ``ErrBlobUploadUnknown`` if there is no such upload."""
@@ -362,7 +353,7 @@ class LinkedBlobStore:
         """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
         self.registry._check_delete()
         parsed = self._linked(digest)
-        self.driver.delete(digest_key(self._layers, parsed))
+        self.driver.delete(Layout.digest_dir(self._layers, parsed))
 
     def enumerate(self) -> Iterator[Digest]:
         for digest, _ in linked_digests(self.driver, self._layers):
@@ -376,10 +367,10 @@ class ManifestService:
         self.repository = repository
         self.registry = repository.registry
         self.driver = repository.registry.driver
-        self._revisions = f"{repository.key}/_manifests/revisions"
+        self._revisions = Layout.revisions(repository.name)
 
     def _link_key(self, digest: Digest) -> str:
-        return f"{digest_key(self._revisions, digest)}/link"
+        return Layout.revision_link(self.repository.name, digest)
 
     def _is_stored(self, digest: Digest) -> bool:
         return parse_link(self.driver.read(self._link_key(digest))) == digest
@@ -440,7 +431,7 @@ class ManifestService:
                 if ref.urls:
                     continue  # a foreign layer: served from its URLs, not by this registry
                 try:
-                    self.driver.touch(blob_data_key(ref.digest))
+                    self.driver.touch(Layout.blob_data(ref.digest))
                     blobs.stat(ref.digest)
                 except ErrBlobUnknown:
                     problems.append(
@@ -465,11 +456,11 @@ class ManifestService:
         with self.registry.gc_lock():
             self._verify(manifest)
             stored = self.registry.blobs().put(manifest.media_type, manifest.payload())
-            self.driver.touch(blob_data_key(stored.digest))
+            self.driver.touch(Layout.blob_data(stored.digest))
             self.driver.write(self._link_key(digest), str(digest).encode())
             if manifest.subject is not None:
-                index = digest_key(f"{self.repository.key}/_referrers", manifest.subject.digest)
-                self.driver.write(f"{digest_key(index, digest)}/link", str(digest).encode())
+                link = Layout.referrer_link(self.repository.name, manifest.subject.digest, digest)
+                self.driver.write(link, str(digest).encode())
             if tag is not None:
                 self.repository.tags()._write(tag, digest)
         return digest
@@ -494,11 +485,12 @@ class ManifestService:
         for tag in tags.lookup(parsed):
             tags.untag(tag)
         if subject is not None:
-            referrers = f"{self.repository.key}/_referrers"
-            entry = digest_key(digest_key(referrers, subject), parsed)
-            self.driver.delete(entry)
-            self.driver.prune_empty(entry.rsplit("/", 1)[0], referrers)
-        self.driver.delete(digest_key(self._revisions, parsed))
+            referrers = Layout.referrers_of(self.repository.name, subject)
+            self.driver.delete(Layout.digest_dir(referrers, parsed))
+            self.driver.prune_empty(
+                f"{referrers}/{parsed.algorithm}", Layout.referrers(self.repository.name)
+            )
+        self.driver.delete(Layout.digest_dir(self._revisions, parsed))
 
 
 class TagService:
@@ -508,10 +500,11 @@ class TagService:
         self.repository = repository
         self.registry = repository.registry
         self.driver = repository.registry.driver
-        self._tags = f"{repository.key}/_manifests/tags"
+        self._tags = Layout.tags(repository.name)
 
     def _current(self, tag: str) -> Digest | None:
-        return parse_link(self.driver.read(f"{self._tags}/{check_tag(tag)}/current/link"))
+        name = self.repository.name
+        return parse_link(self.driver.read(Layout.tag_current_link(name, check_tag(tag))))
 
     def resolve(self, tag: str) -> Digest:
         """The digest the tag points at (without reading the manifest)."""
@@ -548,13 +541,14 @@ class TagService:
             self._write(tag, digest)
 
     def _write(self, tag: str, digest: Digest) -> None:
-        base = f"{self._tags}/{tag}"
-        self.driver.write(f"{digest_key(f'{base}/index', digest)}/link", str(digest).encode())
-        self.driver.write(f"{base}/current/link", str(digest).encode())
+        name = self.repository.name
+        self.driver.write(Layout.tag_index_link(name, tag, digest), str(digest).encode())
+        self.driver.write(Layout.tag_current_link(name, tag), str(digest).encode())
 
     def untag(self, tag: str) -> None:
         self.registry._check_delete()
-        if self._current(tag) is None or not self.driver.delete(f"{self._tags}/{tag}"):
+        dir_ = Layout.tag_dir(self.repository.name, tag)
+        if self._current(tag) is None or not self.driver.delete(dir_):
             raise ErrTagUnknown(
                 f"unknown tag {tag!r} in repository {self.repository.name}",
                 detail={"name": self.repository.name, "tag": tag},
@@ -570,7 +564,8 @@ class TagService:
         return [
             name
             for name in names
-            if parse_link(self.driver.read(f"{self._tags}/{name}/current/link")) is not None
+            if parse_link(self.driver.read(Layout.tag_current_link(self.repository.name, name)))
+            is not None
         ]
 
     def lookup(self, descriptor: Descriptor | DigestLike) -> list[str]:

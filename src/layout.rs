@@ -1,0 +1,250 @@
+//! The one owner of the storage layout: every path and key of distribution's tree, and the few
+//! ocistore adds, as `/`-separated keys relative to the storage root. The filesystem joins them
+//! to its root directory, the object store to its `rootdirectory`; the native front, the blob
+//! store, uploads, the Python registry services, GC and fsck all build their paths here (the
+//! Python side through `ocistore._core.layout_*`), as distribution's `registry/storage/paths.go`
+//! owns its layout.
+//!
+//! ```text
+//! docker/registry/v2/
+//!   blobs/<alg>/<hex[0:2]>/<hex>/data
+//!   repositories/<name>/_layers/<alg>/<hex>/link
+//!   repositories/<name>/_manifests/revisions/<alg>/<hex>/link
+//!   repositories/<name>/_manifests/tags/<tag>/current/link
+//!   repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+//!   repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link      (ocistore's own)
+//!   repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/<alg>/<offset>}
+//!   _uploads/<uuid>/...                                         (uploads of no repository)
+//!   _ocistore/gc.lock, _ocistore/quarantine/                    (ocistore's own)
+//! ```
+//!
+//! Callers check names, tags and digests (`crate::grammar`, `Digest::parse`) before they ask
+//! for a key: nothing here validates, so nothing here can be the only check.
+
+use crate::digest::{Algorithm, Digest};
+
+/// Everything the registry stores is under this key.
+pub const V2: &str = "docker/registry/v2";
+/// A link's file name: it holds `<alg>:<hex>` and nothing else.
+pub const LINK: &str = "link";
+
+/// The files of an upload, relative to its directory (`uploads/<uuid>`).
+pub mod upload {
+    /// The bytes received so far.
+    pub const DATA: &str = "data";
+    /// When the upload began, RFC 3339.
+    pub const STARTED_AT: &str = "startedat";
+    /// Saved hash states, `hashstates/<alg>/<offset>` in Go's `BinaryMarshaler` format.
+    pub const HASH_STATES: &str = "hashstates";
+    /// The boot id and last durable offset, for states saved without fsync (filesystem).
+    pub const VOLATILE_MARK: &str = "ocistore-volatile";
+    /// The multipart upload's state and the lock between instances (object storage).
+    pub const STATE_OBJECT: &str = "ocistore-upload.json";
+
+    /// `hashstates/<alg>`.
+    pub fn hash_states(algorithm: &str) -> String {
+        format!("{HASH_STATES}/{algorithm}")
+    }
+
+    /// `hashstates/<alg>/<offset>`.
+    pub fn hash_state(algorithm: &str, offset: u64) -> String {
+        format!("{HASH_STATES}/{algorithm}/{offset}")
+    }
+}
+
+/// `<base>/<alg>/<hex>`: how every digest-named directory is spelled.
+pub fn digest_dir(base: &str, digest: &Digest) -> String {
+    format!("{base}/{}/{}", digest.algorithm().name(), digest.hex())
+}
+
+/// `<base>/<alg>/<hex>/link`.
+pub fn digest_link(base: &str, digest: &Digest) -> String {
+    format!("{}/{LINK}", digest_dir(base, digest))
+}
+
+/// `docker/registry/v2/blobs`.
+pub fn blobs() -> String {
+    format!("{V2}/blobs")
+}
+
+/// `docker/registry/v2/blobs/<alg>`.
+pub fn blobs_of(algorithm: Algorithm) -> String {
+    format!("{V2}/blobs/{}", algorithm.name())
+}
+
+/// `docker/registry/v2/blobs/<alg>/<hex[0:2]>/<hex>`.
+pub fn blob_dir(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("{V2}/blobs/{}/{}/{hex}", digest.algorithm().name(), &hex[..2])
+}
+
+/// `docker/registry/v2/blobs/<alg>/<hex[0:2]>/<hex>/data`: the blob's bytes.
+pub fn blob_data(digest: &Digest) -> String {
+    format!("{}/data", blob_dir(digest))
+}
+
+/// `docker/registry/v2/repositories`.
+pub fn repositories() -> String {
+    format!("{V2}/repositories")
+}
+
+/// `docker/registry/v2/repositories/<name>`.
+pub fn repository(name: &str) -> String {
+    format!("{V2}/repositories/{name}")
+}
+
+/// The parts of a repository directory, in the order `Registry.remove` deletes them. The
+/// catalog (and distribution's) takes a directory holding `_manifests` for a repository and
+/// skips every `_`-directory when walking.
+pub const REPOSITORY_PARTS: [&str; 4] = ["_manifests", "_layers", "_uploads", "_referrers"];
+
+/// `repositories/<name>/_layers`: blobs linked into the repository.
+pub fn layers(name: &str) -> String {
+    format!("{}/_layers", repository(name))
+}
+
+/// `repositories/<name>/_layers/<alg>/<hex>/link`.
+pub fn layer_link(name: &str, digest: &Digest) -> String {
+    digest_link(&layers(name), digest)
+}
+
+/// `repositories/<name>/_manifests`.
+pub fn manifests(name: &str) -> String {
+    format!("{}/_manifests", repository(name))
+}
+
+/// `repositories/<name>/_manifests/revisions`: manifests stored in the repository.
+pub fn revisions(name: &str) -> String {
+    format!("{}/_manifests/revisions", repository(name))
+}
+
+/// `repositories/<name>/_manifests/revisions/<alg>/<hex>/link`.
+pub fn revision_link(name: &str, digest: &Digest) -> String {
+    digest_link(&revisions(name), digest)
+}
+
+/// `repositories/<name>/_manifests/tags`.
+pub fn tags(name: &str) -> String {
+    format!("{}/_manifests/tags", repository(name))
+}
+
+/// `repositories/<name>/_manifests/tags/<tag>`.
+pub fn tag_dir(name: &str, tag: &str) -> String {
+    format!("{}/{tag}", tags(name))
+}
+
+/// `repositories/<name>/_manifests/tags/<tag>/current/link`: what the tag points at.
+pub fn tag_current_link(name: &str, tag: &str) -> String {
+    format!("{}/current/{LINK}", tag_dir(name, tag))
+}
+
+/// `repositories/<name>/_manifests/tags/<tag>/index/<alg>/<hex>/link`: every manifest the tag
+/// has pointed at.
+pub fn tag_index_link(name: &str, tag: &str, digest: &Digest) -> String {
+    digest_link(&format!("{}/index", tag_dir(name, tag)), digest)
+}
+
+/// `repositories/<name>/_referrers`: ocistore's index of manifests by subject (distribution
+/// skips `_`-directories, so trees stay interchangeable).
+pub fn referrers(name: &str) -> String {
+    format!("{}/_referrers", repository(name))
+}
+
+/// `repositories/<name>/_referrers/<alg>/<subject hex>`.
+pub fn referrers_of(name: &str, subject: &Digest) -> String {
+    digest_dir(&referrers(name), subject)
+}
+
+/// `repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link`.
+pub fn referrer_link(name: &str, subject: &Digest, digest: &Digest) -> String {
+    digest_link(&referrers_of(name, subject), digest)
+}
+
+/// Where uploads live: a repository's `_uploads`, or with no repository the store's own
+/// `docker/registry/v2/_uploads` (uploads of the global `BlobStore`).
+pub fn uploads(name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{}/_uploads", repository(name)),
+        None => format!("{V2}/_uploads"),
+    }
+}
+
+/// `<uploads>/<uuid>`.
+pub fn upload_dir(name: Option<&str>, id: &str) -> String {
+    format!("{}/{id}", uploads(name))
+}
+
+/// `<uploads>/<uuid>/data`.
+pub fn upload_data(name: Option<&str>, id: &str) -> String {
+    format!("{}/{}", upload_dir(name, id), upload::DATA)
+}
+
+/// `docker/registry/v2/_ocistore`: ocistore's own state, which distribution never reads.
+pub fn ocistore_dir() -> String {
+    format!("{V2}/_ocistore")
+}
+
+/// The lock between pushes (shared) and the garbage collector's deletes (exclusive).
+pub fn gc_lock() -> String {
+    format!("{V2}/_ocistore/gc.lock")
+}
+
+/// Where `fsck` moves blobs whose bytes do not match their name (never deleted).
+pub fn quarantine() -> String {
+    format!("{V2}/_ocistore/quarantine")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(c: char) -> Digest {
+        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+    }
+
+    #[test]
+    fn keys_are_distributions() {
+        let (a, b) = (digest('a'), digest('b'));
+        let hex_a = "a".repeat(64);
+        let hex_b = "b".repeat(64);
+        let repo = "docker/registry/v2/repositories/lib/x";
+        assert_eq!(
+            blob_data(&a),
+            format!("docker/registry/v2/blobs/sha256/aa/{hex_a}/data")
+        );
+        assert_eq!(
+            layer_link("lib/x", &a),
+            format!("{repo}/_layers/sha256/{hex_a}/link")
+        );
+        assert_eq!(
+            revision_link("lib/x", &a),
+            format!("{repo}/_manifests/revisions/sha256/{hex_a}/link")
+        );
+        assert_eq!(
+            tag_current_link("lib/x", "v1"),
+            format!("{repo}/_manifests/tags/v1/current/link")
+        );
+        assert_eq!(
+            tag_index_link("lib/x", "v1", &a),
+            format!("{repo}/_manifests/tags/v1/index/sha256/{hex_a}/link")
+        );
+        assert_eq!(
+            referrer_link("lib/x", &a, &b),
+            format!("{repo}/_referrers/sha256/{hex_a}/sha256/{hex_b}/link")
+        );
+        assert_eq!(
+            upload_data(Some("lib/x"), "u"),
+            format!("{repo}/_uploads/u/data")
+        );
+        assert_eq!(upload_data(None, "u"), "docker/registry/v2/_uploads/u/data");
+        assert_eq!(upload::hash_state("sha256", 7), "hashstates/sha256/7");
+        assert_eq!(gc_lock(), "docker/registry/v2/_ocistore/gc.lock");
+    }
+
+    #[test]
+    fn other_algorithms_name_their_directories() {
+        let d = Digest::parse(&format!("sha512:{}", "c".repeat(128))).unwrap();
+        assert!(blob_data(&d).starts_with("docker/registry/v2/blobs/sha512/cc/"));
+        assert_eq!(blobs_of(Algorithm::Blake3), "docker/registry/v2/blobs/blake3");
+    }
+}

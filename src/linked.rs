@@ -1,0 +1,297 @@
+//! The linked-blob protocol, one owner for the native front and the Python registry services:
+//! how a blob becomes part of a repository (distribution's `linkedBlobStore`), safely beside a
+//! garbage collector that runs while pushes continue.
+//!
+//! - **Link check**: a repository has a blob when `_layers/<alg>/<hex>/link` holds its digest.
+//! - **Link-first commit**: an upload is verified, its link is written, and only then is the
+//!   blob published (moved into `blobs/`). A crash in between leaves a dangling link (fsck
+//!   repairs it) and a resumable upload, never a published blob no repository links.
+//! - **GC mark**: under the shared GC lock the committed (or mounted) blob is marked used now
+//!   and its link checked again; the collector deletes a candidate only under the exclusive
+//!   lock after finding no newer mark, so a blob linked during a collection survives it.
+//!
+//! Everything goes through `LinkStore` and `BlobUpload` (`crate::storage`), so the filesystem
+//! and object storage follow the same protocol.
+
+use crate::digest::Digest;
+use crate::error::{Result, StoreError};
+use crate::layout;
+use crate::storage::{BlobUpload, LinkStore};
+
+/// The digest a link holds; None when there is no link or it holds no digest.
+pub fn read_link(links: &dyn LinkStore, key: &str) -> Result<Option<Digest>> {
+    let Some(bytes) = links.read(key)? else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&bytes).unwrap_or_default();
+    Ok(Digest::parse(text.trim()).ok())
+}
+
+/// Writes the link unless it already holds `digest`.
+pub fn link_if_absent(links: &dyn LinkStore, key: &str, digest: &Digest) -> Result<()> {
+    if read_link(links, key)?.as_ref() == Some(digest) {
+        return Ok(());
+    }
+    links.write(key, digest.to_string().as_bytes())
+}
+
+/// Whether repository `name` links the blob.
+pub fn is_linked(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<bool> {
+    Ok(read_link(links, &layout::layer_link(name, digest))?.as_ref() == Some(digest))
+}
+
+/// Links a blob the registry already stores into repository `name` (a mount, or a blob stored
+/// whole): under the shared GC lock the blob is marked used and the link written.
+/// `BlobUnknown` when the registry does not have the blob (or the collector took it).
+pub fn link(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<()> {
+    let _gc = links.gc_lock(false)?;
+    if !links.mark(&layout::blob_data(digest))? {
+        return Err(StoreError::BlobUnknown {
+            digest: digest.to_string(),
+        });
+    }
+    link_if_absent(links, &layout::layer_link(name, digest), digest)
+}
+
+/// Why `commit` did not finish.
+#[derive(Debug)]
+pub enum Commit {
+    /// Nothing was published and the upload is as it was (a wrong digest or size, an I/O error
+    /// before the move): the caller may answer the failure, and the client resume or cancel.
+    Refused(StoreError),
+    /// The blob was published and the upload is gone, but marking it for the GC protocol or
+    /// checking the link failed.
+    Failed(StoreError),
+    /// The blob was published, then deleted by the garbage collector before it was marked (it
+    /// may: nothing referenced it yet). Answered as an unknown blob.
+    Vanished,
+}
+
+impl Commit {
+    /// The error to report for it; `digest` names the blob that vanished.
+    pub fn into_error(self, digest: &Digest) -> StoreError {
+        match self {
+            Commit::Refused(error) | Commit::Failed(error) => error,
+            Commit::Vanished => StoreError::BlobUnknown {
+                digest: digest.to_string(),
+            },
+        }
+    }
+}
+
+/// Commits `upload` into repository `name` by the link-first protocol; returns the blob's size.
+/// One call: verification, link, publication and the GC mark all happen here.
+pub fn commit(
+    links: &dyn LinkStore,
+    upload: &mut dyn BlobUpload,
+    name: &str,
+    expected: &Digest,
+    size: Option<u64>,
+) -> std::result::Result<u64, Commit> {
+    let key = layout::layer_link(name, expected);
+    let size = upload
+        .commit(expected, size, &mut |digest| {
+            link_if_absent(links, &key, digest)
+        })
+        .map_err(Commit::Refused)?;
+    let _gc = links.gc_lock(false).map_err(Commit::Failed)?;
+    match links.mark(&layout::blob_data(expected)) {
+        Ok(true) => {}
+        Ok(false) => return Err(Commit::Vanished),
+        Err(error) => return Err(Commit::Failed(error)),
+    }
+    link_if_absent(links, &key, expected).map_err(Commit::Failed)?;
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::digest::Algorithm;
+    use crate::storage::Hold;
+
+    /// Records every step, to check the protocol's order.
+    #[derive(Default)]
+    struct Recorder {
+        objects: Mutex<HashMap<String, Vec<u8>>>,
+        steps: Mutex<Vec<String>>,
+    }
+
+    impl Recorder {
+        fn step(&self, what: String) {
+            self.steps.lock().unwrap().push(what);
+        }
+    }
+
+    impl LinkStore for Recorder {
+        fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.objects.lock().unwrap().get(key).cloned())
+        }
+        fn write(&self, key: &str, data: &[u8]) -> Result<()> {
+            self.step(format!("write {key}"));
+            self.objects
+                .lock()
+                .unwrap()
+                .insert(key.to_owned(), data.to_vec());
+            Ok(())
+        }
+        fn mark(&self, key: &str) -> Result<bool> {
+            self.step(format!("mark {key}"));
+            Ok(self.objects.lock().unwrap().contains_key(key))
+        }
+        fn gc_lock(&self, exclusive: bool) -> Result<Hold> {
+            self.step(format!("gc_lock exclusive={exclusive}"));
+            Ok(Box::new(()))
+        }
+    }
+
+    /// An upload that publishes into the recorder's objects.
+    struct FakeUpload<'a> {
+        store: &'a Recorder,
+        data: Vec<u8>,
+    }
+
+    impl BlobUpload for FakeUpload<'_> {
+        fn id(&self) -> &str {
+            "id"
+        }
+        fn started_at(&self) -> &str {
+            ""
+        }
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::Sha256
+        }
+        fn digest(&self) -> Digest {
+            let mut hasher = crate::hashing::Hasher::new(Algorithm::Sha256);
+            hasher.update(&self.data);
+            hasher.digest()
+        }
+        fn is_open(&self) -> bool {
+            true
+        }
+        fn write(&mut self, data: &[u8]) -> Result<()> {
+            self.data.extend_from_slice(data);
+            Ok(())
+        }
+        fn checkpoint(&mut self, _durable: bool) -> Result<()> {
+            Ok(())
+        }
+        fn close(&mut self, _durable: bool) -> Result<()> {
+            Ok(())
+        }
+        fn commit(
+            &mut self,
+            expected: &Digest,
+            size: Option<u64>,
+            before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
+        ) -> Result<u64> {
+            crate::storage::check_size(size, self.size())?;
+            if &self.digest() != expected {
+                return Err(StoreError::BlobInvalidDigest {
+                    expected: expected.to_string(),
+                    actual: self.digest().to_string(),
+                });
+            }
+            before_publish(expected)?;
+            self.store.step("publish".into());
+            self.store
+                .objects
+                .lock()
+                .unwrap()
+                .insert(layout::blob_data(expected), self.data.clone());
+            Ok(self.size())
+        }
+        fn cancel(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_link_is_written_before_the_blob_is_published_and_marked_after() {
+        let store = Recorder::default();
+        let mut upload = FakeUpload {
+            store: &store,
+            data: b"hello".to_vec(),
+        };
+        let digest = upload.digest();
+        assert_eq!(commit(&store, &mut upload, "a/b", &digest, Some(5)).unwrap(), 5);
+        let link = layout::layer_link("a/b", &digest);
+        let steps = store.steps.lock().unwrap().clone();
+        assert_eq!(
+            steps,
+            [
+                format!("write {link}"),
+                "publish".to_owned(),
+                "gc_lock exclusive=false".to_owned(),
+                format!("mark {}", layout::blob_data(&digest)),
+            ]
+        );
+        assert!(is_linked(&store, "a/b", &digest).unwrap());
+        assert!(!is_linked(&store, "a/c", &digest).unwrap());
+    }
+
+    #[test]
+    fn a_refused_commit_links_and_publishes_nothing() {
+        let store = Recorder::default();
+        let mut upload = FakeUpload {
+            store: &store,
+            data: b"hello".to_vec(),
+        };
+        let other = Digest::parse(&format!("sha256:{}", "0".repeat(64))).unwrap();
+        let refused = commit(&store, &mut upload, "a", &other, None);
+        assert!(matches!(
+            refused,
+            Err(Commit::Refused(StoreError::BlobInvalidDigest { .. }))
+        ));
+        let digest = upload.digest();
+        let refused = commit(&store, &mut upload, "a", &digest, Some(4));
+        assert!(matches!(
+            refused,
+            Err(Commit::Refused(StoreError::BlobInvalidLength { .. }))
+        ));
+        assert!(store.steps.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn linking_needs_the_blob_and_refreshes_it() {
+        let store = Recorder::default();
+        let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        assert!(matches!(
+            link(&store, "x", &digest),
+            Err(StoreError::BlobUnknown { .. })
+        ));
+        assert!(!is_linked(&store, "x", &digest).unwrap());
+        store.write(&layout::blob_data(&digest), b"bytes").unwrap();
+        link(&store, "x", &digest).unwrap();
+        assert!(is_linked(&store, "x", &digest).unwrap());
+        // A second link finds it linked and writes nothing new.
+        let writes = |s: &Recorder| {
+            s.steps
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.starts_with("write"))
+                .count()
+        };
+        let before = writes(&store);
+        link(&store, "x", &digest).unwrap();
+        assert_eq!(writes(&store), before);
+    }
+
+    #[test]
+    fn a_link_holding_something_else_is_no_link() {
+        let store = Recorder::default();
+        let digest = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let key = layout::layer_link("x", &digest);
+        store.write(&key, b"sha256:nonsense").unwrap();
+        assert!(!is_linked(&store, "x", &digest).unwrap());
+        store.write(&key, format!("{digest}\n").as_bytes()).unwrap();
+        assert!(is_linked(&store, "x", &digest).unwrap());
+    }
+}

@@ -1,0 +1,201 @@
+//! The storage seam: what the registry needs of where blobs, uploads and links live, above
+//! both backends — the filesystem (`crate::store`) and object storage (`crate::objstore`). The
+//! Python classes (`BlobStore`, `BlobWriter`, `BlobReader`), the native front and the
+//! linked-blob protocol (`crate::linked`) hold these traits and never know which backend is
+//! behind them; a new backend implements them and passes the suites both backends pass.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{IoContext, Result, StoreError};
+
+/// Bytes of a local source file read per write by `BlobUpload::write_from_file`.
+const COPY_BLOCK: usize = 8 * 1024 * 1024;
+
+/// Where something lives: a file, or an object key relative to the store's root directory.
+#[derive(Clone, Debug)]
+pub enum Location {
+    Path(PathBuf),
+    Key(String),
+}
+
+/// The bytes of one blob, read at any offset.
+pub trait BlobSource: Send {
+    fn read_exact_at(&mut self, buf: &mut [u8], pos: u64) -> Result<()>;
+    /// `len` bytes from `pos` in a new buffer.
+    fn read_vec(&mut self, pos: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buffer = vec![0; len];
+        self.read_exact_at(&mut buffer, pos)?;
+        Ok(buffer)
+    }
+}
+
+/// A resumable upload; see `Upload` for the contract every backend keeps.
+pub trait BlobUpload: Send {
+    fn id(&self) -> &str;
+    fn started_at(&self) -> &str;
+    fn size(&self) -> u64;
+    fn algorithm(&self) -> Algorithm;
+    fn digest(&self) -> Digest;
+    fn is_open(&self) -> bool;
+    /// Whether any `write` may wait for the network (so that callers never do it holding a
+    /// lock others need, such as the GIL), rather than only for a local disk.
+    fn writes_may_wait(&self) -> bool {
+        false
+    }
+    fn write(&mut self, data: &[u8]) -> Result<()>;
+    /// Appends `len` bytes of `src` from `offset` (fewer if it ends first); returns how many.
+    fn write_from_file(&mut self, src: &File, offset: u64, len: u64) -> Result<u64> {
+        copy_file_range_into(src, offset, len, |bytes| self.write(bytes))
+    }
+    fn checkpoint(&mut self, durable: bool) -> Result<()>;
+    fn close(&mut self, durable: bool) -> Result<()>;
+    fn commit(
+        &mut self,
+        expected: &Digest,
+        size: Option<u64>,
+        before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
+    ) -> Result<u64>;
+    fn cancel(&mut self) -> Result<()>;
+}
+
+/// The global content-addressed store. `uploads` is a directory for the filesystem and a key
+/// prefix for an object store; None is the store's own uploads area.
+pub trait BlobBackend: Send + Sync {
+    fn root(&self) -> Location;
+    fn location(&self, digest: &Digest) -> Location;
+    fn stat(&self, digest: &Digest) -> Result<u64>;
+    /// The blob's bytes and size; `BlobUnknown` if absent.
+    fn open(&self, digest: &Digest) -> Result<(Box<dyn BlobSource>, u64)>;
+    fn put(&self, data: &[u8], algorithm: Algorithm) -> Result<(Digest, u64)>;
+    fn create(
+        &self,
+        algorithm: Algorithm,
+        uploads: Option<&Path>,
+        caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>>;
+    fn resume(
+        &self,
+        id: &str,
+        uploads: Option<&Path>,
+        caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>>;
+    fn delete(&self, digest: &Digest) -> Result<()>;
+    fn enumerate(&self) -> Result<Vec<Digest>>;
+    /// The upload `id`, taken for one request: resumed, and held against every other request
+    /// (in any process) until it is closed, committed, cancelled or dropped; another request
+    /// holding it is `BlobUploadInUse`. On object storage the checkpoint's conditional write is
+    /// that hold (a second writer fails at its checkpoint), so this is `resume`.
+    fn claim(
+        &self,
+        id: &str,
+        uploads: Option<&Path>,
+        caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>> {
+        self.resume(id, uploads, caching)
+    }
+    /// Links, tags and the GC lock on the same storage (see `crate::linked`).
+    fn links(&self) -> Arc<dyn LinkStore>;
+}
+
+/// Held while it lives (a lock guard); dropped to release.
+pub type Hold = Box<dyn Send + Sync>;
+
+/// What the linked-blob protocol (`crate::linked`) needs of the storage: small objects read and
+/// written whole, the GC mark, and the lock between pushes and the garbage collector. Keys are
+/// `crate::layout` keys.
+pub trait LinkStore: Send + Sync {
+    /// The object's bytes; None when there is none.
+    fn read(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Replaces the object atomically and durably.
+    fn write(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// Marks the object used now, for the garbage collector (which keeps what was marked after
+    /// it started); false when there is no such object.
+    fn mark(&self, key: &str) -> Result<bool>;
+    /// The lock between pushes (shared: many at once) and the collector's deletes (exclusive).
+    /// Object storage has nothing to exclude yet: its collector is offline.
+    fn gc_lock(&self, exclusive: bool) -> Result<Hold>;
+}
+
+/// What happens to an upload's pages once they are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// Keep them in the page cache (a blob just pushed to a registry is often pulled next);
+    /// writeback starts early through a background fdatasync.
+    Keep,
+    /// Drop them once written back (bulk ingest): the upload streams through a bounded amount
+    /// of page cache, which on machines where fresh page-cache pages are expensive is also the
+    /// faster way, and nothing else is pushed out of the cache.
+    Drop,
+    /// Bypass the page cache with `O_DIRECT` (bulk ingest of many blobs at once); `Drop` where
+    /// the file system refuses it.
+    Direct,
+}
+
+impl Caching {
+    pub fn parse(name: &str) -> Result<Caching> {
+        match name {
+            "keep" => Ok(Caching::Keep),
+            "stream" => Ok(Caching::Drop),
+            "direct" => Ok(Caching::Direct),
+            other => Err(StoreError::Value(format!(
+                "caching must be 'keep', 'stream' or 'direct', not {other:?}"
+            ))),
+        }
+    }
+}
+/// The size a commit was told to expect against the size received; every backend checks it
+/// before anything is published.
+pub fn check_size(expected: Option<u64>, actual: u64) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => {
+            Err(StoreError::BlobInvalidLength { expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads the next piece of a source range into `buf`: at most what is left of `len` after
+/// `done`, from `offset + done`. 0 at the end of the file.
+fn read_source(src: &File, buf: &mut [u8], offset: u64, done: u64, len: u64) -> Result<usize> {
+    let want = buf
+        .len()
+        .min(usize::try_from(len - done).unwrap_or(usize::MAX));
+    loop {
+        match src.read_at(&mut buf[..want], offset + done) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => {
+                return read.at(
+                    "read source at offset",
+                    Path::new(&(offset + done).to_string()),
+                );
+            }
+        }
+    }
+}
+
+/// Reads `len` bytes of `src` from `offset` block by block and hands each to `write`; stops
+/// early where `src` ends. Returns how many bytes went to `write`.
+pub(crate) fn copy_file_range_into(
+    src: &File,
+    offset: u64,
+    len: u64,
+    mut write: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX).min(COPY_BLOCK)];
+    let mut done = 0u64;
+    while done < len {
+        let n = read_source(src, &mut buf, offset, done, len)?;
+        if n == 0 {
+            break;
+        }
+        write(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
