@@ -1,31 +1,14 @@
 //! `ocistore._core`: digests, resumable hashers and the blob store, for Python.
+//!
+//! The core builds and tests without Python; the `python` feature (on in maturin's builds) adds
+//! the bindings, all in `py/`.
 #![deny(unsafe_code)]
 
-mod buffer;
 pub mod digest;
 pub mod error;
 pub mod front;
-mod hashers;
 pub mod hashing;
 pub mod objstore;
+#[cfg(feature = "python")]
 mod py;
 pub mod store;
-
-use pyo3::prelude::*;
-
-#[pymodule]
-fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<py::digest::PyDigest>()?;
-    m.add_class::<py::store::PyBlobStore>()?;
-    m.add_class::<py::objstore::PyObjectStore>()?;
-    m.add_class::<py::writer::PyBlobWriter>()?;
-    m.add_class::<py::front::PyFront>()?;
-    m.add_class::<py::reader::PyBlobReader>()?;
-    m.add_class::<hashers::PySha256>()?;
-    m.add_class::<hashers::PySha512>()?;
-    m.add_class::<hashers::PyBlake3>()?;
-    m.add_function(wrap_pyfunction!(py::fs::write_file_atomic, m)?)?;
-    m.add_function(wrap_pyfunction!(py::fs::hash_file, m)?)?;
-    m.add("PARALLEL_WRITE_MIN", store::upload::PARALLEL_MIN)?;
-    Ok(())
-}
