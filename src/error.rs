@@ -1,7 +1,10 @@
-//! One error type for the core (`py/errors.rs` maps it onto the Python exception tree).
+//! One error type for the core (`py/errors.rs` maps it onto the Python exception tree), and the
+//! registry API's error codes the core answers with.
 
 use std::io;
 use std::path::Path;
+
+use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,5 +69,48 @@ impl<T> IoContext<T> for io::Result<T> {
             context: format!("{what} {}", path.display()),
             source,
         })
+    }
+}
+
+/// An OCI Distribution error code (`errors[].code` in an error body) that the core answers with:
+/// the native front writes them, and the Python bindings check the classes of `ocistore.errors`
+/// the core raises against them (`_core.error_classes`), so the two sides cannot drift apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    SizeInvalid,
+    Unavailable,
+    Unknown,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BlobUnknown => "BLOB_UNKNOWN",
+            Self::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Self::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Self::DigestInvalid => "DIGEST_INVALID",
+            Self::SizeInvalid => "SIZE_INVALID",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The status an answer with this code has, unless the answer says otherwise (a stalled
+    /// request body is `UNKNOWN` with 408, as the application answers it).
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::BlobUnknown | Self::BlobUploadUnknown => StatusCode::NOT_FOUND,
+            Self::BlobUploadInvalid | Self::DigestInvalid | Self::SizeInvalid => {
+                StatusCode::BAD_REQUEST
+            }
+            // distribution's 503 is for its own storage; here only the front answers it, when it
+            // cannot reach the application behind it: a gateway's failure.
+            Self::Unavailable => StatusCode::BAD_GATEWAY,
+            Self::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 }

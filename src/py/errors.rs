@@ -4,18 +4,84 @@
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::{PyDict, PyModule, PyType};
 
-use crate::error::StoreError;
+use crate::error::{ErrorCode, StoreError};
 
-static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+/// Declares `PyErrorClass` from one list, so that its variants, `ALL`, each class's Python name
+/// (the variant's own) and its code cannot disagree.
+macro_rules! error_classes {
+    ($($class:ident => $code:ident,)*) => {
+        /// The classes of `ocistore.errors` the core raises.
+        // Named as in Python (`name` is the variant's name), `Err` prefix and all.
+        #[allow(clippy::enum_variant_names)]
+        #[derive(Clone, Copy, Debug)]
+        enum PyErrorClass {
+            $($class,)*
+        }
 
-fn raise(py: Python<'_>, class: &str, message: String, detail: Bound<'_, PyDict>) -> PyErr {
+        impl PyErrorClass {
+            const ALL: &[Self] = &[$(Self::$class,)*];
+
+            const fn name(self) -> &'static str {
+                match self {
+                    $(Self::$class => stringify!($class),)*
+                }
+            }
+
+            /// The code (and so the status) the class declares in `ocistore.errors`, which
+            /// `tests/test_errors_table.py` checks through `error_classes`.
+            const fn code(self) -> ErrorCode {
+                match self {
+                    $(Self::$class => ErrorCode::$code,)*
+                }
+            }
+        }
+    };
+}
+
+error_classes! {
+    ErrDigestInvalidFormat => DigestInvalid,
+    ErrDigestUnsupported => DigestInvalid,
+    ErrDigestInvalidLength => DigestInvalid,
+    ErrBlobUnknown => BlobUnknown,
+    ErrBlobInvalidDigest => DigestInvalid,
+    ErrBlobInvalidLength => SizeInvalid,
+    ErrBlobUploadUnknown => BlobUploadUnknown,
+    ErrBlobUploadInvalid => BlobUploadInvalid,
+    ErrHashStateInvalid => BlobUploadInvalid,
+}
+
+/// `(name, code, status)` of every `ocistore.errors` class the core raises.
+#[pyfunction]
+pub fn error_classes() -> Vec<(&'static str, &'static str, u16)> {
+    PyErrorClass::ALL
+        .iter()
+        .map(|class| {
+            let code = class.code();
+            (class.name(), code.as_str(), code.status().as_u16())
+        })
+        .collect()
+}
+
+/// The classes of `PyErrorClass::ALL`, in its order. Looked up on the first error, not when
+/// `_core` is imported: `ocistore.errors` is part of the package that imports `_core`.
+static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+
+fn raise(py: Python<'_>, class: PyErrorClass, message: String, detail: Bound<'_, PyDict>) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let module = ERRORS_MODULE.get_or_try_init(py, || {
-            PyModule::import(py, "ocistore.errors").map(Bound::unbind)
+        let classes = CLASSES.get_or_try_init(py, || {
+            let module = PyModule::import(py, "ocistore.errors")?;
+            PyErrorClass::ALL
+                .iter()
+                .map(|class| {
+                    let cls = module.getattr(class.name())?.cast_into::<PyType>()?;
+                    Ok(cls.unbind())
+                })
+                .collect::<PyResult<Vec<_>>>()
         })?;
-        let cls = module.bind(py).getattr(class)?;
+        // `ALL` lists the variants in their declaration order, so a discriminant is an index.
+        let cls = classes[class as usize].bind(py);
         let kwargs = PyDict::new(py);
         kwargs.set_item("detail", detail)?;
         let instance = cls.call((message,), Some(&kwargs))?;
@@ -32,39 +98,39 @@ impl From<StoreError> for PyErr {
             let class = match &err {
                 StoreError::DigestInvalidFormat { input, .. } => {
                     let _ = detail.set_item("digest", input);
-                    "ErrDigestInvalidFormat"
+                    PyErrorClass::ErrDigestInvalidFormat
                 }
                 StoreError::DigestUnsupported { input, .. } => {
                     let _ = detail.set_item("digest", input);
-                    "ErrDigestUnsupported"
+                    PyErrorClass::ErrDigestUnsupported
                 }
                 StoreError::DigestInvalidLength { input, .. } => {
                     let _ = detail.set_item("digest", input);
-                    "ErrDigestInvalidLength"
+                    PyErrorClass::ErrDigestInvalidLength
                 }
                 StoreError::BlobUnknown { digest } => {
                     let _ = detail.set_item("digest", digest);
-                    "ErrBlobUnknown"
+                    PyErrorClass::ErrBlobUnknown
                 }
                 StoreError::BlobInvalidDigest { expected, actual } => {
                     let _ = detail.set_item("expected", expected);
                     let _ = detail.set_item("actual", actual);
-                    "ErrBlobInvalidDigest"
+                    PyErrorClass::ErrBlobInvalidDigest
                 }
                 StoreError::BlobInvalidLength { expected, actual } => {
                     let _ = detail.set_item("expected", expected);
                     let _ = detail.set_item("actual", actual);
-                    "ErrBlobInvalidLength"
+                    PyErrorClass::ErrBlobInvalidLength
                 }
                 StoreError::BlobUploadUnknown { id } => {
                     let _ = detail.set_item("upload_id", id);
-                    "ErrBlobUploadUnknown"
+                    PyErrorClass::ErrBlobUploadUnknown
                 }
                 StoreError::BlobUploadInvalid { id, .. } => {
                     let _ = detail.set_item("upload_id", id);
-                    "ErrBlobUploadInvalid"
+                    PyErrorClass::ErrBlobUploadInvalid
                 }
-                StoreError::HashState(_) => "ErrHashStateInvalid",
+                StoreError::HashState(_) => PyErrorClass::ErrHashStateInvalid,
                 StoreError::Value(_) => return PyValueError::new_err(message),
                 StoreError::ObjectStore { source, .. } => {
                     // The errno picks the OSError subclass that callers already handle for the

@@ -26,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hashers::PyBlake3>()?;
     m.add_function(wrap_pyfunction!(fs::write_file_atomic, m)?)?;
     m.add_function(wrap_pyfunction!(fs::hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
     m.add("PARALLEL_WRITE_MIN", crate::store::upload::PARALLEL_MIN)?;
     Ok(())
 }
