@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PY_LIBDIR = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 # The project's dependencies and test extras, as pyproject.toml lists them, plus the build tools.
 PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) -c 'import shlex, tomllib; \
 	p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
@@ -39,13 +38,15 @@ run: setup
 
 lint: setup
 	cargo fmt --check
-	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --quiet -- -D warnings
+	cargo clippy --all-targets --quiet -- -D warnings
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --features python --quiet -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy
 
-test-rust: setup
-	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --quiet
+# The core without the bindings (the `python` feature): no Python needed.
+test-rust:
+	cargo test --quiet
 
 test-python: setup system-deps
 	$(VENV)/bin/pytest -q

@@ -1,14 +1,10 @@
-//! One error type for the core, and its mapping onto the Python exception tree that
-//! `ocistore/errors.py` defines (the tree lives in Python so that the registry services and the
-//! HTTP layer raise the very same classes).
+//! One error type for the core (`py/errors.rs` maps it onto the Python exception tree), and the
+//! registry API's error codes the core answers with.
 
 use std::io;
 use std::path::Path;
 
-use pyo3::exceptions::{PyOSError, PyValueError};
-use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyModule};
+use http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,6 +35,9 @@ pub enum StoreError {
     BlobUploadUnknown { id: String },
     #[error("blob upload {id} is unusable: {reason}")]
     BlobUploadInvalid { id: String, reason: String },
+    /// Another request holds the upload (`BlobBackend::claim`); `size` is what it has so far.
+    #[error("upload {id} is in use by another request")]
+    BlobUploadInUse { id: String, size: u64 },
     #[error("invalid hash state: {0}")]
     HashState(String),
     #[error("{0}")]
@@ -76,88 +75,45 @@ impl<T> IoContext<T> for io::Result<T> {
     }
 }
 
-static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-fn raise(py: Python<'_>, class: &str, message: String, detail: Bound<'_, PyDict>) -> PyErr {
-    let build = || -> PyResult<PyErr> {
-        let module = ERRORS_MODULE.get_or_try_init(py, || {
-            PyModule::import(py, "ocistore.errors").map(Bound::unbind)
-        })?;
-        let cls = module.bind(py).getattr(class)?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("detail", detail)?;
-        let instance = cls.call((message,), Some(&kwargs))?;
-        Ok(PyErr::from_value(instance))
-    };
-    build().unwrap_or_else(|err| err)
+/// An OCI Distribution error code (`errors[].code` in an error body) that the core answers with:
+/// the native front writes them, and the Python bindings check the classes of `ocistore.errors`
+/// the core raises against them (`_core.error_classes`), so the two sides cannot drift apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    SizeInvalid,
+    Unavailable,
+    Unknown,
 }
 
-impl From<StoreError> for PyErr {
-    fn from(err: StoreError) -> PyErr {
-        Python::attach(|py| {
-            let message = err.to_string();
-            let detail = PyDict::new(py);
-            let class = match &err {
-                StoreError::DigestInvalidFormat { input, .. } => {
-                    let _ = detail.set_item("digest", input);
-                    "ErrDigestInvalidFormat"
-                }
-                StoreError::DigestUnsupported { input, .. } => {
-                    let _ = detail.set_item("digest", input);
-                    "ErrDigestUnsupported"
-                }
-                StoreError::DigestInvalidLength { input, .. } => {
-                    let _ = detail.set_item("digest", input);
-                    "ErrDigestInvalidLength"
-                }
-                StoreError::BlobUnknown { digest } => {
-                    let _ = detail.set_item("digest", digest);
-                    "ErrBlobUnknown"
-                }
-                StoreError::BlobInvalidDigest { expected, actual } => {
-                    let _ = detail.set_item("expected", expected);
-                    let _ = detail.set_item("actual", actual);
-                    "ErrBlobInvalidDigest"
-                }
-                StoreError::BlobInvalidLength { expected, actual } => {
-                    let _ = detail.set_item("expected", expected);
-                    let _ = detail.set_item("actual", actual);
-                    "ErrBlobInvalidLength"
-                }
-                StoreError::BlobUploadUnknown { id } => {
-                    let _ = detail.set_item("upload_id", id);
-                    "ErrBlobUploadUnknown"
-                }
-                StoreError::BlobUploadInvalid { id, .. } => {
-                    let _ = detail.set_item("upload_id", id);
-                    "ErrBlobUploadInvalid"
-                }
-                StoreError::HashState(_) => "ErrHashStateInvalid",
-                StoreError::Value(_) => return PyValueError::new_err(message),
-                StoreError::ObjectStore { source, .. } => {
-                    // The errno picks the OSError subclass that callers already handle for the
-                    // filesystem store.
-                    let errno = match source {
-                        object_store::Error::NotFound { .. } => Some(libc::ENOENT),
-                        object_store::Error::AlreadyExists { .. } => Some(libc::EEXIST),
-                        object_store::Error::PermissionDenied { .. }
-                        | object_store::Error::Unauthenticated { .. } => Some(libc::EACCES),
-                        _ => None,
-                    };
-                    return match errno {
-                        Some(errno) => PyOSError::new_err((errno, message)),
-                        None => PyOSError::new_err(message),
-                    };
-                }
-                StoreError::Io { source, .. } => {
-                    return match source.raw_os_error() {
-                        // OSError(errno, text) picks the matching subclass (FileNotFoundError, ...).
-                        Some(errno) => PyOSError::new_err((errno, message)),
-                        None => PyOSError::new_err(message),
-                    };
-                }
-            };
-            raise(py, class, message, detail)
-        })
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BlobUnknown => "BLOB_UNKNOWN",
+            Self::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
+            Self::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            Self::DigestInvalid => "DIGEST_INVALID",
+            Self::SizeInvalid => "SIZE_INVALID",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// The status an answer with this code has, unless the answer says otherwise (a stalled
+    /// request body is `UNKNOWN` with 408, as the application answers it).
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::BlobUnknown | Self::BlobUploadUnknown => StatusCode::NOT_FOUND,
+            Self::BlobUploadInvalid | Self::DigestInvalid | Self::SizeInvalid => {
+                StatusCode::BAD_REQUEST
+            }
+            // distribution's 503 is for its own storage; here only the front answers it, when it
+            // cannot reach the application behind it: a gateway's failure.
+            Self::Unavailable => StatusCode::BAD_GATEWAY,
+            Self::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 }

@@ -18,6 +18,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::error::ErrorCode;
+
 /// Why a request body ended before its end.
 #[derive(Debug)]
 pub enum BodyError {
@@ -124,12 +126,12 @@ impl Body for IdleBody {
 
 /// The answer to a body that stalled, the application's too (`server.http.BodyStalled`): the
 /// client may still be there, and an upload keeps what arrived.
-pub fn stalled_answer(idle: Duration) -> (StatusCode, &'static str, String) {
+pub fn stalled_answer(idle: Duration) -> (StatusCode, ErrorCode, String) {
     let message = format!(
         "{}; what arrived of an upload is kept",
         BodyError::Stalled(idle)
     );
-    (StatusCode::REQUEST_TIMEOUT, "UNKNOWN", message)
+    (StatusCode::REQUEST_TIMEOUT, ErrorCode::Unknown, message)
 }
 
 /// The stall behind a failed request to the application, if its body (from the client) stalled.

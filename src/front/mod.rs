@@ -37,6 +37,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
 use crate::grammar;
+use crate::error::ErrorCode;
 use idle::{BodyError, IdleBody, WriteStallGuard};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
@@ -414,7 +415,7 @@ fn answer(
 fn error_answer(
     shared: &Shared,
     record: Record,
-    code: &str,
+    code: ErrorCode,
     message: &str,
     detail: serde_json::Value,
 ) -> Response<Body> {
@@ -495,13 +496,13 @@ async fn native_upload(
             let (status, code, message) = match failure {
                 upload::Failure::Body(BodyError::Stalled(idle)) => idle::stalled_answer(idle),
                 upload::Failure::Body(error) => (
-                    StatusCode::BAD_REQUEST,
-                    "BLOB_UPLOAD_INVALID",
+                    ErrorCode::BlobUploadInvalid.status(),
+                    ErrorCode::BlobUploadInvalid,
                     format!("{error}; what arrived is kept"),
                 ),
                 upload::Failure::Store(error) => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
+                    ErrorCode::Unknown.status(),
+                    ErrorCode::Unknown,
                     storage_failed(&error),
                 ),
             };
@@ -555,9 +556,10 @@ async fn native_upload(
     record.bytes_in = bytes;
     match finished {
         Err(error) => {
-            record.status = StatusCode::INTERNAL_SERVER_ERROR;
+            let code = ErrorCode::Unknown;
+            record.status = code.status();
             let message = storage_failed(&error);
-            error_answer(shared, record, "UNKNOWN", &message, serde_json::Value::Null)
+            error_answer(shared, record, code, &message, serde_json::Value::Null)
         }
         Ok((_, size)) if method == Method::PATCH => answer(
             shared,
@@ -566,10 +568,11 @@ async fn native_upload(
             record,
         ),
         Ok((Some(Err(digest)), _)) => {
-            record.status = StatusCode::NOT_FOUND;
+            let code = ErrorCode::BlobUnknown;
+            record.status = code.status();
             let message = format!("blob unknown to registry: {digest}");
             let detail = serde_json::json!({"digest": digest.to_string()});
-            error_answer(shared, record, "BLOB_UNKNOWN", &message, detail)
+            error_answer(shared, record, code, &message, detail)
         }
         Ok((Some(Ok(digest)), _)) => {
             record.status = StatusCode::CREATED;

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use super::Body;
+use crate::error::ErrorCode;
 
 /// Carries the front's secret: the application trusts `CLIENT_HEADER` only next to it.
 pub const SECRET_HEADER: &str = "x-ocistore-front";
@@ -173,21 +174,23 @@ fn from_upstream(response: Response<Incoming>) -> Response<Body> {
 
 fn bad_gateway(reason: &str) -> Response<Body> {
     let message = format!("the registry application is not reachable: {reason}");
-    api_error(StatusCode::BAD_GATEWAY, "UNAVAILABLE", &message)
+    let code = ErrorCode::Unavailable;
+    api_error(code.status(), code, &message)
 }
 
 /// A response with the spec's error body.
-pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+pub fn api_error(status: StatusCode, code: ErrorCode, message: &str) -> Response<Body> {
     api_error_detail(status, code, message, serde_json::Value::Null)
 }
 
 /// `api_error` with a `detail`.
 pub fn api_error_detail(
     status: StatusCode,
-    code: &str,
+    code: ErrorCode,
     message: &str,
     detail: serde_json::Value,
 ) -> Response<Body> {
+    let code = code.as_str();
     let body =
         serde_json::json!({"errors": [{"code": code, "message": message, "detail": detail}]});
     Response::builder()

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
-use crate::buffer::InputBuffer;
+use crate::py::buffer::InputBuffer;
 use crate::store::fsutil::{create_dir_all_durable, write_atomic};
 
 /// Writes a small file so that readers see the old or the new content, never a mix, and so that

@@ -6,10 +6,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffer::InputBuffer;
 use crate::objstore::keys::{check_key, check_prefix};
 use crate::objstore::runtime::block_on;
 use crate::objstore::{Remote, S3Config};
+use crate::py::buffer::InputBuffer;
 
 /// An S3 bucket (or S3-compatible server) with distribution's S3 driver settings. Keys are
 /// relative to `root_directory`; every method releases the GIL while it waits for the store.

@@ -5,8 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::store::location_object;
-use crate::buffer::OutputBuffer;
 use crate::error::StoreError;
+use crate::py::buffer::OutputBuffer;
 use crate::storage::{BlobSource, Location};
 
 struct Cursor {

@@ -8,9 +8,9 @@ use super::digest::{PyDigest, digest_arg};
 use super::objstore::PyObjectStore;
 use super::reader::PyBlobReader;
 use super::writer::PyBlobWriter;
-use crate::buffer::InputBuffer;
 use crate::digest::Algorithm;
 use crate::objstore::ObjectBlobs;
+use crate::py::buffer::InputBuffer;
 use crate::storage::{BlobBackend, Caching, Location};
 use crate::store::backend::FsBlobs;
 

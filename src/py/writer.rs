@@ -6,9 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::digest::{PyDigest, digest_arg};
-use crate::buffer::InputBuffer;
 use crate::error::IoContext;
-use crate::hashers::GIL_RELEASE_MIN;
+use crate::py::buffer::InputBuffer;
+use crate::py::hashers::GIL_RELEASE_MIN;
 use crate::storage::BlobUpload;
 
 /// A resumable upload. `write` takes any contiguous buffer without copying it and releases the

@@ -7,9 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
-use crate::buffer::InputBuffer;
 use crate::digest::{Algorithm, to_hex};
 use crate::hashing::Hasher;
+use crate::py::buffer::InputBuffer;
 
 /// Below this size releasing and re-taking the GIL costs more than hashing (as in blake3-py).
 pub const GIL_RELEASE_MIN: usize = 2048;
