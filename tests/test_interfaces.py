@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocistore import BlobStore, Descriptor, Digest, Platform, interfaces, unmarshal_manifest
+from ocistore import (
+    BlobStore,
+    Descriptor,
+    Digest,
+    Platform,
+    errors,
+    interfaces,
+    unmarshal_manifest,
+)
 from ocistore.blob_server import BLOCK, serve_blob
 from ocistore.errors import (
     ErrBlobInvalidLength,
@@ -34,6 +42,7 @@ from ocistore.interfaces import (
     WithMountFrom,
     WithTag,
 )
+from ocistore.server.http import error_response
 from ocistore.storage import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -61,6 +70,52 @@ EMPTY = "application/vnd.oci.empty.v1+json"
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "root")
+
+
+# Errors
+
+#: Every error distribution's package declares (the seed's list).
+SEED_ERRORS = [
+    "ErrAccessDenied",
+    "ErrBlobDigestUnsupported",
+    "ErrBlobExists",
+    "ErrBlobInvalidDigest",
+    "ErrBlobInvalidLength",
+    "ErrBlobMounted",
+    "ErrBlobUnknown",
+    "ErrBlobUploadUnknown",
+    "ErrManifestBlobUnknown",
+    "ErrManifestNameInvalid",
+    "ErrManifestNotModified",
+    "ErrManifestUnknown",
+    "ErrManifestUnknownRevision",
+    "ErrManifestUnverified",
+    "ErrManifestVerification",
+    "ErrRepositoryNameInvalid",
+    "ErrRepositoryUnknown",
+    "ErrSchemaV1Unsupported",
+    "ErrTagUnknown",
+    "ErrUnsupported",
+]
+
+
+def test_every_seed_error_has_a_class() -> None:
+    for name in SEED_ERRORS:
+        assert name in errors.__all__, name
+        assert issubclass(getattr(errors, name), errors.OciStoreError), name
+    # The ones added for the seed answer as distribution does.
+    for error, status, code in [
+        (errors.ErrBlobDigestUnsupported("sha384 is not taken"), 400, "BLOB_UPLOAD_INVALID"),
+        (errors.ErrManifestUnverified("unverified"), 400, "MANIFEST_UNVERIFIED"),
+    ]:
+        response = error_response(error)
+        assert response.status == status
+        assert json.loads(response.body)["errors"][0]["code"] == code
+    # Outcomes rather than failures: no error code, a success or not-modified status.
+    desc = Descriptor("x", Digest(digest_of(b"x")), 1)
+    exists = errors.ErrBlobExists("stored", descriptor=desc)
+    assert (exists.code, exists.status, exists.descriptor) == ("", 201, desc)
+    assert (errors.ErrManifestNotModified.code, errors.ErrManifestNotModified.status) == ("", 304)
 
 
 # Blobs and create options
