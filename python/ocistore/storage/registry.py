@@ -395,7 +395,8 @@ class LinkedBlobStore:
     ) -> None:
         """Answers a GET or HEAD of a linked blob on an ASGI connection (see
         ``ocistore.blob_server``)."""
-        # Imported here: ocistore.server (which blob_server uses) imports the storage, and so this.
+        # Not at the top: blob_server needs ocistore.server, whose package imports the storage,
+        # which imports this module.
         from ..blob_server import serve_blob
 
         await serve_blob(self, scope, receive, send, digest)
