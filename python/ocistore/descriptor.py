@@ -184,3 +184,8 @@ class Descriptor:
 
     def to_json(self) -> bytes:
         return go_json(self.to_dict())
+
+    def descriptor(self) -> Descriptor:
+        """Itself: a descriptor is ``Describable``, so anything that takes a describable object
+        (``ManifestBuilder.append_reference``) takes a plain descriptor too."""
+        return self

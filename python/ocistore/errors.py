@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ErrAccessDenied",
+    "ErrBlobDigestUnsupported",
+    "ErrBlobExists",
     "ErrBlobInvalidDigest",
     "ErrBlobInvalidLength",
     "ErrBlobMounted",
@@ -26,8 +28,10 @@ __all__ = [
     "ErrManifestBlobUnknown",
     "ErrManifestInvalid",
     "ErrManifestNameInvalid",
+    "ErrManifestNotModified",
     "ErrManifestUnknown",
     "ErrManifestUnknownRevision",
+    "ErrManifestUnverified",
     "ErrManifestVerification",
     "ErrRepositoryNameInvalid",
     "ErrRepositoryUnknown",
@@ -113,6 +117,27 @@ class ErrBlobMounted(OciStoreError):
         self.descriptor = descriptor
 
 
+class ErrBlobExists(OciStoreError):
+    """Not a failure: the blob is already stored, so there is nothing to upload; ``descriptor``
+    is it when known. The API answers a push that meets a stored blob as a completed upload
+    (201 Created), hence ``status``; there is no error code."""
+
+    code = ""
+    status = 201
+
+    def __init__(self, message: str = "", *, detail: Any = None, descriptor: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.descriptor = descriptor
+
+
+class ErrBlobDigestUnsupported(OciStoreError):
+    """A well-formed digest in an algorithm this store does not take blobs in. distribution
+    answers it as an invalid upload."""
+
+    code = "BLOB_UPLOAD_INVALID"
+    status = 400
+
+
 class ErrBlobUploadUnknown(OciStoreError):
     code = "BLOB_UPLOAD_UNKNOWN"
     status = 404
@@ -148,6 +173,21 @@ class ErrManifestVerification(OciStoreError):
     ) -> None:
         super().__init__(message, detail=detail)
         self.errors = list(errors or [])
+
+
+class ErrManifestUnverified(OciStoreError):
+    """The registry could not verify the manifest (distribution: a failed signature check)."""
+
+    code = "MANIFEST_UNVERIFIED"
+    status = 400
+
+
+class ErrManifestNotModified(OciStoreError):
+    """Not a failure: a conditional get found the manifest the client already has. The API
+    answers 304 Not Modified, which has no body, so there is no error code."""
+
+    code = ""
+    status = 304
 
 
 class ErrManifestInvalid(OciStoreError, ValueError):

@@ -18,6 +18,7 @@ from typing import IO, Any, Literal, Self
 from . import _core
 from ._core import BlobReader, Digest
 from .descriptor import OCTET_STREAM, Descriptor
+from .interfaces import AsgiReceive, AsgiScope, AsgiSend, BlobCreateOption, CreateOptions
 
 __all__ = ["READ_BLOCK", "BlobStore", "BlobWriter"]
 
@@ -213,12 +214,19 @@ class BlobStore:
         digest, size = self._core.put(data, algorithm)
         return Descriptor(media_type=media_type, digest=digest, size=size)
 
-    def create(self, *, algorithm: str = "sha256", caching: Caching = "keep") -> BlobWriter:
+    def create(
+        self, *options: BlobCreateOption, algorithm: str = "sha256", caching: Caching = "keep"
+    ) -> BlobWriter:
         """A new upload. ``caching`` says what becomes of the written pages: ``"keep"`` them in
         the page cache (a registry push: the blob is often pulled next); ``"stream"`` them
         through it, dropping them once on disk (bulk ingest of one large file); write them
         ``"direct"`` to disk, bypassing the cache (bulk ingest of many blobs in parallel). The
-        bulk modes neither fill memory nor evict anything else from the cache."""
+        bulk modes neither fill memory nor evict anything else from the cache.
+
+        Of ``options``, ``WithAlgorithm`` overrides ``algorithm``; a mount is ignored: every
+        blob this store has is already in it, so there is nowhere to mount from."""
+        if options:
+            algorithm = CreateOptions(algorithm=algorithm).with_options(options).algorithm
         return BlobWriter(self._core.create(algorithm, caching=caching))
 
     def resume(self, upload_id: str, *, caching: Caching = "keep") -> BlobWriter:
@@ -230,6 +238,17 @@ class BlobStore:
 
     def enumerate(self) -> Iterator[Digest]:
         return iter(self._core.enumerate())
+
+    async def serve_blob(
+        self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, digest: DigestLike
+    ) -> None:
+        """Answers a GET or HEAD of the blob on an ASGI connection (see
+        ``ocistore.blob_server``)."""
+        # Not at the top: blob_server needs ocistore.server, whose package imports the storage,
+        # which imports this module.
+        from .blob_server import serve_blob
+
+        await serve_blob(self, scope, receive, send, digest)
 
     def __repr__(self) -> str:
         return f"BlobStore({self.root!r})"

@@ -1,6 +1,13 @@
 """Registry services on distribution's layout: repositories, linked blobs, manifests, tags,
 referrers, catalog, garbage collection and upload purging."""
 
+from .blob_descriptors import (
+    CachedBlobDescriptorService,
+    DescriptorCacheFactory,
+    LinkedBlobStatter,
+    MemoryBlobDescriptorCache,
+)
+from .builder import IndexBuilder, ManifestBuilder
 from .gc import DEFAULT_MIN_AGE, GarbageCollector, GCResult, collect_garbage, purge_uploads
 from .manifests import (
     DOCKER_MANIFEST,
@@ -31,13 +38,19 @@ __all__ = [
     "GLOBAL_SCOPE",
     "OCI_INDEX",
     "OCI_MANIFEST",
+    "CachedBlobDescriptorService",
+    "DescriptorCacheFactory",
     "GCResult",
     "GarbageCollector",
     "ImageIndex",
     "ImageManifest",
+    "IndexBuilder",
+    "LinkedBlobStatter",
     "LinkedBlobStore",
     "Manifest",
+    "ManifestBuilder",
     "ManifestService",
+    "MemoryBlobDescriptorCache",
     "Registry",
     "Repository",
     "TagService",

@@ -21,12 +21,12 @@ the collector deletes a candidate only under the exclusive lock after checking t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import _core
+from .. import _core, interfaces
 from .._core import BlobReader, Digest, Layout
 from ..descriptor import Descriptor
 from ..errors import (
@@ -40,6 +40,16 @@ from ..errors import (
     ErrTagUnknown,
     ErrUnsupported,
     OciStoreError,
+)
+from ..interfaces import (
+    AsgiReceive,
+    AsgiScope,
+    AsgiSend,
+    BlobCreateOption,
+    CreateOptions,
+    GlobalScope,
+    ManifestOptions,
+    ManifestServiceOption,
 )
 from ..store import BlobStore, BlobWriter
 from .driver import FilesystemDriver, ObjectStoreDriver, StorageDriver
@@ -58,7 +68,7 @@ __all__ = [
     "TagService",
 ]
 
-GLOBAL_SCOPE = "global"
+GLOBAL_SCOPE = GlobalScope()
 DigestLike = Digest | str
 
 
@@ -123,7 +133,7 @@ class Registry:
     def repositories_dir(self) -> Path:
         return self.v2 / "repositories"
 
-    def scope(self) -> str:
+    def scope(self) -> GlobalScope:
         return GLOBAL_SCOPE
 
     def repository(self, name: str) -> Repository:
@@ -131,6 +141,10 @@ class Registry:
 
     def blobs(self) -> BlobStore:
         """The global blob statter, provider and enumerator (every repository's blobs)."""
+        return self._blobs
+
+    def blob_statter(self) -> BlobStore:
+        """The global blob statter (distribution's ``Namespace.BlobStatter``)."""
         return self._blobs
 
     def repositories(self, last: str | None = None, n: int | None = None) -> list[str]:
@@ -142,6 +156,10 @@ class Registry:
         if n is not None:
             names = names[: max(n, 0)]
         return names
+
+    def enumerate(self) -> Iterator[str]:
+        """Every repository the catalog lists, in its order (``RepositoryEnumerator``)."""
+        yield from self.repositories()
 
     def upload_dirs(self) -> list[str]:
         """Keys of every directory of uploads: the global one and each repository's (including
@@ -283,7 +301,7 @@ class LinkedBlobStore:
 
     def create(
         self,
-        *,
+        *options: BlobCreateOption,
         mount_from: tuple[str | None, DigestLike] | None = None,
         algorithm: str = "sha256",
     ) -> BlobWriter:
@@ -292,8 +310,12 @@ class LinkedBlobStore:
         With ``mount_from=(repository, digest)`` a blob that repository has is linked here
         instead, and ``ErrBlobMounted`` (carrying the descriptor) is raised, as distribution
         does; ``(None, digest)`` mounts any blob the registry has. When there is nothing to
-        mount, a normal upload is returned.
+        mount, a normal upload is returned. ``options`` (``WithMountFrom``, ``WithAlgorithm``)
+        override the keywords.
         """
+        if options:
+            chosen = CreateOptions(mount_from, algorithm).with_options(options)
+            mount_from, algorithm = chosen.mount_from, chosen.algorithm
         if mount_from is not None:
             source_name, digest = mount_from
             try:
@@ -359,6 +381,17 @@ class LinkedBlobStore:
         for digest, _ in linked_digests(self.driver, self._layers):
             yield digest
 
+    async def serve_blob(
+        self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, digest: DigestLike
+    ) -> None:
+        """Answers a GET or HEAD of a linked blob on an ASGI connection (see
+        ``ocistore.blob_server``)."""
+        # Not at the top: blob_server needs ocistore.server, whose package imports the storage,
+        # which imports this module.
+        from ..blob_server import serve_blob
+
+        await serve_blob(self, scope, receive, send, digest)
+
 
 class ManifestService:
     """Manifests stored in a repository, addressed by digest."""
@@ -385,7 +418,16 @@ class ManifestService:
             return False
         return True
 
-    def get(self, digest: DigestLike, media_types: list[str] | None = None) -> Manifest:
+    def get(
+        self,
+        digest: DigestLike,
+        *options: ManifestServiceOption,
+        media_types: Sequence[str] | None = None,
+    ) -> Manifest:
+        """The manifest; only if it is of one of ``media_types`` when given (also as the option
+        ``WithManifestMediaTypes``), else ``ErrManifestUnknownRevision``."""
+        if options:
+            media_types = ManifestOptions(media_types=media_types).with_options(options).media_types
         parsed = Digest(digest)
         unknown = ErrManifestUnknownRevision(
             f"unknown manifest {parsed} in repository {self.repository.name}",
@@ -448,8 +490,19 @@ class ManifestService:
                 errors=problems,
             )
 
-    def put(self, manifest: Manifest, *, tag: str | None = None) -> Digest:
-        """Verifies and stores ``manifest`` (its exact bytes); tags it if ``tag`` is given."""
+    def put(
+        self,
+        manifest: interfaces.Manifest,
+        *options: ManifestServiceOption,
+        tag: str | None = None,
+    ) -> Digest:
+        """Verifies and stores ``manifest`` (its exact bytes); tags it if ``tag`` is given (also
+        as the option ``WithTag``, which wins). A manifest of another implementation than
+        ocistore's is parsed from its payload first, as if it had been pushed."""
+        if options:
+            tag = ManifestOptions(tag=tag).with_options(options).tag
+        if not isinstance(manifest, Manifest):
+            manifest, _ = unmarshal_manifest(manifest.media_type, manifest.payload())
         if tag is not None:
             check_tag(tag)
         digest = manifest.digest
