@@ -187,15 +187,22 @@ pub fn content_range(header: &str) -> Option<(u64, u64)> {
 /// continues an upload of `size` bytes: it starts where the upload ends and its length agrees.
 pub fn continues(range: (u64, u64), length: Option<&str>, size: u64) -> bool {
     let (start, end) = range;
-    start == size && length.and_then(decimal).is_none_or(|l| l == end - start + 1)
+    start == size
+        && length
+            .and_then(decimal)
+            .is_none_or(|l| l == end - start + 1)
 }
+
+/// An `n` that is not a page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSizeInvalid;
 
 /// The pagination `n` of the catalog and tag listings: absent or empty is None (everything),
 /// ASCII digits are the page size (saturating), anything else is refused.
-pub fn page_size(raw: Option<&str>) -> Result<Option<u64>, ()> {
+pub fn page_size(raw: Option<&str>) -> Result<Option<u64>, PageSizeInvalid> {
     match raw {
         None | Some("") => Ok(None),
-        Some(text) => decimal_saturating(text).map(Some).ok_or(()),
+        Some(text) => decimal_saturating(text).map(Some).ok_or(PageSizeInvalid),
     }
 }
 
@@ -318,7 +325,10 @@ mod tests {
         assert_eq!(byte_range("bytes=-10", 100), ok(90, 10));
         assert_eq!(byte_range("bytes=-1000", 100), ok(0, 100));
         assert_eq!(byte_range(" Bytes = 1-1", 100), ok(1, 1));
-        assert_eq!(byte_range("bytes=0-99999999999999999999999", 100), ok(0, 100));
+        assert_eq!(
+            byte_range("bytes=0-99999999999999999999999", 100),
+            ok(0, 100)
+        );
         for ignored in [
             "bytes=5-4",
             "bytes=0-1,3-4",
@@ -374,7 +384,7 @@ mod tests {
         assert_eq!(page_size(Some("25")), Ok(Some(25)));
         assert_eq!(page_size(Some("99999999999999999999")), Ok(Some(u64::MAX)));
         for bad in ["-1", "1.5", "x", " 1", "²"] {
-            assert_eq!(page_size(Some(bad)), Err(()), "{bad}");
+            assert_eq!(page_size(Some(bad)), Err(PageSizeInvalid), "{bad}");
         }
     }
 

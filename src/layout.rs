@@ -75,7 +75,11 @@ pub fn blobs_of(algorithm: Algorithm) -> String {
 /// `docker/registry/v2/blobs/<alg>/<hex[0:2]>/<hex>`.
 pub fn blob_dir(digest: &Digest) -> String {
     let hex = digest.hex();
-    format!("{V2}/blobs/{}/{}/{hex}", digest.algorithm().name(), &hex[..2])
+    format!(
+        "{V2}/blobs/{}/{}/{hex}",
+        digest.algorithm().name(),
+        &hex[..2]
+    )
 }
 
 /// `docker/registry/v2/blobs/<alg>/<hex[0:2]>/<hex>/data`: the blob's bytes.
@@ -245,6 +249,9 @@ mod tests {
     fn other_algorithms_name_their_directories() {
         let d = Digest::parse(&format!("sha512:{}", "c".repeat(128))).unwrap();
         assert!(blob_data(&d).starts_with("docker/registry/v2/blobs/sha512/cc/"));
-        assert_eq!(blobs_of(Algorithm::Blake3), "docker/registry/v2/blobs/blake3");
+        assert_eq!(
+            blobs_of(Algorithm::Blake3),
+            "docker/registry/v2/blobs/blake3"
+        );
     }
 }

@@ -4,15 +4,16 @@
 //! the bindings, all in `py/`.
 #![deny(unsafe_code)]
 
+pub mod blocks;
 pub mod digest;
 pub mod error;
 pub mod front;
 pub mod grammar;
 pub mod hashing;
 pub mod layout;
+pub mod linked;
 pub mod objstore;
 #[cfg(feature = "python")]
 mod py;
-pub mod linked;
-pub mod store;
 pub mod storage;
+pub mod store;

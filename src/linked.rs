@@ -220,7 +220,10 @@ mod tests {
             data: b"hello".to_vec(),
         };
         let digest = upload.digest();
-        assert_eq!(commit(&store, &mut upload, "a/b", &digest, Some(5)).unwrap(), 5);
+        assert_eq!(
+            commit(&store, &mut upload, "a/b", &digest, Some(5)).unwrap(),
+            5
+        );
         let link = layout::layer_link("a/b", &digest);
         let steps = store.steps.lock().unwrap().clone();
         assert_eq!(

@@ -63,8 +63,9 @@ pub trait BlobUpload: Send {
     fn cancel(&mut self) -> Result<()>;
 }
 
-/// The global content-addressed store. `uploads` is a directory for the filesystem and a key
-/// prefix for an object store; None is the store's own uploads area.
+/// The global content-addressed store. `uploads` is where uploads live: a `crate::layout` key
+/// such as `layout::uploads(Some(name))` (or, on a filesystem, any directory); None is the
+/// store's own uploads area.
 pub trait BlobBackend: Send + Sync {
     fn root(&self) -> Location;
     fn location(&self, digest: &Digest) -> Location;
@@ -100,6 +101,21 @@ pub trait BlobBackend: Send + Sync {
     }
     /// Links, tags and the GC lock on the same storage (see `crate::linked`).
     fn links(&self) -> Arc<dyn LinkStore>;
+}
+
+/// A registry's storage as the front and the linked-blob protocol use it: blobs and uploads,
+/// and the links beside them.
+#[derive(Clone)]
+pub struct Storage {
+    pub blobs: Arc<dyn BlobBackend>,
+    pub links: Arc<dyn LinkStore>,
+}
+
+impl Storage {
+    pub fn new(blobs: Arc<dyn BlobBackend>) -> Storage {
+        let links = blobs.links();
+        Storage { blobs, links }
+    }
 }
 
 /// Held while it lives (a lock guard); dropped to release.
@@ -161,7 +177,13 @@ pub fn check_size(expected: Option<u64>, actual: u64) -> Result<()> {
 
 /// Reads the next piece of a source range into `buf`: at most what is left of `len` after
 /// `done`, from `offset + done`. 0 at the end of the file.
-fn read_source(src: &File, buf: &mut [u8], offset: u64, done: u64, len: u64) -> Result<usize> {
+pub(crate) fn read_source(
+    src: &File,
+    buf: &mut [u8],
+    offset: u64,
+    done: u64,
+    len: u64,
+) -> Result<usize> {
     let want = buf
         .len()
         .min(usize::try_from(len - done).unwrap_or(usize::MAX));
@@ -198,4 +220,3 @@ pub(crate) fn copy_file_range_into(
     }
     Ok(done)
 }
-

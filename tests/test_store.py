@@ -8,7 +8,7 @@ from pathlib import Path
 
 import blake3 as blake3_reference
 import pytest
-from ocistore import BlobStore, BlobWriter, Descriptor, Digest
+from ocistore import BlobStore, Descriptor, Digest
 from ocistore.errors import (
     ErrBlobInvalidDigest,
     ErrBlobInvalidLength,
@@ -329,32 +329,13 @@ def test_put_failure_cleans_its_upload(store: BlobStore) -> None:
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
-def test_before_publish_runs_between_verification_and_publication(store: BlobStore) -> None:
-    data = b"published after the hook"
-    digest = sha256(data)
-    seen: list[tuple[str, bool]] = []
-    w = BlobWriter(
-        store._core.create("sha256"),
-        before_publish=lambda d: seen.append((d, blob_path(Path(store.root), Digest(d)).exists())),
-    )
-    w.write(data)
-    w.commit(digest)
-    assert seen == [(str(digest), False)]  # called once, before the bytes were in place
-
-    class Refused(Exception):
-        pass
-
-    def refuse(_: str) -> None:
-        raise Refused("no")
-
-    w = BlobWriter(store._core.create("sha256"), before_publish=refuse)
-    w.write(b"never published")
-    with pytest.raises(Refused):
-        w.commit(sha256(b"never published"))
-    assert not blob_path(Path(store.root), sha256(b"never published")).exists()
-    # The upload is intact: with a hook that agrees, the same writer commits.
-    w._before_publish = None
-    assert w.commit(sha256(b"never published")).size == len(b"never published")
+def test_a_commit_of_the_global_store_links_nothing(store: BlobStore) -> None:
+    # Only an upload of a repository links (ocistore.storage); the global store publishes.
+    w = store.create()
+    w.write(b"unlinked")
+    w.commit(sha256(b"unlinked"))
+    assert store.get(sha256(b"unlinked")) == b"unlinked"
+    assert not (Path(store.root) / "docker/registry/v2/repositories").exists()
 
 
 @pytest.mark.parametrize("caching", ["keep", "stream", "direct"])

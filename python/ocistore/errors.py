@@ -17,6 +17,7 @@ __all__ = [
     "ErrBlobInvalidLength",
     "ErrBlobMounted",
     "ErrBlobUnknown",
+    "ErrBlobUploadInUse",
     "ErrBlobUploadInvalid",
     "ErrBlobUploadUnknown",
     "ErrDescriptorInvalid",
@@ -146,6 +147,13 @@ class ErrBlobUploadUnknown(OciStoreError):
 class ErrBlobUploadInvalid(OciStoreError):
     code = "BLOB_UPLOAD_INVALID"
     status = 400
+
+
+class ErrBlobUploadInUse(ErrBlobUploadInvalid):
+    """Another request holds the upload (the core's claim on it); ``detail`` has its
+    ``upload_id`` and the ``size`` it has so far, for the client's ``Range``."""
+
+    status = 416
 
 
 class ErrManifestUnknown(OciStoreError):

@@ -47,17 +47,10 @@ class BlobWriter:
     left as it was, so the caller can ``cancel`` it or go on writing.
     """
 
-    __slots__ = ("_before_publish", "_core", "_on_commit")
+    __slots__ = ("_core",)
 
-    def __init__(
-        self,
-        core: _core.BlobWriter,
-        on_commit: Callable[[Descriptor], object] | None = None,
-        before_publish: Callable[[str], object] | None = None,
-    ) -> None:
+    def __init__(self, core: _core.Upload) -> None:
         self._core = core
-        self._on_commit = on_commit
-        self._before_publish = before_publish
 
     @property
     def id(self) -> str:
@@ -149,16 +142,14 @@ class BlobWriter:
         A digest in another algorithm than the streamed one costs one full re-hash.
         """
         if isinstance(expected, Descriptor):
-            size = self._core.commit(expected.digest, expected.size, self._before_publish)
+            size = self._core.commit(expected.digest, expected.size)
             descriptor = Descriptor(
                 media_type=media_type or expected.media_type, digest=expected.digest, size=size
             )
         else:
             digest = Digest(expected)
-            size = self._core.commit(digest, None, self._before_publish)
+            size = self._core.commit(digest, None)
             descriptor = Descriptor(media_type=media_type or OCTET_STREAM, digest=digest, size=size)
-        if self._on_commit is not None:
-            self._on_commit(descriptor)
         return descriptor
 
     def cancel(self) -> None:

@@ -1,13 +1,9 @@
-//! Blob GET and HEAD served by the front itself, from distribution's filesystem layout.
+//! Blob GET and HEAD served by the front itself, through the storage seam (`crate::storage`).
 //!
 //! Only the plain success is answered here: a well-formed repository name and digest, a link
 //! in the repository holding that digest, the blob's data on disk and at most one satisfiable
 //! byte range. Everything else (a missing link, a bad name, a malformed or unsatisfiable range,
 //! `If-None-Match`) goes to the application, so each error is answered in one place.
-
-use std::fs::File;
-use std::io::{Read as _, Seek, SeekFrom};
-use std::path::Path;
 
 use bytes::Bytes;
 use futures::stream;
@@ -18,16 +14,16 @@ use hyper::body::Frame;
 use super::Body;
 use crate::digest::Digest;
 use crate::grammar::{self, ByteRange, valid_name};
-use crate::layout;
+use crate::linked;
+use crate::storage::{BlobSource, Storage};
 
-/// Reads of a GET body: 2 MiB, one kept ahead of the socket (the size the application's reader
-/// measured fastest on two cores).
-const READ_BLOCK: u64 = 2 * 1024 * 1024;
+/// Reads of a GET body, one kept ahead of the socket.
+const READ_BLOCK: u64 = crate::blocks::GET_READ_BLOCK as u64;
 
 /// What the front found for a blob request it may answer.
 pub struct LocalBlob {
     pub digest: Digest,
-    pub file: File,
+    pub source: Box<dyn BlobSource>,
     pub size: u64,
     /// `(start, length)` of a satisfiable single range, None for the whole blob.
     pub range: Option<(u64, u64)>,
@@ -45,17 +41,15 @@ pub fn parse_blob_path(path: &str) -> Option<(&str, Digest)> {
 }
 
 /// The blob behind a GET or HEAD the front may answer; None sends the request on.
-pub fn lookup(root: &Path, path: &str, headers: &HeaderMap) -> Option<LocalBlob> {
+pub fn lookup(storage: &Storage, path: &str, headers: &HeaderMap) -> Option<LocalBlob> {
     if headers.contains_key(header::IF_NONE_MATCH) {
         return None;
     }
     let (name, digest) = parse_blob_path(path)?;
-    let linked = std::fs::read(root.join(layout::layer_link(name, &digest))).ok()?;
-    if std::str::from_utf8(&linked).ok()?.trim() != digest.to_string() {
+    if !linked::is_linked(&*storage.links, name, &digest).ok()? {
         return None;
     }
-    let file = File::open(root.join(layout::blob_data(&digest))).ok()?;
-    let size = file.metadata().ok()?.len();
+    let (source, size) = storage.blobs.open(&digest).ok()?;
     let range = match headers.get(header::RANGE) {
         None => None,
         Some(value) => match grammar::byte_range(value.to_str().ok()?, size) {
@@ -66,7 +60,7 @@ pub fn lookup(root: &Path, path: &str, headers: &HeaderMap) -> Option<LocalBlob>
     };
     Some(LocalBlob {
         digest,
-        file,
+        source,
         size,
         range,
     })
@@ -101,54 +95,47 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
     let body = if *method == Method::HEAD || length == 0 {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
-        read_ahead(blob.file, start, length)
+        read_ahead(blob.source, start, length)
     };
     builder
         .body(body)
         .expect("static header names and formatted values are valid")
 }
 
-type Read = tokio::task::JoinHandle<(File, std::io::Result<Bytes>)>;
+type Read = tokio::task::JoinHandle<(Box<dyn BlobSource>, std::io::Result<Bytes>)>;
 
-/// The next `length` bytes of `file`. Read through `read_to_end` into fresh capacity, so the
-/// buffer is not zeroed first (that was 7% of a GET's CPU with a zeroed buffer and `pread`).
-fn read_block(mut file: File, length: u64) -> Read {
+/// `length` bytes of the blob from `pos`, read on a blocking thread.
+fn read_block(mut source: Box<dyn BlobSource>, pos: u64, length: u64) -> Read {
     tokio::task::spawn_blocking(move || {
-        let mut buffer = Vec::with_capacity(length as usize);
-        let read = (&mut file).take(length).read_to_end(&mut buffer);
-        let block = match read {
-            Ok(n) if n as u64 == length => Ok(Bytes::from(buffer)),
-            Ok(n) => Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("blob data ended {} bytes early", length - n as u64),
-            )),
-            Err(error) => Err(error),
-        };
-        (file, block)
+        let block = source
+            .read_vec(pos, length as usize)
+            .map(Bytes::from)
+            .map_err(std::io::Error::other);
+        (source, block)
     })
 }
 
 /// `length` bytes from `start`, in `READ_BLOCK` pieces, the next read running while the
-/// previous piece goes out. A blob is immutable, so a short file is an I/O error, which ends
+/// previous piece goes out. A blob is immutable, so a short read is an I/O error, which ends
 /// the response early (the client sees fewer bytes than Content-Length).
-fn read_ahead(mut file: File, start: u64, length: u64) -> Body {
-    if let Err(error) = file.seek(SeekFrom::Start(start)) {
-        return StreamBody::new(stream::iter([Err(error)])).boxed();
-    }
-    let first = read_block(file, length.min(READ_BLOCK));
-    let frames = stream::unfold((length, Some(first)), |(left, pending)| async move {
-        let (file, block) = match pending?.await {
-            Ok(done) => done,
-            Err(join) => return Some((Err(std::io::Error::other(join)), (0, None))),
-        };
-        let block = match block {
-            Ok(block) => block,
-            Err(error) => return Some((Err(error), (0, None))),
-        };
-        let left = left - block.len() as u64;
-        let next = (left > 0).then(|| read_block(file, left.min(READ_BLOCK)));
-        Some((Ok(Frame::data(block)), (left, next)))
-    });
+fn read_ahead(source: Box<dyn BlobSource>, start: u64, length: u64) -> Body {
+    let first = read_block(source, start, length.min(READ_BLOCK));
+    let frames = stream::unfold(
+        (start, length, Some(first)),
+        |(pos, left, pending)| async move {
+            let (source, block) = match pending?.await {
+                Ok(done) => done,
+                Err(join) => return Some((Err(std::io::Error::other(join)), (pos, 0, None))),
+            };
+            let block = match block {
+                Ok(block) => block,
+                Err(error) => return Some((Err(error), (pos, 0, None))),
+            };
+            let (pos, left) = (pos + block.len() as u64, left - block.len() as u64);
+            let next = (left > 0).then(|| read_block(source, pos, left.min(READ_BLOCK)));
+            Some((Ok(Frame::data(block)), (pos, left, next)))
+        },
+    );
     StreamBody::new(frames).boxed()
 }
 

@@ -1,7 +1,7 @@
 //! Authentication for the requests the front answers itself: the application decides (it holds
 //! the htpasswd file or the token keys), the front asks it once per credential, repository and
 //! kind of access, and reuses a yes for as long as the application allows (at most
-//! `FRONT_GRANT_SECONDS` in python/ocistore/server/app.py, never past a token's expiry). A no is
+//! `protocol::GRANT_SECONDS_MAX`, never past a token's expiry). A no is
 //! never kept: the request then goes to the application, which answers it with its challenge.
 
 use std::collections::HashMap;
@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, StatusCode, header};
 
+use super::protocol::{AUTHORIZE_PATH, GRANT_SECONDS_HEADER, USER_HEADER};
 use super::proxy::Upstream;
 
-/// Where the application answers (only with the front's secret).
-pub const AUTHORIZE_PATH: &str = "/_ocistore/front/authorize";
 /// Grants kept at most; all are dropped when there would be more (then asked for again).
 const GRANTS_MAX: usize = 10_000;
 
@@ -71,10 +70,10 @@ impl Grants {
         if response.status() != StatusCode::NO_CONTENT {
             return None;
         }
-        let seconds = header_str(response.headers(), "x-ocistore-grant-seconds")
+        let seconds = header_str(response.headers(), GRANT_SECONDS_HEADER)
             .and_then(|s| s.parse::<f64>().ok())
             .filter(|s| s.is_finite() && *s > 0.0)?;
-        let user = header_str(response.headers(), "x-ocistore-user").map(str::to_owned);
+        let user = header_str(response.headers(), USER_HEADER).map(str::to_owned);
         let until = Instant::now() + Duration::from_secs_f64(seconds);
         let mut granted = self.granted.lock().expect("no panics while held");
         if granted.len() >= GRANTS_MAX {

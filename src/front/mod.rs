@@ -11,6 +11,7 @@ pub mod blob;
 mod grants;
 mod idle;
 mod observe;
+pub mod protocol;
 mod proxy;
 pub mod tls;
 pub mod upload;
@@ -36,8 +37,11 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::digest::Digest;
-use crate::grammar;
 use crate::error::ErrorCode;
+use crate::grammar;
+use crate::linked;
+use crate::storage::Storage;
+use crate::store::backend::FsBlobs;
 use idle::{BodyError, IdleBody, WriteStallGuard};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
@@ -79,6 +83,8 @@ pub const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST)
 
 struct Shared {
     config: FrontConfig,
+    /// The storage of `config.blob_root`, through the seam every backend implements.
+    storage: Option<Storage>,
     grants: Option<grants::Grants>,
     secret: HeaderValue,
     observations: Arc<Observations>,
@@ -107,7 +113,12 @@ impl Front {
             .build()?;
         let listener = runtime.block_on(TcpListener::bind(listen))?;
         let address = listener.local_addr()?;
+        let storage = config
+            .blob_root
+            .clone()
+            .map(|root| Storage::new(Arc::new(FsBlobs::new(root))));
         let shared = Arc::new(Shared {
+            storage,
             grants: config.authenticate.then(grants::Grants::default),
             config,
             secret,
@@ -254,7 +265,7 @@ async fn handle(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    if let Some(root) = &shared.config.blob_root
+    if let Some(storage) = &shared.storage
         && let Some((name, push)) = own_request(&request, shared.config.uploads)
         && let Some(user) = authorized(&request, &name, push, shared, upstream).await
     {
@@ -266,7 +277,7 @@ async fn handle(
         // Inline, not on the blocking pool: a link read, an open and a stat on a local
         // filesystem take microseconds, less than the hop (the application decided the same).
         if (method == Method::GET || method == Method::HEAD)
-            && let Some(found) = blob::lookup(root, &path, request.headers())
+            && let Some(found) = blob::lookup(storage, &path, request.headers())
         {
             let response = blob::respond(found, &method, &shared.config.headers);
             let record = Record::new("blob", &method, response.status(), &path, &who);
@@ -274,11 +285,11 @@ async fn handle(
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
         }
         if method == Method::POST
-            && let Some(response) = native_start(root, &name, &path, &who, shared).await
+            && let Some(response) = native_start(storage, &name, &path, &who, shared).await
         {
             return response;
         }
-        if let Some(claimed) = claim_upload(root, &request).await {
+        if let Some(claimed) = claim_upload(storage, &request).await {
             let mut upstream = upstream.lock().await;
             return native_upload(request, claimed, &name, &who, shared, &mut upstream).await;
         }
@@ -286,7 +297,7 @@ async fn handle(
     // Only the front itself may post observations or ask for grants: from outside, those paths
     // go on without the secret, and the application answers them as the unknown endpoints
     // they then are.
-    let secret = (!path.starts_with("/_ocistore/front/")).then_some(&shared.secret);
+    let secret = (!path.starts_with(protocol::PATH_PREFIX)).then_some(&shared.secret);
     if path == "/metrics" {
         shared
             .observations
@@ -353,10 +364,7 @@ async fn authorized(
 
 /// The upload a PATCH, or a PUT with a digest to commit to, writes into, when the front may
 /// take it (see `upload::claim`).
-async fn claim_upload(
-    root: &std::path::Path,
-    request: &Request<Incoming>,
-) -> Option<upload::Claimed> {
+async fn claim_upload(storage: &Storage, request: &Request<Incoming>) -> Option<upload::Claimed> {
     let method = request.method();
     if *method != Method::PATCH && *method != Method::PUT {
         return None;
@@ -365,9 +373,9 @@ async fn claim_upload(
     if *method == Method::PUT {
         grammar::query_param(request.uri().query()?, "digest")?;
     }
-    let (root, name, id) = (root.to_owned(), name.to_owned(), id.to_owned());
+    let (storage, name, id) = (storage.clone(), name.to_owned(), id.to_owned());
     let headers = request.headers().clone();
-    tokio::task::spawn_blocking(move || upload::claim(&root, &name, &id, &headers))
+    tokio::task::spawn_blocking(move || upload::claim(&storage, &name, &id, &headers))
         .await
         .ok()
         .flatten()
@@ -448,14 +456,14 @@ fn upload_headers(name: &str, id: &str, size: u64) -> Vec<(http::HeaderName, Str
 
 /// A POST that starts an upload, answered as the application answers it.
 async fn native_start(
-    root: &std::path::Path,
+    storage: &Storage,
     name: &str,
     path: &str,
     who: &Who,
     shared: &Shared,
 ) -> Option<Response<Body>> {
-    let (root, owned) = (root.to_owned(), name.to_owned());
-    let id = tokio::task::spawn_blocking(move || upload::start(&root, &owned))
+    let (storage, owned) = (storage.clone(), name.to_owned());
+    let id = tokio::task::spawn_blocking(move || upload::start(&storage, &owned))
         .await
         .ok()?
         .ok()?; // a failure goes to the application, which reports it
@@ -521,11 +529,7 @@ async fn native_upload(
         })
         .flatten()
         .and_then(|d| Digest::parse(&d).ok());
-    let root = shared
-        .config
-        .blob_root
-        .clone()
-        .expect("uploads need the root");
+    let storage = shared.storage.clone().expect("uploads need the storage");
     let commit_name = name.to_owned();
     let finished = tokio::task::spawn_blocking(move || {
         let upload::Received {
@@ -534,11 +538,12 @@ async fn native_upload(
         let written = claimed.upload.write(&tail);
         let committed = match (&written, digest) {
             (Ok(()), Some(digest)) => {
-                match upload::commit_linked(&root, &commit_name, &mut claimed.upload, &digest) {
+                let links = &*storage.links;
+                match linked::commit(links, &mut *claimed.upload, &commit_name, &digest, None) {
                     Ok(_) => Some(Ok(digest)),
-                    Err(upload::Commit::Refused(_)) => None,
-                    Err(upload::Commit::Vanished) => Some(Err(digest)),
-                    Err(upload::Commit::Failed(error)) => return Err(error),
+                    Err(linked::Commit::Refused(_)) => None,
+                    Err(linked::Commit::Vanished) => Some(Err(digest)),
+                    Err(linked::Commit::Failed(error)) => return Err(error),
                 }
             }
             _ => None,

@@ -17,10 +17,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::Body;
 use super::proxy::Upstream;
 
-/// Where the application takes the records (only with the front's secret).
-pub const OBSERVATIONS_PATH: &str = "/_ocistore/front/observations";
-/// Records kept while the application cannot take them; older ones are dropped beyond this.
-const PENDING_MAX: usize = 100_000;
+use super::protocol::{self, OBSERVATIONS_PATH, PENDING_RECORDS_MAX as PENDING_MAX};
 
 /// Who sent a request, when it started, and who the credentials named (with auth).
 pub struct Who {
@@ -64,23 +61,23 @@ impl Record {
 
 #[derive(Default)]
 pub struct Observations {
-    pending: Mutex<VecDeque<serde_json::Value>>,
+    pending: Mutex<VecDeque<protocol::Record>>,
 }
 
 impl Observations {
     fn push(&self, record: &Record, bytes_out: u64) {
-        let value = serde_json::json!([
-            record.route,
-            record.method.as_str(),
-            record.status.as_u16(),
-            record.started.elapsed().as_secs_f64(),
-            record.bytes_in,
+        let value = protocol::Record {
+            route: record.route.to_owned(),
+            method: record.method.as_str().to_owned(),
+            status: record.status.as_u16(),
+            seconds: record.started.elapsed().as_secs_f64(),
+            bytes_in: record.bytes_in,
             bytes_out,
-            record.path,
-            record.peer.ip().to_string(),
-            record.peer.port(),
-            record.user,
-        ]);
+            path: record.path.clone(),
+            remote: record.peer.ip().to_string(),
+            port: record.peer.port(),
+            user: record.user.clone(),
+        };
         let mut pending = self.pending.lock().expect("no panics while held");
         if pending.len() == PENDING_MAX {
             pending.pop_front();
@@ -90,14 +87,14 @@ impl Observations {
 
     /// Posts what is pending to the application; kept for the next try if it does not answer.
     pub async fn flush(&self, socket: &std::path::Path, secret: &HeaderValue) {
-        let batch: Vec<serde_json::Value> = {
+        let batch: Vec<protocol::Record> = {
             let mut pending = self.pending.lock().expect("no panics while held");
             if pending.is_empty() {
                 return;
             }
             pending.drain(..).collect()
         };
-        let body = serde_json::Value::Array(batch.clone()).to_string();
+        let body = protocol::write_records(&batch);
         let request = Request::post(OBSERVATIONS_PATH)
             .header("host", "ocistore-front")
             .header("content-type", "application/json")

@@ -18,13 +18,7 @@ use tokio::net::UnixStream;
 use super::Body;
 use crate::error::ErrorCode;
 
-/// Carries the front's secret: the application trusts `CLIENT_HEADER` only next to it.
-pub const SECRET_HEADER: &str = "x-ocistore-front";
-/// The client's address as the front saw it (the application's peer is the unix socket).
-pub const CLIENT_HEADER: &str = "x-ocistore-client";
-/// On a PUT whose body the front wrote into the upload: how many bytes that was (the
-/// application counts them as the request's).
-pub const BODY_BYTES_HEADER: &str = "x-ocistore-body-bytes";
+pub use super::protocol::{BODY_BYTES_HEADER, CLIENT_HEADER, SECRET_HEADER};
 /// How long a request waits for the application's socket to appear (the front starts first).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 

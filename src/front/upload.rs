@@ -1,38 +1,28 @@
 //! Uploads served by the front: a POST that starts one, and PATCH and PUT bodies streamed
-//! straight into the core's `Upload`, a PUT then committed here. Only the plain case is taken:
+//! straight into the storage's upload (`crate::storage`), a PUT then committed here by the
+//! linked-blob protocol (`crate::linked`). Only the plain case is taken:
 //! an existing upload no other request holds, and a `Content-Range` (if any) that continues
 //! it. Anything else goes to the application before a byte of the body is read, and a commit
 //! refused here (a wrong digest) goes to the application too, the body already in the upload,
 //! so each error is answered in one place.
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
 
 use http::HeaderMap;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
-use nix::fcntl::{Flock, FlockArg};
 
 use super::idle::{BodyError, IdleBody};
-use crate::digest::{Algorithm, Digest};
-use crate::error::{IoContext, StoreError};
+use crate::digest::Algorithm;
+use crate::error::StoreError;
 use crate::grammar::{self, valid_name, valid_upload_id};
 use crate::layout;
-use crate::store::Layout;
-use crate::store::fsutil::{create_dir_all_durable, write_atomic};
-use crate::store::upload::{Caching, Upload};
+use crate::storage::{BlobUpload, Caching, Storage};
 
-/// Bytes handed to the upload per write: large enough that hashing and writing run in
-/// parallel inside `Upload::write`. An upload holds at most three: one being written, one
-/// waiting for it, one filling.
-const BLOCK: usize = 4 * 1024 * 1024;
-/// Bodies received in `BLOCK`s at the same time; the ones beyond use `SMALL_BLOCK`s (still
-/// hashed and written in parallel), so that a burst of pushes holds at most 64 x 12 MiB plus
-/// 768 KiB for each further one, instead of 12 MiB each (the application does the same).
-const LARGE_MAX: usize = 64;
-const SMALL_BLOCK: usize = 256 * 1024;
+use crate::blocks::{
+    UPLOAD_BLOCK as BLOCK, UPLOAD_LARGE_BODIES_MAX as LARGE_MAX, UPLOAD_SMALL_BLOCK as SMALL_BLOCK,
+};
 static LARGE_ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// One of the `LARGE_MAX` places for a body received in `BLOCK`s, given back on drop.
@@ -60,7 +50,6 @@ pub fn parse_upload_path(path: &str) -> Option<(&str, &str)> {
     (valid_name(name) && valid_upload_id(id)).then_some((name, id))
 }
 
-
 /// Whether the request's `Content-Range` and `Content-Length` (when given) continue an upload
 /// of `size` bytes, as the application requires.
 fn continues(headers: &HeaderMap, size: u64) -> bool {
@@ -76,24 +65,22 @@ fn continues(headers: &HeaderMap, size: u64) -> bool {
     grammar::continues(range, length, size)
 }
 
-/// An upload taken for one request: resumed, and locked against other requests (the same
-/// `flock` on its data file the application takes).
+/// An upload taken for one request: resumed and held against other requests
+/// (`BlobBackend::claim`) until it is closed, committed or dropped.
 pub struct Claimed {
-    pub upload: Upload,
-    _lock: Flock<File>,
+    pub upload: Box<dyn BlobUpload>,
 }
 
-/// The upload `id` of repository `name`, when the front may write this request's body into it.
-/// Blocking (opens files, and re-hashes any bytes past the last saved hash state).
-pub fn claim(root: &Path, name: &str, id: &str, headers: &HeaderMap) -> Option<Claimed> {
-    let uploads = uploads_dir(root, name);
-    let data = File::open(uploads.join(id).join("data")).ok()?;
-    let lock = Flock::lock(data, FlockArg::LockExclusiveNonblock).ok()?;
-    let upload = Upload::resume(&uploads, id, Caching::Keep).ok()?;
-    continues(headers, upload.size()).then_some(Claimed {
-        upload,
-        _lock: lock,
-    })
+/// The upload `id` of repository `name`, when the front may write this request's body into it:
+/// no other request holds it and the body continues it. Blocking (opens files, and re-hashes
+/// any bytes past the last saved hash state).
+pub fn claim(storage: &Storage, name: &str, id: &str, headers: &HeaderMap) -> Option<Claimed> {
+    let uploads = layout::uploads(Some(name));
+    let upload = storage
+        .blobs
+        .claim(id, Some(Path::new(&uploads)), Caching::Keep)
+        .ok()?;
+    continues(headers, upload.size()).then_some(Claimed { upload })
 }
 
 /// How receiving a body into an upload ended, short of success.
@@ -250,91 +237,13 @@ impl Writer {
 }
 
 /// Starts an upload in repository `name`, as the application's POST does; returns its id.
-pub fn start(root: &Path, name: &str) -> Result<String, StoreError> {
-    let upload = Upload::create(&uploads_dir(root, name), Algorithm::Sha256, Caching::Keep)?;
+pub fn start(storage: &Storage, name: &str) -> Result<String, StoreError> {
+    let uploads = layout::uploads(Some(name));
+    let upload =
+        storage
+            .blobs
+            .create(Algorithm::Sha256, Some(Path::new(&uploads)), Caching::Keep)?;
     Ok(upload.id().to_owned())
-}
-
-fn uploads_dir(root: &Path, name: &str) -> PathBuf {
-    root.join(layout::uploads(Some(name)))
-}
-
-/// Commits the upload into repository `name` as `LinkedBlobStore` in
-/// python/ocistore/storage/registry.py does (the filesystem case of it; tests/test_front.py
-/// compares the trees both leave): the link is written before the blob is published, then,
-/// under the shared GC lock, the blob is marked used and the link checked again.
-pub fn commit_linked(
-    root: &Path,
-    name: &str,
-    upload: &mut Upload,
-    digest: &Digest,
-) -> Result<u64, Commit> {
-    let fs = Layout::new(root);
-    let link = root.join(layout::layer_link(name, digest));
-    let size = upload
-        .commit_with(&fs, digest, None, &mut |d| link_if_absent(&link, d))
-        .map_err(Commit::Refused)?;
-    let _gc = gc_lock_shared(root).map_err(Commit::Failed)?;
-    let data = fs.blob_data(digest);
-    let marked = OpenOptions::new()
-        .write(true)
-        .open(&data)
-        .and_then(|f| f.set_modified(SystemTime::now()));
-    match marked {
-        Ok(()) => {}
-        // The garbage collector took it between the move and the lock (it may: nothing
-        // referenced it yet); `LinkedBlobStore.link` reports that as an unknown blob.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Commit::Vanished),
-        Err(source) => {
-            let context = format!("mark used {}", data.display());
-            return Err(Commit::Failed(StoreError::Io { context, source }));
-        }
-    }
-    link_if_absent(&link, digest).map_err(Commit::Failed)?;
-    Ok(size)
-}
-
-/// Why `commit_linked` did not finish.
-pub enum Commit {
-    /// Nothing was published and the upload is as it was (a wrong digest, an I/O error before
-    /// the move): the application can commit it again, and answer the failure.
-    Refused(StoreError),
-    /// The blob was published and the upload is gone, but marking it for the GC protocol or
-    /// checking the link failed.
-    Failed(StoreError),
-    /// The blob was published, then deleted by the garbage collector before it was marked.
-    Vanished,
-}
-
-fn link_if_absent(link: &Path, digest: &Digest) -> Result<(), StoreError> {
-    let text = digest.to_string();
-    let current = std::fs::read(link).ok();
-    if current
-        .as_deref()
-        .map(|c| String::from_utf8_lossy(c).trim().to_owned())
-        == Some(text.clone())
-    {
-        return Ok(());
-    }
-    create_dir_all_durable(link.parent().expect("a link has a directory"))?;
-    write_atomic(link, text.as_bytes())
-}
-
-/// The lock between pushes (shared) and the garbage collector (exclusive), as
-/// `FilesystemDriver.gc_lock` takes it.
-fn gc_lock_shared(root: &Path) -> Result<Flock<File>, StoreError> {
-    let path = root.join(layout::gc_lock());
-    create_dir_all_durable(path.parent().expect("the lock has a directory"))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at("open", &path)?;
-    Flock::lock(file, FlockArg::LockShared)
-        .map_err(|(_, errno)| std::io::Error::from(errno))
-        .at("lock", &path)
 }
 
 #[cfg(test)]

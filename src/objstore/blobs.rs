@@ -21,8 +21,7 @@ use crate::hashing::Hasher;
 use crate::layout;
 use crate::storage::{BlobBackend, BlobSource, BlobUpload, Caching, LinkStore, Location};
 
-/// The most a reader fetches in one GET.
-pub const READ_BLOCK: usize = 8 * 1024 * 1024;
+use crate::blocks::OBJECT_READ_BLOCK as READ_BLOCK;
 /// A read that does not continue the previous one fetches at least this much, so that a
 /// reader stepping through a blob in small pieces does not pay a request per piece.
 const READ_MIN: usize = 256 * 1024;
@@ -202,7 +201,10 @@ impl BlobBackend for ObjectBlobs {
             let Some(key) = self.remote.root().relative(&object.location) else {
                 continue;
             };
-            let Some(rest) = key.strip_prefix(blobs.as_str()).and_then(|k| k.strip_prefix('/')) else {
+            let Some(rest) = key
+                .strip_prefix(blobs.as_str())
+                .and_then(|k| k.strip_prefix('/'))
+            else {
                 continue;
             };
             let parts: Vec<&str> = rest.split('/').collect();

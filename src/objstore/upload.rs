@@ -628,7 +628,7 @@ mod tests {
 
     use super::*;
     use crate::objstore::blobs::ObjectBlobs;
-    use crate::store::backend::BlobBackend;
+    use crate::storage::BlobBackend;
 
     const UPLOADS: &str = "docker/registry/v2/repositories/a/_uploads";
     const CHUNK: u64 = 1000;

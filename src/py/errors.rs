@@ -69,9 +69,7 @@ error_classes! {
 pub fn error_classes() -> Vec<(&'static str, &'static str, u16)> {
     PyErrorClass::ALL
         .iter()
-        .map(|class| {
-            (class.name(), class.code().as_str(), class.status().as_u16())
-        })
+        .map(|class| (class.name(), class.code().as_str(), class.status().as_u16()))
         .collect()
 }
 

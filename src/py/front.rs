@@ -6,7 +6,7 @@ use std::time::Duration;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::front::{Front, FrontConfig, tls};
+use crate::front::{Front, FrontConfig, protocol, tls};
 
 /// The native front (see `ocistore.server.serve`): serves blob GET/HEAD from `blob_root`,
 /// writes upload bodies there when `uploads`, and passes everything else to the application on
@@ -91,4 +91,69 @@ impl PyFront {
             py.detach(|| front.stop(Duration::from_secs_f64(drain.max(0.0))));
         }
     }
+}
+
+/// The front's private protocol (`crate::front::protocol`), for the application's half.
+#[pyclass(frozen, module = "ocistore._core", name = "FrontProtocol")]
+pub struct PyFrontProtocol;
+
+#[pymethods]
+impl PyFrontProtocol {
+    #[classattr]
+    const PATH_PREFIX: &'static str = protocol::PATH_PREFIX;
+    #[classattr]
+    const OBSERVATIONS_PATH: &'static str = protocol::OBSERVATIONS_PATH;
+    #[classattr]
+    const AUTHORIZE_PATH: &'static str = protocol::AUTHORIZE_PATH;
+    #[classattr]
+    const SECRET_HEADER: &'static str = protocol::SECRET_HEADER;
+    #[classattr]
+    const CLIENT_HEADER: &'static str = protocol::CLIENT_HEADER;
+    #[classattr]
+    const BODY_BYTES_HEADER: &'static str = protocol::BODY_BYTES_HEADER;
+    #[classattr]
+    const GRANT_SECONDS_HEADER: &'static str = protocol::GRANT_SECONDS_HEADER;
+    #[classattr]
+    const USER_HEADER: &'static str = protocol::USER_HEADER;
+    #[classattr]
+    const GRANT_SECONDS_MAX: f64 = protocol::GRANT_SECONDS_MAX;
+    #[classattr]
+    const BATCH_BYTES_MAX: usize = protocol::BATCH_BYTES_MAX;
+}
+
+/// One request the front answered itself (`protocol::Record`).
+#[pyclass(frozen, get_all, module = "ocistore._core", name = "FrontRecord")]
+pub struct PyFrontRecord {
+    route: String,
+    method: String,
+    status: u16,
+    seconds: f64,
+    bytes_in: u64,
+    bytes_out: u64,
+    path: String,
+    remote: String,
+    port: u16,
+    user: Option<String>,
+}
+
+/// The records of a batch the front posted; ValueError when it is not one.
+#[pyfunction]
+pub fn read_front_records(body: &[u8]) -> PyResult<Vec<PyFrontRecord>> {
+    let records = protocol::read_records(body)
+        .map_err(|e| PyValueError::new_err(format!("unreadable front records: {e}")))?;
+    Ok(records
+        .into_iter()
+        .map(|r| PyFrontRecord {
+            route: r.route,
+            method: r.method,
+            status: r.status,
+            seconds: r.seconds,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            path: r.path,
+            remote: r.remote,
+            port: r.port,
+            user: r.user,
+        })
+        .collect())
 }

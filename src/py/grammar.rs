@@ -61,7 +61,7 @@ pub fn upload_continues(range: (u64, u64), length: Option<&str>, size: u64) -> b
 #[pyfunction]
 #[pyo3(signature = (raw))]
 pub fn page_size(raw: Option<&str>) -> PyResult<Option<u64>> {
-    grammar::page_size(raw).map_err(|()| {
+    grammar::page_size(raw).map_err(|_| {
         pyo3::exceptions::PyValueError::new_err(format!("invalid page size n={raw:?}"))
     })
 }

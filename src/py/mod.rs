@@ -15,13 +15,19 @@ pub mod writer;
 
 use pyo3::prelude::*;
 
+use crate::blocks;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<digest::PyDigest>()?;
     m.add_class::<store::PyBlobStore>()?;
     m.add_class::<objstore::PyObjectStore>()?;
-    m.add_class::<writer::PyBlobWriter>()?;
+    m.add_class::<writer::PyUpload>()?;
+    m.add_class::<store::PyGcLock>()?;
     m.add_class::<front::PyFront>()?;
+    m.add_class::<front::PyFrontProtocol>()?;
+    m.add_class::<front::PyFrontRecord>()?;
+    m.add_function(wrap_pyfunction!(front::read_front_records, m)?)?;
     m.add_class::<reader::PyBlobReader>()?;
     m.add_class::<hashers::PySha256>()?;
     m.add_class::<hashers::PySha512>()?;
@@ -40,7 +46,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grammar::page_size, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::percent_decode, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::query_pairs, m)?)?;
-    m.add("PARALLEL_WRITE_MIN", crate::store::upload::PARALLEL_MIN)?;
+    m.add("PARALLEL_WRITE_MIN", blocks::PARALLEL_WRITE_MIN)?;
+    m.add("UPLOAD_BLOCK", blocks::UPLOAD_BLOCK)?;
+    m.add("UPLOAD_SMALL_BLOCK", blocks::UPLOAD_SMALL_BLOCK)?;
+    m.add("UPLOAD_LARGE_BODIES_MAX", blocks::UPLOAD_LARGE_BODIES_MAX)?;
+    m.add("UPLOAD_INLINE_MAX", blocks::UPLOAD_INLINE_MAX)?;
+    m.add("GET_READ_BLOCK", blocks::GET_READ_BLOCK)?;
+    m.add("RANGE_READ_ONCE_MAX", blocks::RANGE_READ_ONCE_MAX)?;
+    m.add("INGEST_READ_BLOCK", blocks::INGEST_READ_BLOCK)?;
     m.add("NAME_MAX", crate::grammar::NAME_MAX)?;
     Ok(())
 }

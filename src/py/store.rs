@@ -1,5 +1,5 @@
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
@@ -7,11 +7,13 @@ use pyo3::types::{PyBytes, PyString};
 use super::digest::{PyDigest, digest_arg};
 use super::objstore::PyObjectStore;
 use super::reader::PyBlobReader;
-use super::writer::PyBlobWriter;
+use super::writer::PyUpload;
 use crate::digest::Algorithm;
+use crate::layout;
+use crate::linked;
 use crate::objstore::ObjectBlobs;
 use crate::py::buffer::InputBuffer;
-use crate::storage::{BlobBackend, Caching, Location};
+use crate::storage::{BlobBackend, BlobUpload, Caching, Hold, LinkStore, Location};
 use crate::store::backend::FsBlobs;
 
 /// A file path as the filesystem store has always returned it, or an object key as a str.
@@ -27,24 +29,63 @@ pub fn location_object(py: Python<'_>, location: Location) -> PyResult<Bound<'_,
 #[pyclass(frozen, module = "ocistore._core", name = "BlobStore")]
 pub struct PyBlobStore {
     backend: Arc<dyn BlobBackend>,
+    links: Arc<dyn LinkStore>,
+}
+
+impl PyBlobStore {
+    fn over(backend: Arc<dyn BlobBackend>) -> Self {
+        let links = backend.links();
+        Self { backend, links }
+    }
+
+    fn upload(&self, upload: Box<dyn BlobUpload>, repository: Option<String>) -> PyUpload {
+        let linked = repository.map(|name| (self.links.clone(), name));
+        PyUpload::new(upload, linked)
+    }
+}
+
+/// A repository's uploads are in its `_uploads` unless the caller names a place.
+fn uploads_for(uploads_dir: Option<PathBuf>, repository: Option<&str>) -> Option<PathBuf> {
+    uploads_dir.or_else(|| repository.map(|name| PathBuf::from(layout::uploads(Some(name)))))
+}
+
+/// `BlobStore.gc_lock()`: held between `__enter__` and `__exit__`, waiting with the GIL
+/// released.
+#[pyclass(frozen, module = "ocistore._core", name = "GcLock")]
+pub struct PyGcLock {
+    links: Arc<dyn LinkStore>,
+    exclusive: bool,
+    hold: Mutex<Option<Hold>>,
+}
+
+#[pymethods]
+impl PyGcLock {
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        let py = slf.py();
+        let this = slf.get();
+        let hold = py.detach(|| this.links.gc_lock(this.exclusive))?;
+        *this.hold.lock().unwrap_or_else(|e| e.into_inner()) = Some(hold);
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
 }
 
 #[pymethods]
 impl PyBlobStore {
     #[new]
     fn new(root: PathBuf) -> Self {
-        Self {
-            backend: Arc::new(FsBlobs::new(root)),
-        }
+        Self::over(Arc::new(FsBlobs::new(root)))
     }
 
     /// The blob store on an object store's root directory; `path` then gives object keys
     /// relative to it and `uploads_dir` is a key prefix.
     #[staticmethod]
     fn on_object_store(store: &Bound<'_, PyObjectStore>) -> Self {
-        Self {
-            backend: Arc::new(ObjectBlobs::new(store.get().remote.clone())),
-        }
+        Self::over(Arc::new(ObjectBlobs::new(store.get().remote.clone())))
     }
 
     /// The directory, or the object store's URL ("s3://bucket/rootdirectory").
@@ -104,38 +145,89 @@ impl PyBlobStore {
     }
 
     /// `caching`: "keep" (pages stay cached), "stream" (dropped once on disk) or "direct"
-    /// (`O_DIRECT`); the last two are for bulk ingest. An object store ignores it.
-    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None, caching = "keep"))]
+    /// (`O_DIRECT`); the last two are for bulk ingest. An object store ignores it. With
+    /// `repository`, the upload lives in that repository's `_uploads` (unless `uploads_dir` says
+    /// otherwise) and its commit links the blob there (`crate::linked`).
+    #[pyo3(signature = (algorithm = "sha256", uploads_dir = None, caching = "keep", repository = None))]
     fn create(
         &self,
         py: Python<'_>,
         algorithm: &str,
         uploads_dir: Option<PathBuf>,
         caching: &str,
-    ) -> PyResult<PyBlobWriter> {
+        repository: Option<String>,
+    ) -> PyResult<PyUpload> {
         let algorithm = Algorithm::parse(algorithm)?;
         let caching = Caching::parse(caching)?;
-        let upload = py.detach(|| {
-            self.backend
-                .create(algorithm, uploads_dir.as_deref(), caching)
-        })?;
-        Ok(PyBlobWriter::new(upload))
+        let uploads = uploads_for(uploads_dir, repository.as_deref());
+        let upload = py.detach(|| self.backend.create(algorithm, uploads.as_deref(), caching))?;
+        Ok(self.upload(upload, repository))
     }
 
-    #[pyo3(signature = (upload_id, uploads_dir = None, caching = "keep"))]
+    #[pyo3(signature = (upload_id, uploads_dir = None, caching = "keep", repository = None))]
     fn resume(
         &self,
         py: Python<'_>,
         upload_id: &str,
         uploads_dir: Option<PathBuf>,
         caching: &str,
-    ) -> PyResult<PyBlobWriter> {
+        repository: Option<String>,
+    ) -> PyResult<PyUpload> {
         let caching = Caching::parse(caching)?;
-        let upload = py.detach(|| {
-            self.backend
-                .resume(upload_id, uploads_dir.as_deref(), caching)
-        })?;
-        Ok(PyBlobWriter::new(upload))
+        let uploads = uploads_for(uploads_dir, repository.as_deref());
+        let upload = py.detach(|| self.backend.resume(upload_id, uploads.as_deref(), caching))?;
+        Ok(self.upload(upload, repository))
+    }
+
+    /// The upload of `repository`, taken for one request: held against every other request
+    /// (any process) until closed, committed, cancelled or dropped; `ErrBlobUploadInUse` while
+    /// another holds it.
+    #[pyo3(signature = (upload_id, repository, caching = "keep"))]
+    fn claim(
+        &self,
+        py: Python<'_>,
+        upload_id: &str,
+        repository: String,
+        caching: &str,
+    ) -> PyResult<PyUpload> {
+        let caching = Caching::parse(caching)?;
+        let uploads = PathBuf::from(layout::uploads(Some(&repository)));
+        let upload = py.detach(|| self.backend.claim(upload_id, Some(&uploads), caching))?;
+        Ok(self.upload(upload, Some(repository)))
+    }
+
+    /// Links a stored blob into `repository` (a mount, or a blob stored whole), marking it
+    /// used for the garbage collector; `ErrBlobUnknown` if the registry does not have it.
+    fn link(&self, py: Python<'_>, repository: &str, digest: &Bound<'_, PyAny>) -> PyResult<()> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| linked::link(&*self.links, repository, &digest))?)
+    }
+
+    /// Whether `repository` links the blob.
+    fn is_linked(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| linked::is_linked(&*self.links, repository, &digest))?)
+    }
+
+    /// Marks the object at `key` used now, for the garbage collector; False if there is none.
+    fn mark(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        Ok(py.detach(|| self.links.mark(key))?)
+    }
+
+    /// The lock between pushes (shared) and the garbage collector's deletes (exclusive), as a
+    /// context manager.
+    #[pyo3(signature = (exclusive = false))]
+    fn gc_lock(&self, exclusive: bool) -> PyGcLock {
+        PyGcLock {
+            links: self.links.clone(),
+            exclusive,
+            hold: Mutex::new(None),
+        }
     }
 
     fn delete(&self, py: Python<'_>, digest: &Bound<'_, PyAny>) -> PyResult<()> {

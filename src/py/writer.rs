@@ -1,31 +1,36 @@
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::digest::{PyDigest, digest_arg};
 use crate::error::IoContext;
+use crate::linked;
 use crate::py::buffer::InputBuffer;
 use crate::py::hashers::GIL_RELEASE_MIN;
-use crate::storage::BlobUpload;
+use crate::storage::{BlobUpload, LinkStore};
 
-/// A resumable upload. `write` takes any contiguous buffer without copying it and releases the
-/// GIL; `close` checkpoints (the upload stays resumable by id, from any process); `commit`
-/// verifies and moves the blob into place; `cancel` removes the upload.
-#[pyclass(frozen, module = "ocistore._core", name = "BlobWriter")]
-pub struct PyBlobWriter {
+/// A resumable upload (`ocistore.BlobWriter` wraps it). `write` takes any contiguous buffer
+/// without copying it and releases the GIL; `close` checkpoints (the upload stays resumable by
+/// id, from any process); `commit` verifies and moves the blob into place — for an upload of a
+/// repository by the linked-blob protocol, in one call; `cancel` removes the upload.
+#[pyclass(frozen, module = "ocistore._core", name = "Upload")]
+pub struct PyUpload {
     upload: Mutex<Box<dyn BlobUpload>>,
+    /// The links and the repository a commit links the blob into.
+    linked: Option<(Arc<dyn LinkStore>, String)>,
     /// Even small writes release the GIL (see `BlobUpload::writes_may_wait`).
     writes_may_wait: bool,
     id: String,
     started_at: String,
 }
 
-impl PyBlobWriter {
-    pub fn new(upload: Box<dyn BlobUpload>) -> Self {
+impl PyUpload {
+    pub fn new(upload: Box<dyn BlobUpload>, linked: Option<(Arc<dyn LinkStore>, String)>) -> Self {
         Self {
+            linked,
             id: upload.id().to_owned(),
             started_at: upload.started_at().to_owned(),
             writes_may_wait: upload.writes_may_wait(),
@@ -37,8 +42,8 @@ impl PyBlobWriter {
         self.upload.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the upload without ever waiting for its lock while holding the GIL: a
-    /// commit's `before_publish` hook takes the GIL while holding the lock.
+    /// Runs `f` on the upload without ever waiting for its lock while holding the GIL (another
+    /// thread may hold the lock for a long write, with the GIL released).
     fn with_upload<T: Send>(
         &self,
         py: Python<'_>,
@@ -53,7 +58,7 @@ impl PyBlobWriter {
 }
 
 #[pymethods]
-impl PyBlobWriter {
+impl PyUpload {
     #[getter]
     fn id(&self) -> &str {
         &self.id
@@ -118,38 +123,27 @@ impl PyBlobWriter {
     }
 
     /// Verifies and moves into place; returns the size. `digest` may use another algorithm than
-    /// the one streamed, at the cost of one full re-hash. `before_publish(digest)` is called
-    /// once the bytes are verified, before they are moved into place.
-    #[pyo3(signature = (digest, size = None, before_publish = None))]
+    /// the one streamed, at the cost of one full re-hash. An upload of a repository is
+    /// committed by the linked-blob protocol: link, publish, mark (`crate::linked`).
+    #[pyo3(signature = (digest, size = None))]
     fn commit(
         &self,
         py: Python<'_>,
         digest: &Bound<'_, PyAny>,
         size: Option<u64>,
-        before_publish: Option<Py<PyAny>>,
     ) -> PyResult<u64> {
         let expected = digest_arg(digest)?;
-        let mut raised: Option<PyErr> = None;
         let committed = py.detach(|| {
-            let mut hook = |d: &crate::digest::Digest| -> crate::error::Result<()> {
-                let Some(callback) = before_publish.as_ref() else {
-                    return Ok(());
-                };
-                Python::attach(|py| callback.call1(py, (d.to_string(),)).map(|_| ())).map_err(
-                    |err| {
-                        let message = err.to_string();
-                        raised = Some(err);
-                        crate::error::StoreError::Value(message)
-                    },
-                )
-            };
-            self.lock().commit(&expected, size, &mut hook)
-        });
-        match (committed, raised) {
-            (Ok(size), _) => Ok(size),
-            (Err(_), Some(err)) => Err(err),
-            (Err(err), None) => Err(err.into()),
-        }
+            let mut upload = self.lock();
+            match &self.linked {
+                Some((links, name)) => {
+                    linked::commit(&**links, &mut **upload, name, &expected, size)
+                        .map_err(|failed| failed.into_error(&expected))
+                }
+                None => upload.commit(&expected, size, &mut |_| Ok(())),
+            }
+        })?;
+        Ok(committed)
     }
 
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {

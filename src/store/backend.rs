@@ -31,7 +31,8 @@ impl FsBlobs {
     }
 
     fn uploads(&self, uploads: Option<&Path>) -> PathBuf {
-        uploads.map_or_else(|| self.layout.global_uploads(), Path::to_path_buf)
+        // A relative key is under the root; an absolute directory stays as it is.
+        uploads.map_or_else(|| self.layout.global_uploads(), |key| self.root.join(key))
     }
 }
 

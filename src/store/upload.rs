@@ -19,16 +19,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
-use crate::layout;
 use super::direct::DirectWriter;
 use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic, write_replace};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
-use crate::storage::{Caching, check_size};
+use crate::layout;
+use crate::storage::{Caching, check_size, copy_file_range_into, read_source};
 
-/// Buffers at least this large are hashed on this thread while another writes them.
-pub const PARALLEL_MIN: usize = 256 * 1024;
+pub use crate::blocks::PARALLEL_WRITE_MIN as PARALLEL_MIN;
 /// How often writeback is started early, so that the disk works while bytes still arrive and the
 /// fsync at commit has little left to wait for.
 const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
@@ -49,8 +48,6 @@ fn boot_id() -> Option<String> {
 
 /// Block size for re-reading data (resume tail, re-hash with another algorithm).
 const REHASH_BLOCK: usize = 1024 * 1024;
-/// Blocks `write_from_file` reads outside direct mode: large enough to hash and write in parallel.
-
 pub struct Upload {
     id: String,
     dir: PathBuf,
@@ -118,7 +115,8 @@ impl Upload {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let started_at = rfc3339_utc(now);
-        fs::write(dir.join(layout::upload::STARTED_AT), &started_at).at("write", &dir.join(layout::upload::STARTED_AT))?;
+        fs::write(dir.join(layout::upload::STARTED_AT), &started_at)
+            .at("write", &dir.join(layout::upload::STARTED_AT))?;
         let data = dir.join(layout::upload::DATA);
         let file = OpenOptions::new()
             .read(true)

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hmac
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TypeVar
 
 from .. import _core, hashing
@@ -32,7 +29,7 @@ from ..aio import INLINE_WRITE_MAX, READ_BLOCK, AsyncBlobStore, AsyncBlobWriter
 from ..descriptor import Descriptor
 from ..errors import (
     ErrBlobMounted,
-    ErrBlobUploadUnknown,
+    ErrBlobUploadInUse,
     ErrManifestUnknown,
     ErrRepositoryUnknown,
     ErrTagInvalid,
@@ -157,31 +154,6 @@ def _digest_param(value: str | None, what: str = "digest") -> Digest:
     if not value:
         raise ApiError(400, "DIGEST_INVALID", f"the {what} parameter is required")
     return Digest(value)
-
-
-@contextlib.contextmanager
-def _upload_lock(path: Path, upload_id: str) -> Iterator[None]:
-    """One request at a time per upload, across workers and processes."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise ErrBlobUploadUnknown(
-            f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
-        ) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            size = os.fstat(fd).st_size
-            raise ApiError(
-                416,
-                "BLOB_UPLOAD_INVALID",
-                f"upload {upload_id} is in use by another request",
-                headers={"Range": _range_value(size), "Docker-Upload-UUID": upload_id},
-            ) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def _push_whole(blobs: LinkedBlobStore, data: bytes, digest: Digest) -> Descriptor:
@@ -468,14 +440,16 @@ class RegistryApp:
         if self.config.readonly:
             raise ErrUnsupported("the registry is in read-only mode")
 
-    def _upload_lock(
-        self, blobs: LinkedBlobStore, upload_id: str
-    ) -> contextlib.AbstractContextManager[None]:
-        """One request at a time per upload. On object storage the upload's state object is
-        written conditionally instead, so a second writer fails at its checkpoint."""
-        if isinstance(self.registry.driver, FilesystemDriver):
-            return _upload_lock(blobs.upload_data_path(upload_id), upload_id)
-        return contextlib.nullcontext()
+    async def _claim(self, blobs: LinkedBlobStore, name: str, upload_id: str) -> BlobWriter:
+        """The upload, held for this request (the core's claim: one request at a time per
+        upload, across workers and processes; on object storage the upload's state object is
+        written conditionally instead, so a second writer fails at its checkpoint)."""
+        try:
+            return await asyncio.to_thread(blobs.claim, upload_id)
+        except ErrBlobUploadInUse as busy:
+            size = busy.detail["size"]
+            headers = {"Range": _range_value(size), "Docker-Upload-UUID": upload_id}
+            raise ApiError(busy.status, busy.code, busy.message, headers=headers) from None
 
     async def _lookup(self, fn: Callable[[_A], _R], arg: _A) -> _R:
         """A metadata lookup (a link read and a stat): inline on a local filesystem, where it
@@ -753,31 +727,29 @@ class RegistryApp:
     async def patch_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
-        with self._upload_lock(blobs, upload_id):
-            writer = await asyncio.to_thread(blobs.resume, upload_id)
-            # Each PATCH ends with a checkpoint that does not wait for the disk (as distribution
-            # saves its hash state per PATCH, without fsync); the PUT that commits is durable.
-            try:
-                await self._continue_upload(request, name, upload_id, writer)
-            except BaseException:
-                writer.close(durable=False)  # keep what arrived resumable, even on cancellation
-                raise
-            await asyncio.to_thread(writer.close, durable=False)
-            return Response(202, self._upload_headers(name, upload_id, writer.size))
+        writer = await self._claim(blobs, name, upload_id)
+        # Each PATCH ends with a checkpoint that does not wait for the disk (as distribution
+        # saves its hash state per PATCH, without fsync); the PUT that commits is durable.
+        try:
+            await self._continue_upload(request, name, upload_id, writer)
+        except BaseException:
+            writer.close(durable=False)  # keep what arrived resumable, even on cancellation
+            raise
+        await asyncio.to_thread(writer.close, durable=False)
+        return Response(202, self._upload_headers(name, upload_id, writer.size))
 
     async def finish_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
         digest = _digest_param(request.query.get("digest"))
-        with self._upload_lock(blobs, upload_id):
-            writer = await asyncio.to_thread(blobs.resume, upload_id)
-            try:
-                await self._continue_upload(request, name, upload_id, writer)
-                descriptor = await asyncio.to_thread(writer.commit, digest)
-            except BaseException:
-                if not writer.closed:
-                    writer.close()
-                raise
+        writer = await self._claim(blobs, name, upload_id)
+        try:
+            await self._continue_upload(request, name, upload_id, writer)
+            descriptor = await asyncio.to_thread(writer.commit, digest)
+        except BaseException:
+            if not writer.closed:
+                writer.close()
+            raise
         return Response(
             201,
             {
@@ -789,7 +761,6 @@ class RegistryApp:
     async def cancel_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
-        with self._upload_lock(blobs, upload_id):
-            writer = await asyncio.to_thread(blobs.resume, upload_id)
-            await asyncio.to_thread(writer.cancel)
+        writer = await self._claim(blobs, name, upload_id)
+        await asyncio.to_thread(writer.cancel)
         return Response(204)

@@ -19,7 +19,6 @@ the same keys distribution's filesystem and S3 drivers use. Two drivers:
 from __future__ import annotations
 
 import builtins
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -100,10 +99,6 @@ class StorageDriver(Protocol):
         """The content-addressed blob store on the same storage."""
         ...
 
-    def upload_location(self, key: str) -> str:
-        """What the blob core takes as the ``uploads_dir`` for uploads under ``key``."""
-        ...
-
     def gc_lock(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
         """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
         ...
@@ -119,7 +114,7 @@ class FilesystemDriver:
         # Keys become file names by concatenation: pathlib's parsing cost more than the read
         # on the registry's hottest paths (HEAD, link checks).
         self._prefix = os.path.join(os.fspath(root), "")
-        self._lock_path = self.root / _core.Layout.gc_lock()
+        self._core = _core.BlobStore(self.root)
 
     @property
     def url(self) -> str:
@@ -181,27 +176,15 @@ class FilesystemDriver:
             path = path.parent
 
     def touch(self, key: str) -> bool:
-        try:
-            os.utime(self._file(key))
-        except FileNotFoundError:
-            return False
-        return True
+        return self._core.mark(check_key(key))  # the core's GC mark (crate::linked)
 
     def blob_store(self) -> BlobStore:
         return BlobStore(self.root)
 
-    def upload_location(self, key: str) -> str:
-        return os.fspath(self.path(key))
-
     @contextmanager
     def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        with self._core.gc_lock(exclusive):  # the lock the core's commits take
             yield
-        finally:
-            os.close(fd)
 
     def require_filesystem(self, what: str) -> Path:
         return self.root
@@ -261,9 +244,6 @@ class ObjectStoreDriver:
 
     def blob_store(self) -> BlobStore:
         return BlobStore.on_object_store(self.store)
-
-    def upload_location(self, key: str) -> str:
-        return check_key(key)
 
     @contextmanager
     def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:

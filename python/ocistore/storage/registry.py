@@ -253,13 +253,9 @@ class LinkedBlobStore:
         self.driver = repository.registry.driver
         self._global = repository.registry.blobs()
         self._layers = Layout.layers(repository.name)
-        self._uploads = Layout.uploads(repository.name)
-
-    def _link_key(self, digest: Digest) -> str:
-        return Layout.layer_link(self.repository.name, digest)
 
     def _is_linked(self, digest: Digest) -> bool:
-        return parse_link(self.driver.read(self._link_key(digest))) == digest
+        return self._global._core.is_linked(self.repository.name, digest)
 
     def _linked(self, digest: DigestLike) -> Digest:
         parsed = Digest(digest)
@@ -285,14 +281,8 @@ class LinkedBlobStore:
     def link(self, digest: DigestLike) -> Descriptor:
         """Links a blob of the global store into this repository."""
         parsed = Digest(digest)
-        with self.registry.gc_lock():
-            if not self.driver.touch(Layout.blob_data(parsed)):
-                raise ErrBlobUnknown(
-                    f"blob unknown to registry: {parsed}", detail={"digest": str(parsed)}
-                )
-            if not self._is_linked(parsed):
-                self.driver.write(self._link_key(parsed), str(parsed).encode())
-            return self._global.stat(parsed)
+        self._global._core.link(self.repository.name, parsed)  # the core's protocol, GC mark too
+        return self._global.stat(parsed)
 
     def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
         descriptor = self._global.put(media_type, data, algorithm=algorithm)
@@ -329,8 +319,9 @@ class LinkedBlobStore:
                     f"blob {descriptor.digest} mounted from {source_name or 'the registry'}",
                     descriptor=descriptor,
                 )
-        core = self._global._core.create(algorithm, self.driver.upload_location(self._uploads))
-        return BlobWriter(core, on_commit=self._link_committed, before_publish=self._link_first)
+        # Its commit links the blob here first, then publishes it and marks it for the GC, in
+        # one call into the core (crate::linked).
+        return BlobWriter(self._global._core.create(algorithm, repository=self.repository.name))
 
     def upload_data_path(self, upload_id: str) -> Path:
         """Where an upload's bytes are on the filesystem; ``ErrBlobUploadUnknown`` if the id
@@ -355,21 +346,13 @@ class LinkedBlobStore:
         return self.resume(upload_id).size  # the upload's state object says
 
     def resume(self, upload_id: str) -> BlobWriter:
-        return BlobWriter(
-            self._global._core.resume(upload_id, self.driver.upload_location(self._uploads)),
-            on_commit=self._link_committed,
-            before_publish=self._link_first,
-        )
+        return BlobWriter(self._global._core.resume(upload_id, repository=self.repository.name))
 
-    def _link_first(self, digest: str) -> None:
-        # Before the bytes move into place: a crash in between leaves a dangling link (fsck
-        # repairs it) and a resumable upload, never a stored blob that no repository links.
-        parsed = Digest(digest)
-        if not self._is_linked(parsed):
-            self.driver.write(self._link_key(parsed), str(parsed).encode())
-
-    def _link_committed(self, descriptor: Descriptor) -> None:
-        self.link(descriptor.digest)  # refreshes the blob for the GC protocol
+    def claim(self, upload_id: str) -> BlobWriter:
+        """The upload, resumed for one request and held against every other (in any process)
+        until it is closed, committed or cancelled: ``ErrBlobUploadInUse`` while another
+        request holds it. The HTTP API writes uploads through this."""
+        return BlobWriter(self._global._core.claim(upload_id, self.repository.name))
 
     def delete(self, digest: DigestLike) -> None:
         """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""

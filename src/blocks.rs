@@ -1,0 +1,34 @@
+//! Block sizes and memory budgets, one constant per meaning, shared by the native front and the
+//! Python application (`ocistore._core.*`), so that the two doors into the core hold the same
+//! amount of memory per request and read in the same pieces.
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// A request body is written into its upload in blocks of this size: large enough that hashing
+/// and writing run in parallel inside the upload's `write`. An upload receiving a body holds at
+/// most three in the front (one written, one waiting, one filling), two in the application.
+pub const UPLOAD_BLOCK: usize = 4 * MIB;
+/// The blocks of bodies beyond `UPLOAD_LARGE_BODIES_MAX` (still hashed and written in parallel).
+pub const UPLOAD_SMALL_BLOCK: usize = 256 * KIB;
+/// Bodies received in `UPLOAD_BLOCK`s at the same time, per front and per application worker;
+/// the ones beyond use `UPLOAD_SMALL_BLOCK`s, so a burst of pushes holds at most 64 x 12 MiB
+/// plus 768 KiB for each further one, instead of 12 MiB each.
+pub const UPLOAD_LARGE_BODIES_MAX: usize = 64;
+/// A body of at most this many bytes is received whole and written in one call.
+pub const UPLOAD_INLINE_MAX: usize = 64 * KIB;
+
+/// A blob GET reads the blob in blocks of this size, one kept ahead of the socket (the size
+/// measured fastest on two cores; 1, 4 and 8 MiB and two blocks ahead were slower).
+pub const GET_READ_BLOCK: usize = 2 * MIB;
+/// A ranged read of at most this many bytes is read in one piece (the common 1 MiB range GET).
+pub const RANGE_READ_ONCE_MAX: usize = MIB;
+
+/// Reads of a local source file being ingested (`write_from`, `read_from`): large enough that
+/// hashing and writing run in parallel.
+pub const INGEST_READ_BLOCK: usize = 8 * MIB;
+/// Buffers at least this large are hashed on the calling thread while another writes them.
+pub const PARALLEL_WRITE_MIN: usize = 256 * KIB;
+
+/// The most an object-store reader fetches in one ranged GET.
+pub const OBJECT_READ_BLOCK: usize = 8 * MIB;

@@ -1,0 +1,96 @@
+//! The private protocol between the native front and the Python application behind it, defined
+//! once: the application reads these paths, headers and limits from `ocistore._core`
+//! (`FrontProtocol`, `read_front_records`), so neither side spells the other's half.
+//!
+//! - Requests the front passes on carry `SECRET_HEADER` (the front's secret) and
+//!   `CLIENT_HEADER` (the client's address); a PUT whose body the front wrote carries
+//!   `BODY_BYTES_HEADER`.
+//! - `AUTHORIZE_PATH?name=<repository>&push=0|1`, with the client's `Authorization`: 204 with
+//!   `GRANT_SECONDS_HEADER` (how long the front may reuse the yes) and `USER_HEADER`, or the
+//!   application's refusal.
+//! - `OBSERVATIONS_PATH`: a JSON array of `Record`s, the requests the front answered itself,
+//!   for the application's metrics and access log.
+
+use serde::{Deserialize, Serialize};
+
+/// Every path of the protocol starts so; from outside, such a request goes on without the
+/// secret and the application answers it as the unknown endpoint it then is.
+pub const PATH_PREFIX: &str = "/_ocistore/front/";
+/// Where the application takes the records (only with the front's secret).
+pub const OBSERVATIONS_PATH: &str = "/_ocistore/front/observations";
+/// Where the application answers whether credentials may pull or push (only with the secret).
+pub const AUTHORIZE_PATH: &str = "/_ocistore/front/authorize";
+/// Carries the front's secret: the application trusts `CLIENT_HEADER` only next to it.
+pub const SECRET_HEADER: &str = "x-ocistore-front";
+/// The client's address as the front saw it (the application's peer is the unix socket).
+pub const CLIENT_HEADER: &str = "x-ocistore-client";
+/// On a PUT whose body the front wrote into the upload: how many bytes that was (the
+/// application counts them as the request's).
+pub const BODY_BYTES_HEADER: &str = "x-ocistore-body-bytes";
+/// On a grant: for how many seconds the front may reuse it.
+pub const GRANT_SECONDS_HEADER: &str = "x-ocistore-grant-seconds";
+/// On a grant: who the credentials name (the access log's `user`).
+pub const USER_HEADER: &str = "x-ocistore-user";
+/// The longest the application lets the front reuse a grant: a credential revoked (a user
+/// removed from htpasswd) still reads and writes blobs through the front for up to this long.
+pub const GRANT_SECONDS_MAX: f64 = 10.0;
+/// Records the front keeps while the application cannot take them; older ones are dropped.
+pub const PENDING_RECORDS_MAX: usize = 100_000;
+/// The largest batch of records the application reads (`PENDING_RECORDS_MAX` records are
+/// about 15 MB of JSON).
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// One request the front answered itself, as the application records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The application's name for the route (`blob`, `upload`, `upload_start`).
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+    /// From the request's arrival to the end of its response.
+    pub seconds: f64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub path: String,
+    /// The client's address and port.
+    pub remote: String,
+    pub port: u16,
+    /// Who the credentials named, with auth.
+    pub user: Option<String>,
+}
+
+/// A batch of records as the front posts it.
+pub fn write_records(records: &[Record]) -> String {
+    serde_json::to_string(records).expect("records serialize")
+}
+
+/// A batch of records as the application reads it.
+pub fn read_records(body: &[u8]) -> Result<Vec<Record>, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_named_fields() {
+        let record = Record {
+            route: "blob".into(),
+            method: "GET".into(),
+            status: 200,
+            seconds: 0.25,
+            bytes_in: 0,
+            bytes_out: 42,
+            path: "/v2/a/blobs/sha256:x".into(),
+            remote: "127.0.0.1".into(),
+            port: 5000,
+            user: None,
+        };
+        let text = write_records(std::slice::from_ref(&record));
+        assert!(text.contains("\"bytes_out\":42"), "{text}");
+        assert_eq!(read_records(text.as_bytes()).unwrap(), vec![record]);
+        assert!(read_records(b"[[\"blob\", \"GET\"]]").is_err());
+        assert!(read_records(b"not json").is_err());
+    }
+}
