@@ -210,6 +210,9 @@ mod tests {
         fn cancel(&mut self) -> Result<()> {
             Ok(())
         }
+        fn hash_state(&self) -> Vec<u8> {
+            Vec::new()
+        }
     }
 
     #[test]

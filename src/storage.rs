@@ -61,6 +61,18 @@ pub trait BlobUpload: Send {
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64>;
     fn cancel(&mut self) -> Result<()>;
+    /// The running hash state of the bytes so far (Go's format for sha256 and sha512), which
+    /// `BlobBackend::rewind` takes back.
+    fn hash_state(&self) -> Vec<u8>;
+    /// Moves the bytes to a local file outside the blob store (no verification; the upload is
+    /// then gone). Only where uploads are local files.
+    fn move_data_to(&mut self, target: &Path) -> Result<()> {
+        let _ = target;
+        Err(StoreError::Value(format!(
+            "upload {} is not a local file and cannot be moved to one",
+            self.id()
+        )))
+    }
 }
 
 /// The global content-addressed store. `uploads` is where uploads live: a `crate::layout` key
@@ -98,6 +110,21 @@ pub trait BlobBackend: Send + Sync {
         caching: Caching,
     ) -> Result<Box<dyn BlobUpload>> {
         self.resume(id, uploads, caching)
+    }
+    /// The upload as it was at `size` bytes with hash state `state` (see `Upload::rewind`): for
+    /// callers that keep their own record of an upload. Only where uploads are local files.
+    fn rewind(
+        &self,
+        id: &str,
+        uploads: Option<&Path>,
+        size: u64,
+        state: &[u8],
+        caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>> {
+        let _ = (uploads, size, state, caching);
+        Err(StoreError::Value(format!(
+            "upload {id} cannot be rewound on this storage"
+        )))
     }
     /// Links, tags and the GC lock on the same storage (see `crate::linked`).
     fn links(&self) -> Arc<dyn LinkStore>;

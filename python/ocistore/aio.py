@@ -15,6 +15,7 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _core
 from ._core import BlobReader, Digest
 from .descriptor import Descriptor
 from .errors import OciStoreError
@@ -25,12 +26,13 @@ if TYPE_CHECKING:
 
 __all__ = ["STREAM_BLOCK", "AsyncBlobReader", "AsyncBlobStore", "AsyncBlobWriter"]
 
-#: Bytes gathered from a stream before each write (an upload holds two such blocks).
-STREAM_BLOCK = 4 * 1024 * 1024
+#: Bytes gathered from a stream before each write (an upload holds two such blocks); the
+#: sizes and budgets here are the core's (src/blocks.rs), which the native front uses too.
+STREAM_BLOCK: int = _core.UPLOAD_BLOCK
 #: Below this, a write goes straight to the core on the loop: a thread hop would cost more.
-INLINE_WRITE_MAX = 64 * 1024
-#: Size of the reads ``iter_range`` makes.
-READ_BLOCK = 1024 * 1024
+INLINE_WRITE_MAX: int = _core.UPLOAD_INLINE_MAX
+#: Size of the reads ``iter_range`` makes; a range up to this size is read in one piece.
+READ_BLOCK: int = _core.RANGE_READ_ONCE_MAX
 
 DigestLike = Digest | str
 
@@ -73,8 +75,8 @@ _BLOCKS = _BlockPool(keep=4)
 #: Streams written in ``STREAM_BLOCK`` blocks at the same time, per process; the ones beyond use
 #: ``SMALL_STREAM_BLOCK`` blocks, so that a burst of pushes holds at most 64 x 8 MiB plus 512 KiB
 #: for each further one, instead of 8 MiB each (the native front does the same).
-LARGE_STREAMS_MAX = 64
-SMALL_STREAM_BLOCK = 256 * 1024
+LARGE_STREAMS_MAX: int = _core.UPLOAD_LARGE_BODIES_MAX
+SMALL_STREAM_BLOCK: int = _core.UPLOAD_SMALL_BLOCK
 
 
 class _LargeStreams:

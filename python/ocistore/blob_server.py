@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from typing import Protocol
 
+from . import _core
 from ._core import Digest
 from .descriptor import OCTET_STREAM, Descriptor
 from .errors import OciStoreError
@@ -24,8 +25,8 @@ from .server.http import ApiError, Request, Response, error_response, parse_rang
 
 __all__ = ["BLOCK", "CACHE_CONTROL", "ServableBlobs", "serve_blob"]
 
-#: Bytes per read of the body (the registry's own GET reads the same; see server.app GET_BLOCK).
-BLOCK = 2 * 1024 * 1024
+#: Bytes per read of the body: the core's block for blob GETs, which the registry reads in too.
+BLOCK: int = _core.GET_READ_BLOCK
 #: A blob never changes under its digest: caches may keep it for a year, as distribution says.
 CACHE_CONTROL = "max-age=31536000"
 

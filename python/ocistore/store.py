@@ -23,8 +23,8 @@ from .interfaces import AsgiReceive, AsgiScope, AsgiSend, BlobCreateOption, Crea
 __all__ = ["READ_BLOCK", "BlobStore", "BlobWriter"]
 
 #: Bytes read from a source per write in ``read_from``: large enough that hashing and writing run
-#: in parallel inside the core (see ``ocistore._core.PARALLEL_WRITE_MIN``).
-READ_BLOCK = 8 * 1024 * 1024
+#: in parallel inside the core (the core's ``INGEST_READ_BLOCK``).
+READ_BLOCK: int = _core.INGEST_READ_BLOCK
 
 DigestLike = Digest | str
 Caching = Literal["keep", "stream", "direct"]

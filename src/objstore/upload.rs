@@ -600,6 +600,10 @@ impl BlobUpload for ObjectUpload {
         self.commit_verified(expected, before_publish)
     }
 
+    fn hash_state(&self) -> Vec<u8> {
+        self.hasher.state()
+    }
+
     fn cancel(&mut self) -> Result<()> {
         if let Some(flight) = self.in_flight.take() {
             let _ = block_on(flight.task);

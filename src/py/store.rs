@@ -179,6 +179,26 @@ impl PyBlobStore {
         Ok(self.upload(upload, repository))
     }
 
+    /// The upload as it was at `size` bytes with hash state `state` (from `Upload.hash_state`):
+    /// bytes past `size` are dropped, crash-safely. Filesystem storage only.
+    #[pyo3(signature = (upload_id, size, state, uploads_dir = None, caching = "keep"))]
+    fn rewind(
+        &self,
+        py: Python<'_>,
+        upload_id: &str,
+        size: u64,
+        state: &[u8],
+        uploads_dir: Option<PathBuf>,
+        caching: &str,
+    ) -> PyResult<PyUpload> {
+        let caching = Caching::parse(caching)?;
+        let upload = py.detach(|| {
+            self.backend
+                .rewind(upload_id, uploads_dir.as_deref(), size, state, caching)
+        })?;
+        Ok(self.upload(upload, None))
+    }
+
     /// The upload of `repository`, taken for one request: held against every other request
     /// (any process) until closed, committed, cancelled or dropped; `ErrBlobUploadInUse` while
     /// another holds it.

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyTuple};
 
 use super::digest::{PyDigest, digest_arg};
 use crate::error::IoContext;
@@ -144,6 +144,20 @@ impl PyUpload {
             }
         })?;
         Ok(committed)
+    }
+
+    /// The running hash state of the bytes so far (Go's format for sha256 and sha512), which
+    /// `BlobStore.rewind` takes back.
+    fn hash_state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let state = self.with_upload(py, |u| u.hash_state());
+        PyBytes::new(py, &state)
+    }
+
+    /// Moves the bytes to the local file `target` without verifying them; the upload is then
+    /// gone (filesystem storage only).
+    fn move_data_to(&self, py: Python<'_>, target: PathBuf) -> PyResult<()> {
+        py.detach(|| self.lock().move_data_to(&target))?;
+        Ok(())
     }
 
     fn cancel(&self, py: Python<'_>) -> PyResult<()> {

@@ -167,6 +167,22 @@ impl BlobBackend for FsBlobs {
         }))
     }
 
+    fn rewind(
+        &self,
+        id: &str,
+        uploads: Option<&Path>,
+        size: u64,
+        state: &[u8],
+        caching: Caching,
+    ) -> Result<Box<dyn BlobUpload>> {
+        let upload = Upload::rewind(&self.uploads(uploads), id, size, state, caching)?;
+        Ok(Box::new(FsUpload {
+            upload,
+            layout: self.layout.clone(),
+            hold: None,
+        }))
+    }
+
     fn links(&self) -> Arc<dyn LinkStore> {
         Arc::new(FsLinks::new(&self.root))
     }
@@ -246,6 +262,16 @@ impl BlobUpload for FsUpload {
             .commit_with(&self.layout, expected, size, before_publish)?;
         self.hold = None;
         Ok(size)
+    }
+
+    fn hash_state(&self) -> Vec<u8> {
+        self.upload.hash_state()
+    }
+
+    fn move_data_to(&mut self, target: &Path) -> Result<()> {
+        let moved = self.upload.move_data_to(target);
+        self.hold = None;
+        moved
     }
 
     fn cancel(&mut self) -> Result<()> {

@@ -182,6 +182,89 @@ impl Upload {
         })
     }
 
+    /// The upload as it was at `size` bytes, `state` being the hash state of those bytes (one
+    /// this upload's writer reported earlier, kept by a caller such as Quay's storage
+    /// metadata). Bytes past `size` are dropped: the state is saved first and newer states
+    /// removed, then the data is cut back, so a crash at any step leaves an upload that resumes
+    /// correctly and that a rewind can finish. Fewer bytes than `size` on disk is
+    /// `BlobUploadInvalid`.
+    pub fn rewind(
+        uploads: &Path,
+        id: &str,
+        size: u64,
+        state: &[u8],
+        caching: Caching,
+    ) -> Result<Upload> {
+        check_id(id)?;
+        let hasher = Hasher::from_any_state(state)?;
+        if hasher.bytes_hashed() != size {
+            return Err(StoreError::HashState(format!(
+                "the state covers {} bytes, not {size}",
+                hasher.bytes_hashed()
+            )));
+        }
+        let dir = uploads.join(id);
+        let data = dir.join(layout::upload::DATA);
+        let on_disk = match fs::metadata(&data) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::BlobUploadUnknown { id: id.to_owned() });
+            }
+            Err(e) => return Err(e).at("stat", &data),
+        };
+        if on_disk < size {
+            return Err(StoreError::BlobUploadInvalid {
+                id: id.to_owned(),
+                reason: format!("it holds {on_disk} bytes, fewer than the {size} to rewind to"),
+            });
+        }
+        if on_disk > size {
+            let alg_dir = dir.join(layout::upload::hash_states(hasher.algorithm().name()));
+            create_dir_all_durable(&alg_dir)?;
+            write_atomic(&alg_dir.join(size.to_string()), state)?;
+            // A stale state past the cut would be taken for valid once the data grows again.
+            for entry in fs::read_dir(&alg_dir).at("list", &alg_dir)? {
+                let entry = entry.at("list", &alg_dir)?;
+                let past = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse::<u64>().ok())
+                    .is_some_and(|offset| offset > size);
+                if past {
+                    fs::remove_file(entry.path()).at("remove", &entry.path())?;
+                }
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&data)
+                .at("open", &data)?;
+            file.set_len(size).at("truncate", &data)?;
+            file.sync_all().at("fsync", &data)?;
+        }
+        Upload::resume(uploads, id, caching)
+    }
+
+    /// Moves the upload's bytes to `target` (a file outside the blob store, as Quay's uploads to
+    /// arbitrary paths are completed): data made durable, renamed, directory synced; the upload
+    /// is then gone.
+    pub fn move_data_to(&mut self, target: &Path) -> Result<()> {
+        self.join_flusher()?;
+        let file = self.usable()?;
+        file.sync_data().at("fsync", &self.data_path())?;
+        let parent = target.parent().unwrap_or(Path::new("."));
+        create_dir_all_durable(parent)?;
+        fs::rename(self.data_path(), target).at("move to", target)?;
+        fsync_dir(parent)?;
+        self.file = None;
+        self.direct = None;
+        self.remove_dir()
+    }
+
+    /// The running hash state (Go's format for sha256 and sha512) of the bytes so far.
+    pub fn hash_state(&self) -> Vec<u8> {
+        self.hasher.state()
+    }
+
     /// The newest usable saved state at or below `size`, preferring sha256 (what distribution
     /// writes); with none, a fresh sha256 hasher at offset 0.
     fn newest_state(dir: &Path, size: u64) -> Result<(Hasher, u64, Option<u64>)> {

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .http import ApiError, Request
+from .identity import Access, Identity
 
 __all__ = [
     "Access",
@@ -64,19 +65,6 @@ class AuthConfigError(ValueError):
     """An ``auth:`` section that cannot be used; the message names the key or file."""
 
 
-@dataclass(frozen=True)
-class Access:
-    """One grant a request needs: ``repository:<name>:pull``, ``registry:catalog:*``."""
-
-    type: str
-    name: str
-    action: str
-
-    @property
-    def scope(self) -> str:
-        return f"{self.type}:{self.name}:{self.action}"
-
-
 def _scope_param(access: Sequence[Access]) -> str:
     """The challenge's ``scope``: actions on one resource joined by commas, resources by spaces."""
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -85,25 +73,6 @@ def _scope_param(access: Sequence[Access]) -> str:
         if item.action not in actions:
             actions.append(item.action)
     return " ".join(f"{t}:{n}:{','.join(a)}" for (t, n), a in grouped.items())
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who made a request and what they may do (``None`` grants: everything)."""
-
-    subject: str
-    grants: frozenset[tuple[str, str, str]] | None = None
-    #: When the credential stops being valid (a token's ``exp``), as a Unix time; None: no limit.
-    expires_at: float | None = None
-
-    def allows(self, access: Access) -> bool:
-        if self.grants is None:
-            return True
-        return (access.type, access.name, access.action) in self.grants or (
-            access.type,
-            access.name,
-            "*",
-        ) in self.grants
 
 
 def required_access(route: str, method: str, params: Mapping[str, str]) -> list[Access]:

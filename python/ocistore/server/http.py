@@ -6,15 +6,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from .. import _core
 from .._core import Digest
 from ..errors import ErrManifestVerification, OciStoreError
-
-if TYPE_CHECKING:
-    from .auth import Identity
+from .identity import Identity
 
 __all__ = [
     "ApiError",

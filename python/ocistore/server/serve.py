@@ -10,11 +10,11 @@ The front takes only the plain cases; every error is the application's answer. R
 front answers still appear in ``/metrics`` and the access log (the front reports them to the
 application every second). With ``auth`` configured the application still decides: the front
 asks it once per credential, repository and access, and reuses a yes for at most
-``app.FRONT_GRANT_SECONDS`` (never past a token's expiry), so a revoked credential keeps
-reading and writing blobs for up to that long; requests without credentials, or refused ones,
-go to the application, which answers with its challenge. With ``http.tls`` the front speaks
-TLS (rustls; HTTP/1.1 by ALPN). The front serves filesystem storage only (and writes nothing in
-read-only mode).
+``_core.FrontProtocol.GRANT_SECONDS_MAX`` (never past a token's expiry), so a revoked
+credential keeps reading and writing blobs for up to that long; requests without credentials,
+or refused ones, go to the application, which answers with its challenge. With ``http.tls``
+the front speaks TLS (rustls; HTTP/1.1 by ALPN). The front serves filesystem storage only (and
+writes nothing in read-only mode).
 """
 
 from __future__ import annotations
