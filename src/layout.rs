@@ -23,6 +23,8 @@
 
 use crate::digest::{Algorithm, Digest};
 
+use crate::error::{Result, StoreError};
+
 /// Everything the registry stores is under this key.
 pub const V2: &str = "docker/registry/v2";
 /// A link's file name: it holds `<alg>:<hex>` and nothing else.
@@ -196,6 +198,41 @@ pub fn gc_lock() -> String {
 /// Where `fsck` moves blobs whose bytes do not match their name (never deleted).
 pub fn quarantine() -> String {
     format!("{V2}/_ocistore/quarantine")
+}
+
+/// Checks a key relative to the storage root, for keys that come from callers (the Python
+/// drivers) rather than from the functions above. Empty, "." and ".." segments are refused
+/// because S3 keys are plain strings: "a//b" and "a/./b" would be distinct objects that the
+/// filesystem driver (and every listing by segment) treats as one, and ".." would let a key
+/// climb out of the root directory once a proxy or another driver normalises it.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(StoreError::Value("object key must not be empty".into()));
+    }
+    if key.starts_with('/') {
+        return Err(StoreError::Value(format!(
+            "object key {key:?} must be relative to the root directory (no leading '/')"
+        )));
+    }
+    for segment in key.split('/') {
+        check_segment(key, segment)?;
+    }
+    Ok(())
+}
+
+fn check_segment(key: &str, segment: &str) -> Result<()> {
+    let reason = if segment.is_empty() {
+        "an empty segment"
+    } else if segment == "." || segment == ".." {
+        "a '.' or '..' segment"
+    } else if segment.chars().any(|c| c.is_ascii_control()) {
+        "a control character"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Value(format!(
+        "object key {key:?} has {reason}"
+    )))
 }
 
 #[cfg(test)]

@@ -18,13 +18,16 @@ use crate::error::{Result, StoreError};
 use crate::layout;
 use crate::storage::{BlobUpload, LinkStore};
 
+/// The digest a link's content holds (`<alg>:<hex>`, surrounding whitespace allowed); None
+/// when it holds none.
+pub fn parse_link(bytes: &[u8]) -> Option<Digest> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    Digest::parse(text.trim()).ok()
+}
+
 /// The digest a link holds; None when there is no link or it holds no digest.
 pub fn read_link(links: &dyn LinkStore, key: &str) -> Result<Option<Digest>> {
-    let Some(bytes) = links.read(key)? else {
-        return Ok(None);
-    };
-    let text = std::str::from_utf8(&bytes).unwrap_or_default();
-    Ok(Digest::parse(text.trim()).ok())
+    Ok(links.read(key)?.as_deref().and_then(parse_link))
 }
 
 /// Writes the link unless it already holds `digest`.

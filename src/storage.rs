@@ -16,6 +16,38 @@ use crate::error::{IoContext, Result, StoreError};
 /// Bytes of a local source file read per write by `BlobUpload::write_from_file`.
 const COPY_BLOCK: usize = 8 * 1024 * 1024;
 
+/// An upload id the backends accept: the core's grammar (`BlobUploadUnknown` otherwise, so an
+/// id can never name a path of more than one segment).
+pub fn check_upload_id(id: &str) -> Result<()> {
+    if crate::grammar::valid_upload_id(id) {
+        return Ok(());
+    }
+    Err(StoreError::BlobUploadUnknown { id: id.to_owned() })
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC, as Go's `time.RFC3339` writes it: an
+/// upload's `startedat` on every backend.
+pub fn rfc3339_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Where something lives: a file, or an object key relative to the store's root directory.
 #[derive(Clone, Debug)]
 pub enum Location {
@@ -246,4 +278,16 @@ pub(crate) fn copy_file_range_into(
         done += n as u64;
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_735_230), "2026-11-26T23:20:30Z");
+    }
 }

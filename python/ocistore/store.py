@@ -155,6 +155,16 @@ class BlobWriter:
     def cancel(self) -> None:
         self._core.cancel()
 
+    def hash_state(self) -> bytes:
+        """The running hash state of the bytes so far (Go's ``encoding.BinaryMarshaler`` format
+        for sha256 and sha512), which ``BlobStore.rewind`` takes back."""
+        return self._core.hash_state()
+
+    def move_data_to(self, target: str | os.PathLike[str]) -> None:
+        """Moves the bytes, unverified, to a file outside the blob store (durably: fsync,
+        rename, fsync of the directory); the upload is then gone. Filesystem storage only."""
+        self._core.move_data_to(target)
+
     def __enter__(self) -> Self:
         return self
 
@@ -223,6 +233,13 @@ class BlobStore:
     def resume(self, upload_id: str, *, caching: Caching = "keep") -> BlobWriter:
         """Continues an upload from its newest durable state; ``ErrBlobUploadUnknown`` if none."""
         return BlobWriter(self._core.resume(upload_id, caching=caching))
+
+    def rewind(self, upload_id: str, size: int, state: bytes) -> BlobWriter:
+        """The upload as it was at ``size`` bytes, ``state`` being the ``hash_state()`` its
+        writer reported then: later bytes are dropped, crash-safely (the state is saved first,
+        newer states removed, then the data cut back). ``ErrBlobUploadInvalid`` if fewer than
+        ``size`` bytes are on disk. Filesystem storage only."""
+        return BlobWriter(self._core.rewind(upload_id, size, state))
 
     def delete(self, digest: DigestLike) -> None:
         self._core.delete(digest)

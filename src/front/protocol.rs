@@ -64,9 +64,19 @@ pub fn write_records(records: &[Record]) -> String {
     serde_json::to_string(records).expect("records serialize")
 }
 
-/// A batch of records as the application reads it.
+/// A batch of records as the application reads it: objects with named fields only (serde
+/// would also take a positional array, the old form this structure replaces).
 pub fn read_records(body: &[u8]) -> Result<Vec<Record>, serde_json::Error> {
-    serde_json::from_slice(body)
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body)?;
+    values
+        .into_iter()
+        .map(|value| {
+            if !value.is_object() {
+                return Err(serde::de::Error::custom("a record is a JSON object"));
+            }
+            serde_json::from_value(value)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -91,6 +101,20 @@ mod tests {
         assert!(text.contains("\"bytes_out\":42"), "{text}");
         assert_eq!(read_records(text.as_bytes()).unwrap(), vec![record]);
         assert!(read_records(b"[[\"blob\", \"GET\"]]").is_err());
+        let positional = serde_json::to_string(&[serde_json::json!([
+            "blob",
+            "GET",
+            200,
+            0.25,
+            0,
+            42,
+            "/v2/a",
+            "127.0.0.1",
+            5000,
+            null
+        ])])
+        .unwrap();
+        assert!(read_records(positional.as_bytes()).is_err());
         assert!(read_records(b"not json").is_err());
     }
 }

@@ -5,39 +5,7 @@ use object_store::path::Path;
 
 use crate::error::{Result, StoreError};
 
-/// Checks a key relative to the root directory. Empty, "." and ".." segments are refused
-/// because S3 keys are plain strings: "a//b" and "a/./b" would be distinct objects that the
-/// filesystem driver (and every listing by segment) treats as one, and ".." would let a key
-/// climb out of the root directory once a proxy or another driver normalises it.
-pub fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(StoreError::Value("object key must not be empty".into()));
-    }
-    if key.starts_with('/') {
-        return Err(StoreError::Value(format!(
-            "object key {key:?} must be relative to the root directory (no leading '/')"
-        )));
-    }
-    for segment in key.split('/') {
-        check_segment(key, segment)?;
-    }
-    Ok(())
-}
-
-fn check_segment(key: &str, segment: &str) -> Result<()> {
-    let reason = if segment.is_empty() {
-        "an empty segment"
-    } else if segment == "." || segment == ".." {
-        "a '.' or '..' segment"
-    } else if segment.chars().any(|c| c.is_ascii_control()) {
-        "a control character"
-    } else {
-        return Ok(());
-    };
-    Err(StoreError::Value(format!(
-        "object key {key:?} has {reason}"
-    )))
-}
+pub use crate::layout::check_key;
 
 /// A listing prefix: a key, or "" for the whole root directory. One trailing '/' is allowed,
 /// as in a directory name.

@@ -37,9 +37,7 @@ use crate::digest::{Algorithm, Digest, to_hex};
 use crate::error::{Result, StoreError};
 use crate::hashing::Hasher;
 use crate::layout;
-use crate::storage::{BlobUpload, check_size};
-use crate::store::fsutil::rfc3339_utc;
-use crate::store::upload::check_id;
+use crate::storage::{BlobUpload, check_size, check_upload_id as check_id, rfc3339_utc};
 
 use crate::layout::upload::{DATA, STARTED_AT};
 

@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 
-use super::digest::digest_arg;
+use super::digest::{PyDigest, digest_arg};
 use crate::layout;
 
 /// The keys of distribution's tree, relative to the storage root (join them to a directory, or
@@ -142,6 +142,19 @@ impl PyLayout {
     #[staticmethod]
     fn hash_state(algorithm: &str, offset: u64) -> String {
         layout::upload::hash_state(algorithm, offset)
+    }
+
+    /// Refuses (ValueError) a key that could leave the root or alias another: empty, absolute,
+    /// with empty, "." or ".." segments, or control characters.
+    #[staticmethod]
+    fn check_key(key: &str) -> PyResult<()> {
+        Ok(layout::check_key(key)?)
+    }
+
+    /// The digest a link's content holds; None when it holds none.
+    #[staticmethod]
+    fn parse_link(data: &[u8]) -> Option<PyDigest> {
+        crate::linked::parse_link(data).map(|inner| PyDigest { inner })
     }
 
     #[staticmethod]

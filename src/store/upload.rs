@@ -20,12 +20,15 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
 use super::direct::DirectWriter;
-use super::fsutil::{create_dir_all_durable, fsync_dir, rfc3339_utc, write_atomic, write_replace};
+use super::fsutil::{create_dir_all_durable, fsync_dir, write_atomic, write_replace};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
 use crate::layout;
-use crate::storage::{Caching, check_size, copy_file_range_into, read_source};
+use crate::storage::{
+    Caching, check_size, check_upload_id as check_id, copy_file_range_into, read_source,
+    rfc3339_utc,
+};
 
 pub use crate::blocks::PARALLEL_WRITE_MIN as PARALLEL_MIN;
 /// How often writeback is started early, so that the disk works while bytes still arrive and the
@@ -64,14 +67,6 @@ pub struct Upload {
     written_back: u64,
     flusher: Option<std::thread::JoinHandle<io::Result<()>>>,
     broken: Option<String>,
-}
-
-/// Only canonical lowercase UUIDs name uploads; anything else (including path tricks) is unknown.
-pub(crate) fn check_id(id: &str) -> Result<()> {
-    if crate::grammar::valid_upload_id(id) {
-        return Ok(());
-    }
-    Err(StoreError::BlobUploadUnknown { id: id.to_owned() })
 }
 
 fn open_direct(

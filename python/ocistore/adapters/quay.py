@@ -39,7 +39,7 @@ from datetime import timedelta
 from typing import IO, Any, Final, Protocol
 
 from .. import _core, hashing
-from .._core import BlobReader, Digest
+from .._core import BlobReader, Digest, Layout
 from ..descriptor import OCTET_STREAM
 from ..errors import (
     ErrBlobInvalidDigest,
@@ -161,7 +161,7 @@ class OciStoreStorage:
         self.buffer_size = int(os.environ.get("QUAY_STORAGE_BUFFER_SIZE", _DEFAULT_BUFFER_SIZE))
         self._store = BlobStore(self.root)
         self._files = os.path.join(self.root, FILES_DIR)
-        self._uploads = os.path.join(self.root, "docker", "registry", "v2", "_uploads")
+        self._uploads = os.path.join(self.root, Layout.uploads())
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -373,11 +373,7 @@ class OciStoreStorage:
 
     def _metadata(self, writer: BlobWriter) -> dict[str, Any]:
         """The storage metadata of a closed (checkpointed) writer: plain JSON data only."""
-        state_path = os.path.join(
-            self._upload_dir(writer.id), "hashstates", writer.algorithm, str(writer.size)
-        )
-        with open(state_path, "rb") as f:
-            state = f.read()
+        state = writer.hash_state()
         return {
             "ocistore": _METADATA_FORMAT,
             "upload": writer.id,
@@ -387,20 +383,11 @@ class OciStoreStorage:
         }
 
     def _resume(self, upload_id: str, recorded: _UploadState) -> BlobWriter:
-        """The upload as its storage metadata describes it."""
-        upload_dir = self._upload_dir(upload_id)
-        try:
-            on_disk = os.stat(os.path.join(upload_dir, "data")).st_size
-        except FileNotFoundError:
-            raise ErrBlobUploadUnknown(f"blob upload unknown: {upload_id}") from None
-        if on_disk < recorded.size:
-            raise ErrBlobUploadInvalid(
-                f"upload {upload_id} holds {on_disk} bytes, fewer than the {recorded.size} "
-                "its storage metadata records"
-            )
-        if on_disk > recorded.size:
-            self._roll_back(upload_dir, recorded)
-        writer = self._store.resume(upload_id)
+        """The upload as its storage metadata describes it: bytes written after the metadata
+        was recorded (a chunk whose metadata never reached Quay) are dropped by the core's
+        rewind, crash-safely."""
+        self._upload_dir(upload_id)  # only the canonical uuid form ocistore creates passes
+        writer = self._store.rewind(upload_id, recorded.size, recorded.state)
         if writer.size != recorded.size or writer.digest() != recorded.digest:
             writer.close()
             raise ErrBlobUploadInvalid(
@@ -408,23 +395,6 @@ class OciStoreStorage:
                 f"match its storage metadata ({recorded.size} bytes, {recorded.digest})"
             )
         return writer
-
-    def _roll_back(self, upload_dir: str, recorded: _UploadState) -> None:
-        """Cuts the upload back to the recorded size and hash state.
-
-        The recorded state is written first and newer states are removed before the data is
-        truncated, so a crash at any step leaves an upload that resumes correctly and that this
-        roll-back can finish.
-        """
-        states = os.path.join(upload_dir, "hashstates", recorded.algorithm)
-        _core.write_file_atomic(os.path.join(states, str(recorded.size)), recorded.state)
-        for name in os.listdir(states):
-            # A stale state past the cut would be taken for valid once the data grows again.
-            if name.isdigit() and int(name) > recorded.size:
-                os.unlink(os.path.join(states, name))
-        with open(os.path.join(upload_dir, "data"), "r+b") as data:
-            data.truncate(recorded.size)
-            os.fsync(data.fileno())
 
     def stream_upload_chunk(
         self,
@@ -491,12 +461,7 @@ class OciStoreStorage:
         if isinstance(target, Digest):
             writer.commit(target)
             return
-        writer.close()
-        parent = os.path.dirname(target)
-        os.makedirs(parent, exist_ok=True)
-        os.replace(os.path.join(self._upload_dir(uuid), "data"), target)
-        _fsync_dir(parent)
-        writer.cancel()
+        writer.move_data_to(target)
 
     def cancel_chunked_upload(self, uuid: str, storage_metadata: dict[str, Any]) -> None:
         """Removes the upload and its data; an upload already gone is not an error."""

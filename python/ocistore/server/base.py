@@ -21,9 +21,8 @@ from ..errors import (
     ErrBlobUploadInUse,
     ErrUnsupported,
 )
-from ..storage import Registry, Repository
+from ..storage import LinkedBlobStore, Registry, Repository
 from ..storage.driver import FilesystemDriver, ObjectStoreDriver
-from ..storage.registry import LinkedBlobStore
 from ..store import BlobWriter
 from .auth import Access
 from .auth import access_controller as make_access_controller

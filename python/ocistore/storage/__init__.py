@@ -9,6 +9,8 @@ from .blob_descriptors import (
 )
 from .builder import IndexBuilder, ManifestBuilder
 from .gc import DEFAULT_MIN_AGE, GarbageCollector, GCResult, collect_garbage, purge_uploads
+from .linked_blobs import LinkedBlobStore
+from .manifest_service import ManifestService
 from .manifests import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -22,14 +24,9 @@ from .manifests import (
     unmarshal_manifest,
 )
 from .names import check_repository_name, check_tag, parse_reference
-from .registry import (
-    GLOBAL_SCOPE,
-    LinkedBlobStore,
-    ManifestService,
-    Registry,
-    Repository,
-    TagService,
-)
+from .registry import GLOBAL_SCOPE, Registry
+from .repository import Repository
+from .tags import TagService
 
 __all__ = [
     "DEFAULT_MIN_AGE",

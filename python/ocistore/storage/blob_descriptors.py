@@ -16,7 +16,7 @@ from .._core import Digest
 from ..descriptor import Descriptor
 from ..errors import ErrBlobInvalidLength, ErrBlobUnknown, ErrDescriptorInvalid, ErrUnsupported
 from ..interfaces import BlobDescriptorService
-from .registry import LinkedBlobStore
+from .linked_blobs import LinkedBlobStore
 
 __all__ = [
     "CachedBlobDescriptorService",

@@ -29,7 +29,8 @@ from .. import _core
 from .._core import Digest, Layout
 from ..errors import OciStoreError
 from .driver import remove_tree
-from .registry import Registry, read_link, write_link
+from .links import read_link, write_link
+from .registry import Registry
 
 __all__ = ["Problem", "Report", "fsck"]
 

@@ -31,8 +31,10 @@ from pathlib import Path
 from .._core import Digest, Layout
 from ..errors import ErrBlobUnknown, OciStoreError
 from .driver import StorageDriver
+from .links import read_link
 from .manifests import ImageIndex
-from .registry import Registry, Repository, read_link
+from .registry import Registry
+from .repository import Repository
 
 __all__ = [
     "DEFAULT_MIN_AGE",

@@ -13,7 +13,7 @@ from ...descriptor import Descriptor
 from ...errors import (
     ErrBlobMounted,
 )
-from ...storage.registry import LinkedBlobStore
+from ...storage import LinkedBlobStore
 from ...store import BlobWriter
 from ..base import AppBase, digest_param
 from ..http import (

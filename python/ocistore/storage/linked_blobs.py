@@ -1,0 +1,170 @@
+"""The blobs of one repository (distribution's ``linkedBlobStore``): only blobs its
+``_layers`` links name are visible through it. Linking, committing an upload and claiming one
+for a request are the core's linked-blob protocol (``crate::linked``), one call each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import _core
+from .._core import BlobReader, Digest, Layout
+from ..descriptor import Descriptor
+from ..errors import (
+    ErrBlobMounted,
+    ErrBlobUnknown,
+    ErrBlobUploadUnknown,
+)
+from ..interfaces import (
+    AsgiReceive,
+    AsgiScope,
+    AsgiSend,
+    BlobCreateOption,
+    CreateOptions,
+)
+from ..store import BlobWriter
+from .driver import FilesystemDriver
+from .links import linked_digests
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from .repository import Repository
+
+__all__ = ["LinkedBlobStore"]
+
+DigestLike = Digest | str
+
+
+class LinkedBlobStore:
+    """The blobs linked into one repository: only those are visible through it."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.registry = repository.registry
+        self.driver = repository.registry.driver
+        self._global = repository.registry.blobs()
+        self._layers = Layout.layers(repository.name)
+
+    def _is_linked(self, digest: Digest) -> bool:
+        return self._global._core.is_linked(self.repository.name, digest)
+
+    def _linked(self, digest: DigestLike) -> Digest:
+        parsed = Digest(digest)
+        if not self._is_linked(parsed):
+            raise ErrBlobUnknown(
+                f"blob unknown to repository {self.repository.name}: {parsed}",
+                detail={"digest": str(parsed)},
+            )
+        return parsed
+
+    def stat(self, digest: DigestLike) -> Descriptor:
+        return self._global.stat(self._linked(digest))
+
+    def get(self, digest: DigestLike) -> bytes:
+        return self._global.get(self._linked(digest))
+
+    def open(self, digest: DigestLike) -> BlobReader:
+        return self._global.open(self._linked(digest))
+
+    def path(self, digest: DigestLike) -> str:
+        return self._global.path(self._linked(digest))
+
+    def link(self, digest: DigestLike) -> Descriptor:
+        """Links a blob of the global store into this repository."""
+        parsed = Digest(digest)
+        self._global._core.link(self.repository.name, parsed)  # the core's protocol, GC mark too
+        return self._global.stat(parsed)
+
+    def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
+        descriptor = self._global.put(media_type, data, algorithm=algorithm)
+        self.link(descriptor.digest)
+        return descriptor
+
+    def create(
+        self,
+        *options: BlobCreateOption,
+        mount_from: tuple[str | None, DigestLike] | None = None,
+        algorithm: str = "sha256",
+    ) -> BlobWriter:
+        """A new upload into this repository.
+
+        With ``mount_from=(repository, digest)`` a blob that repository has is linked here
+        instead, and ``ErrBlobMounted`` (carrying the descriptor) is raised, as distribution
+        does; ``(None, digest)`` mounts any blob the registry has. When there is nothing to
+        mount, a normal upload is returned. ``options`` (``WithMountFrom``, ``WithAlgorithm``)
+        override the keywords.
+        """
+        if options:
+            chosen = CreateOptions(mount_from, algorithm).with_options(options)
+            mount_from, algorithm = chosen.mount_from, chosen.algorithm
+        if mount_from is not None:
+            source_name, digest = mount_from
+            try:
+                if source_name is not None:
+                    self.registry.repository(source_name).blobs().stat(digest)
+                descriptor = self.link(digest)
+            except ErrBlobUnknown:
+                pass
+            else:
+                raise ErrBlobMounted(
+                    f"blob {descriptor.digest} mounted from {source_name or 'the registry'}",
+                    descriptor=descriptor,
+                )
+        # Its commit links the blob here first, then publishes it and marks it for the GC, in
+        # one call into the core (crate::linked).
+        return BlobWriter(self._global._core.create(algorithm, repository=self.repository.name))
+
+    def upload_data_path(self, upload_id: str) -> Path:
+        """Where an upload's bytes are on the filesystem; ``ErrBlobUploadUnknown`` if the id
+        cannot name one."""
+        if not _core.valid_upload_id(upload_id):
+            raise ErrBlobUploadUnknown(
+                f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+            )
+        return self.registry.driver.require_filesystem("upload paths") / Layout.upload_data(
+            self.repository.name, upload_id
+        )
+
+    def upload_size(self, upload_id: str) -> int:
+        """Bytes an upload has received; ``ErrBlobUploadUnknown`` if there is no such upload."""
+        if isinstance(self.driver, FilesystemDriver):
+            try:
+                return os.stat(self.upload_data_path(upload_id)).st_size
+            except FileNotFoundError:
+                raise ErrBlobUploadUnknown(
+                    f"blob upload unknown: {upload_id}", detail={"upload_id": upload_id}
+                ) from None
+        return self.resume(upload_id).size  # the upload's state object says
+
+    def resume(self, upload_id: str) -> BlobWriter:
+        return BlobWriter(self._global._core.resume(upload_id, repository=self.repository.name))
+
+    def claim(self, upload_id: str) -> BlobWriter:
+        """The upload, resumed for one request and held against every other (in any process)
+        until it is closed, committed or cancelled: ``ErrBlobUploadInUse`` while another
+        request holds it. The HTTP API writes uploads through this."""
+        return BlobWriter(self._global._core.claim(upload_id, self.repository.name))
+
+    def delete(self, digest: DigestLike) -> None:
+        """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
+        self.registry._check_delete()
+        parsed = self._linked(digest)
+        self.driver.delete(Layout.digest_dir(self._layers, parsed))
+
+    def enumerate(self) -> Iterator[Digest]:
+        for digest, _ in linked_digests(self.driver, self._layers):
+            yield digest
+
+    async def serve_blob(
+        self, scope: AsgiScope, receive: AsgiReceive, send: AsgiSend, digest: DigestLike
+    ) -> None:
+        """Answers a GET or HEAD of a linked blob on an ASGI connection (see
+        ``ocistore.blob_server``)."""
+        # Not at the top: blob_server needs ocistore.server, whose package imports the storage,
+        # which imports this module.
+        from ..blob_server import serve_blob
+
+        await serve_blob(self, scope, receive, send, digest)

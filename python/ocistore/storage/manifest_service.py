@@ -1,0 +1,185 @@
+"""Manifests stored in a repository, addressed by digest (distribution's ``ManifestService``):
+verified against the repository's blobs and manifests, stored as blobs, linked in
+``_manifests/revisions``, indexed by subject in ``_referrers``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from .. import interfaces
+from .._core import Digest, Layout
+from ..errors import (
+    ErrBlobUnknown,
+    ErrManifestBlobUnknown,
+    ErrManifestUnknownRevision,
+    ErrManifestVerification,
+    OciStoreError,
+)
+from ..interfaces import (
+    ManifestOptions,
+    ManifestServiceOption,
+)
+from .links import linked_digests, parse_link
+from .manifests import ImageIndex, Manifest, unmarshal_manifest
+from .names import check_tag
+
+if TYPE_CHECKING:
+    from .repository import Repository
+
+__all__ = ["ManifestService"]
+
+DigestLike = Digest | str
+
+
+class ManifestService:
+    """Manifests stored in a repository, addressed by digest."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.registry = repository.registry
+        self.driver = repository.registry.driver
+        self._revisions = Layout.revisions(repository.name)
+
+    def _link_key(self, digest: Digest) -> str:
+        return Layout.revision_link(self.repository.name, digest)
+
+    def _is_stored(self, digest: Digest) -> bool:
+        return parse_link(self.driver.read(self._link_key(digest))) == digest
+
+    def exists(self, digest: DigestLike) -> bool:
+        parsed = Digest(digest)
+        if not self._is_stored(parsed):
+            return False
+        try:
+            self.registry.blobs().stat(parsed)
+        except ErrBlobUnknown:
+            return False
+        return True
+
+    def get(
+        self,
+        digest: DigestLike,
+        *options: ManifestServiceOption,
+        media_types: Sequence[str] | None = None,
+    ) -> Manifest:
+        """The manifest; only if it is of one of ``media_types`` when given (also as the option
+        ``WithManifestMediaTypes``), else ``ErrManifestUnknownRevision``."""
+        if options:
+            media_types = ManifestOptions(media_types=media_types).with_options(options).media_types
+        parsed = Digest(digest)
+        unknown = ErrManifestUnknownRevision(
+            f"unknown manifest {parsed} in repository {self.repository.name}",
+            detail={"name": self.repository.name, "revision": str(parsed)},
+        )
+        if not self._is_stored(parsed):
+            raise unknown
+        try:
+            payload = self.registry.blobs().get(parsed)
+        except ErrBlobUnknown:
+            raise unknown from None
+        manifest, _ = unmarshal_manifest(None, payload)
+        if media_types is not None and manifest.media_type not in media_types:
+            raise ErrManifestUnknownRevision(
+                f"manifest {parsed} is a {manifest.media_type}, not one of the accepted types",
+                detail={"name": self.repository.name, "revision": str(parsed)},
+            )
+        return manifest
+
+    def enumerate(self) -> Iterator[Digest]:
+        for digest, _ in linked_digests(self.driver, self._revisions):
+            yield digest
+
+    def _verify(self, manifest: Manifest) -> None:
+        """Every referenced blob must be linked here (foreign layers with URLs excepted), every
+        referenced manifest stored here. Refreshes what it finds, for the GC protocol."""
+        problems: list[OciStoreError] = []
+        blobs = self.repository.blobs()
+        if isinstance(manifest, ImageIndex):
+            for child in manifest.manifests:
+                if not self.exists(child.digest) or not self.driver.touch(
+                    self._link_key(child.digest)
+                ):
+                    problems.append(
+                        ErrManifestBlobUnknown(
+                            f"manifest {child.digest} referenced by the index is not in "
+                            f"repository {self.repository.name}",
+                            detail={"digest": str(child.digest)},
+                        )
+                    )
+        else:
+            for ref in manifest.references():
+                if ref.urls:
+                    continue  # a foreign layer: served from its URLs, not by this registry
+                try:
+                    self.driver.touch(Layout.blob_data(ref.digest))
+                    blobs.stat(ref.digest)
+                except ErrBlobUnknown:
+                    problems.append(
+                        ErrManifestBlobUnknown(
+                            f"blob {ref.digest} ({ref.media_type}) is not in repository "
+                            f"{self.repository.name}",
+                            detail={"digest": str(ref.digest)},
+                        )
+                    )
+        if problems:
+            raise ErrManifestVerification(
+                "; ".join(p.message for p in problems),
+                detail=[p.detail for p in problems],
+                errors=problems,
+            )
+
+    def put(
+        self,
+        manifest: interfaces.Manifest,
+        *options: ManifestServiceOption,
+        tag: str | None = None,
+    ) -> Digest:
+        """Verifies and stores ``manifest`` (its exact bytes); tags it if ``tag`` is given (also
+        as the option ``WithTag``, which wins). A manifest of another implementation than
+        ocistore's is parsed from its payload first, as if it had been pushed."""
+        if options:
+            tag = ManifestOptions(tag=tag).with_options(options).tag
+        if not isinstance(manifest, Manifest):
+            manifest, _ = unmarshal_manifest(manifest.media_type, manifest.payload())
+        if tag is not None:
+            check_tag(tag)
+        digest = manifest.digest
+        with self.registry.gc_lock():
+            self._verify(manifest)
+            stored = self.registry.blobs().put(manifest.media_type, manifest.payload())
+            self.driver.touch(Layout.blob_data(stored.digest))
+            self.driver.write(self._link_key(digest), str(digest).encode())
+            if manifest.subject is not None:
+                link = Layout.referrer_link(self.repository.name, manifest.subject.digest, digest)
+                self.driver.write(link, str(digest).encode())
+            if tag is not None:
+                self.repository.tags()._write(tag, digest)
+        return digest
+
+    def delete(self, digest: DigestLike) -> None:
+        """Removes the manifest from the repository, with the tags that point at it and its
+        entry in the referrers index."""
+        self.registry._check_delete()
+        parsed = Digest(digest)
+        if not self._is_stored(parsed):
+            raise ErrManifestUnknownRevision(
+                f"unknown manifest {parsed} in repository {self.repository.name}",
+                detail={"name": self.repository.name, "revision": str(parsed)},
+            )
+        subject: Digest | None = None
+        try:
+            manifest = self.get(parsed)
+            subject = manifest.subject.digest if manifest.subject is not None else None
+        except OciStoreError:
+            pass  # unreadable: there is no index entry to remove
+        tags = self.repository.tags()
+        for tag in tags.lookup(parsed):
+            tags.untag(tag)
+        if subject is not None:
+            referrers = Layout.referrers_of(self.repository.name, subject)
+            self.driver.delete(Layout.digest_dir(referrers, parsed))
+            self.driver.prune_empty(
+                f"{referrers}/{parsed.algorithm}", Layout.referrers(self.repository.name)
+            )
+        self.driver.delete(Layout.digest_dir(self._revisions, parsed))
