@@ -206,6 +206,13 @@ pub fn page_size(raw: Option<&str>) -> Result<Option<u64>, PageSizeInvalid> {
     }
 }
 
+/// The catalog's order, distribution's: component by component, so `a/b` comes before `a-b`
+/// (the separator sorts before every character a name may hold). Names are compared, and
+/// `last` is placed, by this key.
+pub fn catalog_order_key(name: &str) -> String {
+    name.replace('/', "\0")
+}
+
 /// Percent-decodes `text` as the application's URL library does: `%xx` becomes its byte, a `%`
 /// not followed by two hex digits stays as it is, `+` becomes a space where `plus_is_space`
 /// (query strings), and bytes that are not UTF-8 become U+FFFD.
@@ -386,6 +393,13 @@ mod tests {
         for bad in ["-1", "1.5", "x", " 1", "²"] {
             assert_eq!(page_size(Some(bad)), Err(PageSizeInvalid), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_catalog_orders_component_by_component() {
+        let mut names = vec!["a-b", "a/b", "a", "a/b/c", "ab"];
+        names.sort_by_key(|n| catalog_order_key(n));
+        assert_eq!(names, ["a", "a/b", "a/b/c", "a-b", "ab"]);
     }
 
     #[test]

@@ -140,7 +140,7 @@ except ErrBlobUploadInUse:
 
 
 def test_the_gc_lock_keeps_the_collector_out_while_pushes_hold_it(tmp_path: Path) -> None:
-    store = _core.BlobStore(tmp_path)
+    store = _core.Storage(tmp_path)
     entered = threading.Event()
     with store.gc_lock(), store.gc_lock():  # shared holds coexist
 
@@ -157,7 +157,7 @@ def test_the_gc_lock_keeps_the_collector_out_while_pushes_hold_it(tmp_path: Path
 
 
 def test_linking_needs_a_stored_blob(tmp_path: Path) -> None:
-    store = _core.BlobStore(tmp_path)
+    store = _core.Storage(tmp_path)
     missing = "sha256:" + "0" * 64
     with pytest.raises(ErrBlobUnknown):
         store.link("a", missing)

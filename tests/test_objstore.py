@@ -76,8 +76,8 @@ def store(target: Target, root: str) -> _core.ObjectStore:
 
 
 @pytest.fixture
-def blobs(store: _core.ObjectStore) -> _core.BlobStore:
-    return _core.BlobStore.on_object_store(store)
+def blobs(store: _core.ObjectStore) -> _core.Storage:
+    return _core.Storage.on_object_store(store)
 
 
 def data_of(size: int, seed: int = 7) -> bytes:
@@ -99,7 +99,7 @@ store = _core.ObjectStore(
     bucket, endpoint=endpoint, access_key=access_key, secret_key=secret_key,
     root_directory=root, chunk_size=5 * 1024 * 1024,
 )
-blobs = _core.BlobStore.on_object_store(store)
+blobs = _core.Storage.on_object_store(store)
 UPLOADS = "docker/registry/v2/repositories/a/_uploads"
 def data_of(size, seed=7):
     return random.Random(seed).randbytes(size)
@@ -183,7 +183,7 @@ def test_keys_cannot_leave_the_root_directory(store: _core.ObjectStore) -> None:
         with pytest.raises(ValueError):
             store.walk(bad)
     with pytest.raises(ValueError):
-        _core.BlobStore.on_object_store(store).create(uploads_dir="a/../b")
+        _core.Storage.on_object_store(store).create(uploads_dir="a/../b")
 
 
 def test_signed_url_serves_the_object(store: _core.ObjectStore) -> None:
@@ -217,7 +217,7 @@ def test_settings_are_checked(target: Target) -> None:
 
 
 def test_blob_store_put_get_open_enumerate_delete(
-    blobs: _core.BlobStore, store: _core.ObjectStore
+    blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     assert blobs.root == store.url
     small, big = b"hello blob", data_of(11 * MiB + 17)
@@ -276,7 +276,7 @@ def state_of(store: _core.ObjectStore, upload_id: str) -> dict[str, object]:
 
 
 def test_chunked_upload_resumed_in_another_process(
-    target: Target, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+    target: Target, root: str, blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     total = 23 * MiB + 4321
     data = data_of(total)
@@ -325,7 +325,7 @@ def test_chunked_upload_resumed_in_another_process(
 
 
 def test_wrong_digest_leaves_the_upload_resumable(
-    blobs: _core.BlobStore, store: _core.ObjectStore
+    blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     data = data_of(6 * MiB + 5)
     w = blobs.create(uploads_dir=UPLOADS)
@@ -345,7 +345,7 @@ def test_wrong_digest_leaves_the_upload_resumable(
 
 
 def test_small_blob_goes_up_without_multipart(
-    blobs: _core.BlobStore, store: _core.ObjectStore
+    blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     w = blobs.create("sha512")
     w.write(b"a small blob")
@@ -362,7 +362,7 @@ def test_small_blob_goes_up_without_multipart(
     assert store.walk(uploads) == []
 
 
-def test_commit_of_a_blob_already_stored(blobs: _core.BlobStore, store: _core.ObjectStore) -> None:
+def test_commit_of_a_blob_already_stored(blobs: _core.Storage, store: _core.ObjectStore) -> None:
     data = data_of(7 * MiB, seed=3)
     digest, _ = blobs.put(data)
     before = store.stat(blobs.path(digest))
@@ -378,7 +378,7 @@ def test_commit_of_a_blob_already_stored(blobs: _core.BlobStore, store: _core.Ob
 
 
 def test_cancel_removes_every_key_of_the_upload(
-    blobs: _core.BlobStore, store: _core.ObjectStore
+    blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     w = blobs.create(uploads_dir=UPLOADS)
     w.write(data_of(12 * MiB))
@@ -395,7 +395,7 @@ def test_cancel_removes_every_key_of_the_upload(
 
 
 def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(
-    target: Target, root: str, blobs: _core.BlobStore, store: _core.ObjectStore
+    target: Target, root: str, blobs: _core.Storage, store: _core.ObjectStore
 ) -> None:
     data = data_of(9 * MiB)
     stale = blobs.create(uploads_dir=UPLOADS)
@@ -425,7 +425,7 @@ def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(
 
 
 def test_a_killed_writer_resumes_from_its_last_checkpoint(
-    target: Target, root: str, blobs: _core.BlobStore
+    target: Target, root: str, blobs: _core.Storage
 ) -> None:
     total = 40 * MiB + 99
     code = (
@@ -469,7 +469,7 @@ for i in range(1000):
     assert blobs.get(sha256(data)) == data
 
 
-def test_reads_past_two_blocks_go_on_from_one_streaming_get(blobs: _core.BlobStore) -> None:
+def test_reads_past_two_blocks_go_on_from_one_streaming_get(blobs: _core.Storage) -> None:
     """A reader that keeps going sequentially past two 8 MiB blocks reads the rest from one
     streaming GET: pieces of odd sizes, a read that starts inside the last cached block and
     ends in the stream, a read of more than a block, the exact end; a jump drops the stream,
@@ -496,7 +496,7 @@ def test_reads_past_two_blocks_go_on_from_one_streaming_get(blobs: _core.BlobSto
     assert r.closed
 
 
-def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.BlobStore) -> None:
+def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.Storage) -> None:
     """Sequential 1 MiB reads cross several 8 MiB blocks, each fetched while the previous one
     is read; jumps back and forth drop the block in flight and stay exact; closing with a
     block in flight is clean."""
@@ -515,7 +515,7 @@ def test_sequential_reads_with_read_ahead_and_jumps(blobs: _core.BlobStore) -> N
     assert r.closed
 
 
-def test_write_from_a_file_into_object_storage(blobs: _core.BlobStore, tmp_path: Path) -> None:
+def test_write_from_a_file_into_object_storage(blobs: _core.Storage, tmp_path: Path) -> None:
     data = data_of(11 * MiB + 5, seed=4)
     source = tmp_path / "source.bin"
     source.write_bytes(data)

@@ -187,14 +187,14 @@ class BlobStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
-        self._core = _core.BlobStore(self.root)
+        self._core = _core.Storage(self.root)
 
     @classmethod
     def on_object_store(cls, store: _core.ObjectStore) -> BlobStore:
         """The store on S3-compatible object storage (keys as distribution's S3 driver's)."""
         self = cls.__new__(cls)
         self.root = store.url
-        self._core = _core.BlobStore.on_object_store(store)
+        self._core = _core.Storage.on_object_store(store)
         return self
 
     def stat(self, digest: DigestLike) -> Descriptor:

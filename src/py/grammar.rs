@@ -66,6 +66,12 @@ pub fn page_size(raw: Option<&str>) -> PyResult<Option<u64>> {
     })
 }
 
+/// The catalog's sort key: component by component, as distribution orders it.
+#[pyfunction]
+pub fn catalog_order_key(name: &str) -> String {
+    grammar::catalog_order_key(name)
+}
+
 #[pyfunction]
 #[pyo3(signature = (text, plus_is_space=false))]
 pub fn percent_decode(text: &str, plus_is_space: bool) -> String {

@@ -20,7 +20,7 @@ use crate::blocks;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<digest::PyDigest>()?;
-    m.add_class::<store::PyBlobStore>()?;
+    m.add_class::<store::PyStorage>()?;
     m.add_class::<objstore::PyObjectStore>()?;
     m.add_class::<writer::PyUpload>()?;
     m.add_class::<store::PyGcLock>()?;
@@ -46,6 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grammar::page_size, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::percent_decode, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::query_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(grammar::catalog_order_key, m)?)?;
     m.add("PARALLEL_WRITE_MIN", blocks::PARALLEL_WRITE_MIN)?;
     m.add("UPLOAD_BLOCK", blocks::UPLOAD_BLOCK)?;
     m.add("UPLOAD_SMALL_BLOCK", blocks::UPLOAD_SMALL_BLOCK)?;

@@ -25,14 +25,15 @@ pub fn location_object(py: Python<'_>, location: Location) -> PyResult<Bound<'_,
 }
 
 /// The global content-addressed store: distribution's layout under a directory, or under the
-/// root directory of an object store (`BlobStore.on_object_store`).
-#[pyclass(frozen, module = "ocistore._core", name = "BlobStore")]
-pub struct PyBlobStore {
+/// root directory of an object store (`Storage.on_object_store`): blobs, uploads, links and the
+/// GC lock. `ocistore.BlobStore` and the registry services wrap it.
+#[pyclass(frozen, module = "ocistore._core", name = "Storage")]
+pub struct PyStorage {
     backend: Arc<dyn BlobBackend>,
     links: Arc<dyn LinkStore>,
 }
 
-impl PyBlobStore {
+impl PyStorage {
     fn over(backend: Arc<dyn BlobBackend>) -> Self {
         let links = backend.links();
         Self { backend, links }
@@ -49,7 +50,7 @@ fn uploads_for(uploads_dir: Option<PathBuf>, repository: Option<&str>) -> Option
     uploads_dir.or_else(|| repository.map(|name| PathBuf::from(layout::uploads(Some(name)))))
 }
 
-/// `BlobStore.gc_lock()`: held between `__enter__` and `__exit__`, waiting with the GIL
+/// `Storage.gc_lock()`: held between `__enter__` and `__exit__`, waiting with the GIL
 /// released.
 #[pyclass(frozen, module = "ocistore._core", name = "GcLock")]
 pub struct PyGcLock {
@@ -75,7 +76,7 @@ impl PyGcLock {
 }
 
 #[pymethods]
-impl PyBlobStore {
+impl PyStorage {
     #[new]
     fn new(root: PathBuf) -> Self {
         Self::over(Arc::new(FsBlobs::new(root)))

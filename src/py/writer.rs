@@ -147,7 +147,7 @@ impl PyUpload {
     }
 
     /// The running hash state of the bytes so far (Go's format for sha256 and sha512), which
-    /// `BlobStore.rewind` takes back.
+    /// `Storage.rewind` takes back.
     fn hash_state<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let state = self.with_upload(py, |u| u.hash_state());
         PyBytes::new(py, &state)

@@ -34,10 +34,9 @@ __all__ = ["FilesystemDriver", "ObjectStoreDriver", "StorageDriver", "check_key"
 
 
 def check_key(key: str) -> str:
-    """Refuses keys that could leave the root: absolute, empty, ``.`` or ``..`` segments."""
-    parts = key.split("/")
-    if "" in parts or "." in parts or ".." in parts:
-        raise ValueError(f"invalid storage key {key!r}")
+    """Refuses keys that could leave the root or alias another (the core's rule): absolute,
+    empty, with empty, ``.`` or ``..`` segments, or control characters."""
+    _core.Layout.check_key(key)
     return key
 
 
@@ -114,7 +113,7 @@ class FilesystemDriver:
         # Keys become file names by concatenation: pathlib's parsing cost more than the read
         # on the registry's hottest paths (HEAD, link checks).
         self._prefix = os.path.join(os.fspath(root), "")
-        self._core = _core.BlobStore(self.root)
+        self._core = _core.Storage(self.root)
 
     @property
     def url(self) -> str:

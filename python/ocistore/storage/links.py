@@ -21,13 +21,11 @@ DigestLike = Digest | str
 
 
 def parse_link(data: bytes | None) -> Digest | None:
-    """The digest a link holds; None when there is no link or it does not hold a digest."""
+    """The digest a link holds (the core's reading of a link); None when there is no link or it
+    does not hold a digest."""
     if data is None:
         return None
-    try:
-        return Digest(data.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        return None
+    return Layout.parse_link(data)
 
 
 def read_link(path: Path) -> Digest | None:

@@ -57,4 +57,4 @@ def parse_reference(reference: str) -> str | Digest:
 
 def path_sort_key(name: str) -> str:
     """Orders names component by component, as distribution's catalog does ('a/b' < 'a-b')."""
-    return name.replace("/", "\0")
+    return _core.catalog_order_key(name)

@@ -25,6 +25,13 @@ from ..http import (
 )
 
 
+def _created(name: str, digest: Digest) -> Response:
+    """A blob now in repository ``name``: 201 with its location and digest."""
+    return Response(
+        201, {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": str(digest)}
+    )
+
+
 def _push_whole(blobs: LinkedBlobStore, data: bytes, digest: Digest) -> Descriptor:
     """A whole blob through an upload, so it is verified against ``digest`` before it is
     published; nothing stays behind when it is not."""
@@ -60,13 +67,7 @@ class UploadHandlers(AppBase):
             try:
                 writer = await asyncio.to_thread(blobs.create, mount_from=(source, digest))
             except ErrBlobMounted as mounted:
-                return Response(
-                    201,
-                    {
-                        "Location": f"/v2/{name}/blobs/{mounted.descriptor.digest}",
-                        "Docker-Content-Digest": str(mounted.descriptor.digest),
-                    },
-                )
+                return _created(name, mounted.descriptor.digest)
             await request.drain()
             return Response(202, self._upload_headers(name, writer.id, 0))
         if "digest" in request.query:
@@ -86,13 +87,7 @@ class UploadHandlers(AppBase):
                     with contextlib.suppress(Exception):
                         writer.cancel()
                     raise
-            return Response(
-                201,
-                {
-                    "Location": f"/v2/{name}/blobs/{descriptor.digest}",
-                    "Docker-Content-Digest": str(descriptor.digest),
-                },
-            )
+            return _created(name, descriptor.digest)
         writer = await asyncio.to_thread(blobs.create)
         await request.drain()
         return Response(202, self._upload_headers(name, writer.id, 0))
@@ -154,13 +149,7 @@ class UploadHandlers(AppBase):
             if not writer.closed:
                 writer.close()
             raise
-        return Response(
-            201,
-            {
-                "Location": f"/v2/{name}/blobs/{descriptor.digest}",
-                "Docker-Content-Digest": str(descriptor.digest),
-            },
-        )
+        return _created(name, descriptor.digest)
 
     async def cancel_upload(self, request: Request, name: str, upload_id: str) -> Response:
         self._check_writable()
