@@ -84,18 +84,32 @@ pub enum ErrorCode {
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
+    ManifestInvalid,
     SizeInvalid,
     Unavailable,
     Unknown,
 }
 
 impl ErrorCode {
+    /// What a request whose body broke off before its end (a half-close before
+    /// `Content-Length`, a chunk cut short) is refused as: a client error, by what the body
+    /// was — a manifest, or else part of an upload. The front and the application both answer
+    /// so (`_core.broken_body_code`).
+    pub fn for_broken_body(path: &str) -> ErrorCode {
+        if path.contains("/manifests/") {
+            ErrorCode::ManifestInvalid
+        } else {
+            ErrorCode::BlobUploadInvalid
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::BlobUnknown => "BLOB_UNKNOWN",
             Self::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
             Self::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
             Self::DigestInvalid => "DIGEST_INVALID",
+            Self::ManifestInvalid => "MANIFEST_INVALID",
             Self::SizeInvalid => "SIZE_INVALID",
             Self::Unavailable => "UNAVAILABLE",
             Self::Unknown => "UNKNOWN",
@@ -107,9 +121,10 @@ impl ErrorCode {
     pub const fn status(self) -> StatusCode {
         match self {
             Self::BlobUnknown | Self::BlobUploadUnknown => StatusCode::NOT_FOUND,
-            Self::BlobUploadInvalid | Self::DigestInvalid | Self::SizeInvalid => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BlobUploadInvalid
+            | Self::DigestInvalid
+            | Self::ManifestInvalid
+            | Self::SizeInvalid => StatusCode::BAD_REQUEST,
             // distribution's 503 is for its own storage; here only the front answers it, when it
             // cannot reach the application behind it: a gateway's failure.
             Self::Unavailable => StatusCode::BAD_GATEWAY,

@@ -68,6 +68,8 @@ def test_go_field_order_and_escaping() -> None:
         {"mediaType": "x", "size": 1},
         {"mediaType": "x", "digest": DIGEST},
         {"mediaType": "x", "digest": DIGEST, "size": -1},
+        {"mediaType": "x", "digest": DIGEST, "size": 2**63},  # past Go's int64
+        {"mediaType": "x", "digest": DIGEST, "size": 2**64},
         {"mediaType": "x", "digest": DIGEST, "size": "1"},
         {"mediaType": "x", "digest": DIGEST, "size": True},
         {"mediaType": 1, "digest": DIGEST, "size": 1},

@@ -172,6 +172,66 @@ def test_hostile_corpus(server: Server) -> None:
     assert outside == sorted(["root", *(p.name for p in root.parent.glob("ocistore-*.log"))])
 
 
+@pytest.fixture(scope="module", params=["front", "app"])
+def either(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server behind the native front, or the application alone."""
+    base = tmp_path_factory.mktemp(f"truncated-{request.param}")
+    extra = [] if request.param == "front" else ["--no-native-front"]
+    with ocistore_server(base / "root", extra=extra) as s:
+        yield s
+
+
+def answer_to_half_sent(port: int, head: str, body: bytes) -> bytes:
+    """What the server says to a request whose body stops short (the client shuts its side of
+    the connection): its status line, or nothing if it closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode() + body)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(10)
+        received = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n" not in received and (chunk := s.recv(4096)):
+                received += chunk
+        return received.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["single-request upload", "manifest", "chunked manifest"],
+)
+def test_a_body_cut_short_is_a_client_error_and_stores_nothing(either: Server, case: str) -> None:
+    data = os.urandom(1000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
+    if case == "single-request upload":
+        head = (
+            f"POST /v2/cut/short/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(data)}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        body = data[:600]
+    elif case == "manifest":
+        head = (
+            f"PUT /v2/cut/short/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(manifest)}\r\nContent-Type: {OCI_MANIFEST}\r\n\r\n"
+        )
+        body = manifest[:30]
+    else:
+        head = (
+            f"PUT /v2/cut/short/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
+            f"Transfer-Encoding: chunked\r\nContent-Type: {OCI_MANIFEST}\r\n\r\n"
+        )
+        body = f"{len(manifest):x}\r\n".encode() + manifest[:30]  # cut mid-chunk
+    status_line = answer_to_half_sent(either.port, head, body)
+    if status_line:  # a closed connection is an answer too
+        status = int(status_line.split()[1])
+        assert 400 <= status < 500, status_line
+    assert request(either, "HEAD", f"/v2/cut/short/blobs/{digest}", {}, b"")[0] == 404
+    assert request(either, "GET", "/v2/cut/short/manifests/v1", {}, b"")[0] in (404,)
+    assert request(either, "GET", "/v2/", {}, b"")[0] == 200
+
+
 def test_truncated_bodies_do_not_hurt_the_server(server: Server) -> None:
     port = server.port
     for target in (f"/v2/ok/blobs/uploads/?digest={GOOD_DIGEST}", "/v2/ok/manifests/v1"):

@@ -344,6 +344,49 @@ def test_catalog(client: httpx.Client) -> None:
     assert page.headers["link"] == '</v2/_catalog?last=cat%2Fb&n=1>; rel="next"'
 
 
+def follow_links(client: httpx.Client, url: str, key: str) -> tuple[list[str], int]:
+    """Every page a client following ``Link`` gets, and how many requests that took."""
+    seen: list[str] = []
+    for requests in itertools.count(1):
+        page = client.get(url)
+        assert page.status_code == 200
+        seen += page.json()[key]
+        link = page.headers.get("link")
+        if link is None:
+            return seen, requests
+        assert requests < 20, f"a Link loop: {link}"
+        url = link.split(">", 1)[0].removeprefix("<")
+    raise AssertionError
+
+
+def test_a_size_past_int64_is_an_invalid_manifest(client: httpx.Client) -> None:
+    image = make_image(18)
+    for data in image.blobs.values():
+        push_blob(client, "huge/size", data)
+    document = json.loads(image.manifest)
+    document["layers"][0]["size"] = 2**64
+    payload = json.dumps(document).encode()
+    r = client.put(
+        "/v2/huge/size/manifests/v1", content=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"]
+    assert client.get("/v2/huge/size/manifests/v1").status_code == 404
+
+
+def test_a_page_of_none_is_empty_and_links_nowhere(client: httpx.Client) -> None:
+    for name in ("zero/a", "zero/b"):
+        push_image(client, name, make_image(14), "v1")
+    push_image(client, "zero/a", make_image(15), "v2")
+    for url, key in (("/v2/_catalog", "repositories"), ("/v2/zero/a/tags/list", "tags")):
+        page = client.get(url, params={"n": 0})
+        assert page.status_code == 200 and page.json()[key] == [] and "link" not in page.headers
+    # Pages of one, followed by Link, end, and give every name once.
+    tags, requests = follow_links(client, "/v2/zero/a/tags/list?n=1", "tags")
+    assert (tags, requests) == (["v1", "v2"], 2)
+    names, _ = follow_links(client, "/v2/_catalog?n=1", "repositories")
+    assert {"zero/a", "zero/b"} <= set(names) and len(names) == len(set(names))
+
+
 def test_referrers(client: httpx.Client) -> None:
     subject = make_image(15)
     subject_digest = push_image(client, "ref/app", subject, "v1")

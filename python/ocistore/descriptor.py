@@ -36,6 +36,11 @@ def go_json(value: Any) -> bytes:
     return text.encode()
 
 
+#: The largest size a descriptor may give: Go's ``int64``, which distribution and every Go
+#: client decode it into (a larger one would be a different number to them).
+SIZE_MAX = 2**63 - 1
+
+
 def _bad(message: str) -> ErrDescriptorInvalid:
     return ErrDescriptorInvalid(message)
 
@@ -122,8 +127,15 @@ class Descriptor:
     def __post_init__(self) -> None:
         if not isinstance(self.digest, Digest):
             object.__setattr__(self, "digest", Digest(self.digest))
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
-            raise _bad(f"descriptor size must be a non-negative integer, not {self.size!r}")
+        if (
+            isinstance(self.size, bool)
+            or not isinstance(self.size, int)
+            or not 0 <= self.size <= SIZE_MAX
+        ):
+            raise _bad(
+                f"descriptor size must be an integer from 0 to {SIZE_MAX} (Go's int64), "
+                f"not {self.size!r}"
+            )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Descriptor:

@@ -134,8 +134,11 @@ pub fn stalled_answer(idle: Duration) -> (StatusCode, ErrorCode, String) {
     (StatusCode::REQUEST_TIMEOUT, ErrorCode::Unknown, message)
 }
 
-/// The stall behind a failed request to the application, if its body (from the client) stalled.
-pub fn stalled_within(error: &(dyn std::error::Error + 'static)) -> Option<Duration> {
+/// The client's body error behind a failed request to the application, when the client's body
+/// (stalled or broken off) is what failed it rather than the application.
+pub fn body_error_within<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e BodyError> {
     let mut cause = Some(error);
     while let Some(error) = cause {
         // A body error reaches the client of the application wrapped in an io::Error.
@@ -145,8 +148,8 @@ pub fn stalled_within(error: &(dyn std::error::Error + 'static)) -> Option<Durat
                 .map(|e| e as &(dyn std::error::Error + 'static)),
             None => Some(error),
         };
-        if let Some(BodyError::Stalled(idle)) = inner.and_then(|e| e.downcast_ref::<BodyError>()) {
-            return Some(*idle);
+        if let Some(body) = inner.and_then(|e| e.downcast_ref::<BodyError>()) {
+            return Some(body);
         }
         cause = error.source();
     }

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 use super::Body;
+use super::idle::BodyError;
 use crate::error::ErrorCode;
 
 pub use super::protocol::{BODY_BYTES_HEADER, CLIENT_HEADER, SECRET_HEADER};
@@ -102,6 +103,7 @@ impl Upstream {
         secret: Option<&HeaderValue>,
     ) -> Response<Body> {
         let (mut parts, body) = request.into_parts();
+        let broken_code = ErrorCode::for_broken_body(parts.uri.path());
         strip_hop_by_hop(&mut parts.headers);
         // A client's own copies never pass; the front's go with the secret only.
         if secret.is_none() {
@@ -130,12 +132,22 @@ impl Upstream {
                         Some(unsent) if attempt == 0 => request = unsent,
                         _ => {
                             let error = failed.into_error();
-                            // The client's body stalled, not the application.
-                            if let Some(idle) = super::idle::stalled_within(&error) {
-                                let (status, code, message) = super::idle::stalled_answer(idle);
-                                return api_error(status, code, &message);
+                            // The client's body stalled or broke off (a half-close before
+                            // Content-Length, a chunk cut short): a client error, not the
+                            // application's; the application saw the body end early and stored
+                            // nothing of it (an upload keeps what arrived).
+                            match super::idle::body_error_within(&error) {
+                                Some(BodyError::Stalled(idle)) => {
+                                    let (status, code, message) =
+                                        super::idle::stalled_answer(*idle);
+                                    return api_error(status, code, &message);
+                                }
+                                Some(broken) => {
+                                    let message = broken.to_string();
+                                    return api_error(broken_code.status(), broken_code, &message);
+                                }
+                                None => return bad_gateway(&error.to_string()),
                             }
-                            return bad_gateway(&error.to_string());
                         }
                     }
                 }

@@ -64,6 +64,13 @@ error_classes! {
     ErrHashStateInvalid => BlobUploadInvalid,
 }
 
+/// `(code, status)` of a request to `path` whose body broke off before its end.
+#[pyfunction]
+pub fn broken_body_code(path: &str) -> (&'static str, u16) {
+    let code = ErrorCode::for_broken_body(path);
+    (code.as_str(), code.status().as_u16())
+}
+
 /// `(name, code, status)` of every `ocistore.errors` class the core raises.
 #[pyfunction]
 pub fn error_classes() -> Vec<(&'static str, &'static str, u16)> {

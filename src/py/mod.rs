@@ -35,6 +35,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fs::write_file_atomic, m)?)?;
     m.add_function(wrap_pyfunction!(fs::hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::broken_body_code, m)?)?;
     m.add_class::<layout::PyLayout>()?;
     m.add_function(wrap_pyfunction!(grammar::repository_name_problem, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::valid_tag, m)?)?;

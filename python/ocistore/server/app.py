@@ -37,6 +37,7 @@ from .http import (
     Response,
     Scope,
     Send,
+    body_broke_off,
     error_response,
 )
 
@@ -61,7 +62,7 @@ class RegistryApp(
         if (
             self.config.front_secret is not None
             and self._from_front(request, self.config.front_secret)
-            and request.path.startswith("/_ocistore/front/")
+            and request.path.startswith(FRONT.PATH_PREFIX)
         ):
             if request.path == FRONT.OBSERVATIONS_PATH and request.method == "POST":
                 await self._front_observations(request, send)
@@ -76,7 +77,14 @@ class RegistryApp(
                 request.identity = await self.access_controller.authorize(request, needed)
             response = await handler(request, **params)
         except ClientDisconnected:
-            self._finish(request, route_name, 499, 0, started)
+            # A client that only closed its sending side (a half-close) still reads: it is told
+            # why. Nothing of the request was stored (an upload keeps what arrived).
+            response = error_response(body_broke_off(request.path))
+            try:
+                sent = await self._send(scope, send, request, response)
+            except Exception:  # gone altogether: nobody to tell
+                sent = 0
+            self._finish(request, route_name, response.status, sent, started)
             return
         except Exception as error:  # every error becomes a spec error body
             response = error_response(error)

@@ -61,6 +61,13 @@ class ClientDisconnected(Exception):
     pass
 
 
+def body_broke_off(path: str) -> ApiError:
+    """The answer to a request whose body ended before it was whole (the client closed its
+    sending side, or the connection): a client error, as the native front answers it."""
+    code, status = _core.broken_body_code(path)
+    return ApiError(status, code, "the request body broke off before its end")
+
+
 class BodyStalled(ApiError):
     """Nothing of the request body arrived for ``idle`` seconds. The native front answers the
     same (``idle::stalled_answer``)."""

@@ -21,6 +21,20 @@ from ..http import (
 __all__ = ["ListingHandlers"]
 
 
+def _page(items: list[str], n: int | None, path: str) -> tuple[list[str], dict[str, str]]:
+    """The first ``n`` of ``items`` (all without ``n``) and the response's headers: a ``Link``
+    to the next page when more remain. ``n=0`` is an empty page with no ``Link`` (a ``Link``
+    with an empty ``last`` would send a client following it round in a loop)."""
+    headers = {"Content-Type": "application/json"}
+    if n is None:
+        return items, headers
+    if n == 0:
+        return [], headers
+    if len(items) > n:
+        headers["Link"] = link_header(path, {"last": items[n - 1], "n": str(n)})
+    return items[:n], headers
+
+
 class ListingHandlers(AppBase):
     """``/v2/``, ``_catalog``, ``tags/list``, ``referrers`` and ``/metrics``."""
 
@@ -37,10 +51,7 @@ class ListingHandlers(AppBase):
         names = await asyncio.to_thread(
             self.registry.repositories, last, None if n is None else n + 1
         )
-        headers = {"Content-Type": "application/json"}
-        if n is not None and len(names) > n:
-            names = names[:n]
-            headers["Link"] = link_header("/v2/_catalog", {"last": names[-1], "n": str(n)})
+        names, headers = _page(names, n, "/v2/_catalog")
         return Response(200, headers, json.dumps({"repositories": names}).encode())
 
     async def tags_list(self, request: Request, name: str) -> Response:
@@ -53,13 +64,7 @@ class ListingHandlers(AppBase):
         last = request.query.get("last")
         if last:
             tags = [t for t in tags if t > last]
-        headers = {"Content-Type": "application/json"}
-        if n is not None:
-            if len(tags) > n:
-                headers["Link"] = link_header(
-                    f"/v2/{name}/tags/list", {"last": tags[n - 1] if n else "", "n": str(n)}
-                )
-            tags = tags[:n]
+        tags, headers = _page(tags, n, f"/v2/{name}/tags/list")
         return Response(200, headers, json.dumps({"name": name, "tags": tags}).encode())
 
     async def referrers(self, request: Request, name: str, digest: str) -> Response:
