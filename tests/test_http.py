@@ -610,3 +610,137 @@ def test_shutdown_mid_upload_leaves_it_resumable(tmp_path: Path, drain: str) -> 
             assert r.status_code == 202, r.text
         assert c.put(location, params={"digest": digest_of(data)}).status_code == 201
         assert c.get(f"/v2/shut/down/blobs/{digest_of(data)}").content == data
+
+
+def sha512_of(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def test_a_manifest_pushed_by_sha512_lives_under_that_digest(client: httpx.Client) -> None:
+    # distribution-spec after v1.1: content in another algorithm end to end, the canonical
+    # sha256 only where the client gave no digest.
+    child = make_image(30)
+    for data in child.blobs.values():
+        push_blob(client, "alg/five", data)
+    child_digest = sha512_of(child.manifest)
+    r = client.put(
+        f"/v2/alg/five/manifests/{child_digest}",
+        content=child.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201 and r.headers["docker-content-digest"] == child_digest
+    for method in ("GET", "HEAD"):
+        got = client.request(method, f"/v2/alg/five/manifests/{child_digest}")
+        assert got.status_code == 200 and got.headers["docker-content-digest"] == child_digest
+    assert client.get(f"/v2/alg/five/manifests/{child_digest}").content == child.manifest
+    # Not under its sha256: nobody pushed that digest.
+    assert client.get(f"/v2/alg/five/manifests/{child.digest}").status_code == 404
+    # An index naming the sha512 child, itself pushed by sha512, with two tags at once.
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": child_digest, "size": len(child.manifest)}
+            ],
+        }
+    ).encode()
+    index_digest = sha512_of(index)
+    r = client.put(
+        f"/v2/alg/five/manifests/{index_digest}?tag=one&tag=two",
+        content=index,
+        headers={"Content-Type": OCI_INDEX},
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["oci-tag"] == "one, two"
+    got = client.get("/v2/alg/five/manifests/two")
+    assert got.headers["docker-content-digest"] == index_digest and got.content == index
+    assert client.get("/v2/alg/five/tags/list").json()["tags"] == ["one", "two"]
+    # A referrer pushed by sha512 is listed under that digest.
+    sig = make_image(31, subject=child.manifest, artifact_type="application/x.sig")
+    for data in sig.blobs.values():
+        push_blob(client, "alg/five", data)
+    sig_body = json.loads(sig.manifest)
+    sig_body["subject"]["digest"] = child_digest
+    sig_manifest = json.dumps(sig_body).encode()
+    r = client.put(
+        f"/v2/alg/five/manifests/{sha512_of(sig_manifest)}",
+        content=sig_manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201 and r.headers["oci-subject"] == child_digest
+    listed = client.get(f"/v2/alg/five/referrers/{child_digest}").json()["manifests"]
+    assert [d["digest"] for d in listed] == [sha512_of(sig_manifest)]
+    # A wrong sha512 is refused; deleting by the sha512 digest removes it and its tags.
+    r = client.put(
+        f"/v2/alg/five/manifests/sha512:{'0' * 128}",
+        content=index,
+        headers={"Content-Type": OCI_INDEX},
+    )
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]
+    assert client.delete(f"/v2/alg/five/manifests/{index_digest}").status_code == 202
+    assert client.get(f"/v2/alg/five/manifests/{index_digest}").status_code == 404
+    assert client.get("/v2/alg/five/manifests/one").status_code == 404
+
+
+def test_tags_on_a_push_are_set_together_or_not_at_all(client: httpx.Client) -> None:
+    image = make_image(32)
+    for data in image.blobs.values():
+        push_blob(client, "many/tags", data)
+    bad = client.put(
+        f"/v2/many/tags/manifests/{image.digest}?tag=good&tag=-bad",
+        content=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert bad.status_code == 400 and errors(bad) == ["MANIFEST_INVALID"]
+    assert client.get(f"/v2/many/tags/manifests/{image.digest}").status_code == 404
+    assert client.get("/v2/many/tags/manifests/good").status_code == 404
+    tags = [f"t{i}" for i in range(12)]
+    query = "&".join(f"tag={t}" for t in tags)
+    r = client.put(
+        f"/v2/many/tags/manifests/{image.digest}?{query}",
+        content=image.manifest,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201 and r.headers["oci-tag"] == ", ".join(tags)
+    assert sorted(client.get("/v2/many/tags/tags/list").json()["tags"]) == sorted(tags)
+
+
+@pytest.mark.parametrize("algorithm", ["sha512", "blake3"])
+def test_an_upload_streams_the_algorithm_it_asks_for(client: httpx.Client, algorithm: str) -> None:
+    import blake3
+
+    data = random.Random(33).randbytes(3_000_000)
+    hexdigest = (
+        hashlib.sha512(data).hexdigest()
+        if algorithm == "sha512"
+        else blake3.blake3(data).hexdigest()
+    )
+    digest = f"{algorithm}:{hexdigest}"
+    r = client.post("/v2/alg/up/blobs/uploads/", params={"digest-algorithm": algorithm})
+    assert r.status_code == 202
+    location = r.headers["location"]
+    half = len(data) // 2
+    r = client.patch(location, content=data[:half], headers={"Content-Range": f"0-{half - 1}"})
+    assert r.status_code == 202
+    r = client.patch(
+        r.headers["location"],
+        content=data[half:],
+        headers={"Content-Range": f"{half}-{len(data) - 1}"},
+    )
+    assert r.status_code == 202
+    r = client.put(r.headers["location"], params={"digest": digest})
+    assert r.status_code == 201 and r.headers["docker-content-digest"] == digest
+    got = client.get(f"/v2/alg/up/blobs/{digest}")
+    assert got.content == data and got.headers["docker-content-digest"] == digest
+    # A single-request upload by that digest, and an algorithm the registry does not have.
+    small = random.Random(34).randbytes(1000)
+    small_digest = f"{algorithm}:" + (
+        hashlib.sha512(small).hexdigest()
+        if algorithm == "sha512"
+        else blake3.blake3(small).hexdigest()
+    )
+    r = client.post("/v2/alg/up/blobs/uploads/", params={"digest": small_digest}, content=small)
+    assert r.status_code == 201 and client.get(f"/v2/alg/up/blobs/{small_digest}").content == small
+    r = client.post("/v2/alg/up/blobs/uploads/", params={"digest-algorithm": "md5"})
+    assert r.status_code == 400 and errors(r) == ["DIGEST_INVALID"]

@@ -92,9 +92,11 @@ class Request:
         self._body_idle = body_idle
         self.method: str = scope["method"]
         self.path: str = scope["path"]
+        #: Every ``(key, value)`` of the query string, in order.
+        self.query_pairs = _core.query_pairs(scope.get("query_string", b"").decode("latin-1"))
         # The first value of a repeated parameter counts, as Go's FormValue reads it.
         self.query: dict[str, str] = {}
-        for key, value in _core.query_pairs(scope.get("query_string", b"").decode("latin-1")):
+        for key, value in self.query_pairs:
             self.query.setdefault(key, value)
         headers: dict[str, list[str]] = {}
         for raw_name, raw_value in scope.get("headers", []):
@@ -106,6 +108,10 @@ class Request:
         self.identity: Identity | None = None  # set by the access controller, when there is one
         self._done = False
         self._stalled = False
+
+    def query_values(self, key: str) -> list[str]:
+        """Every value of a repeated query parameter (``?tag=a&tag=b``), in order."""
+        return [value for k, value in self.query_pairs if k == key]
 
     def header(self, name: str) -> str | None:
         values = self._headers.get(name)

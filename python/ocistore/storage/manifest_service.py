@@ -79,6 +79,8 @@ class ManifestService:
         except ErrBlobUnknown:
             raise unknown from None
         manifest, _ = unmarshal_manifest(None, payload)
+        # Addressed as it was asked for: a manifest pushed by a sha512 digest is that digest.
+        manifest = manifest.in_algorithm(parsed.algorithm)
         if media_types is not None and manifest.media_type not in media_types:
             raise ErrManifestUnknownRevision(
                 f"manifest {parsed} is a {manifest.media_type}, not one of the accepted types",
@@ -134,27 +136,34 @@ class ManifestService:
         manifest: interfaces.Manifest,
         *options: ManifestServiceOption,
         tag: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Digest:
-        """Verifies and stores ``manifest`` (its exact bytes); tags it if ``tag`` is given (also
-        as the option ``WithTag``, which wins). A manifest of another implementation than
-        ocistore's is parsed from its payload first, as if it had been pushed."""
+        """Verifies and stores ``manifest`` (its exact bytes) under its digest, in the algorithm
+        it is addressed by (``Manifest.in_algorithm``); tags it with ``tag`` (also as the option
+        ``WithTag``, which wins) and every one of ``tags``. Every tag is checked before anything
+        is written, so a bad one leaves neither the manifest nor any tag. A manifest of another
+        implementation than ocistore's is parsed from its payload first, as if it had been
+        pushed."""
         if options:
             tag = ManifestOptions(tag=tag).with_options(options).tag
         if not isinstance(manifest, Manifest):
             manifest, _ = unmarshal_manifest(manifest.media_type, manifest.payload())
-        if tag is not None:
-            check_tag(tag)
+        every_tag = [*([] if tag is None else [tag]), *tags]
+        for each in every_tag:
+            check_tag(each)
         digest = manifest.digest
         with self.registry.gc_lock():
             self._verify(manifest)
-            stored = self.registry.blobs().put(manifest.media_type, manifest.payload())
+            stored = self.registry.blobs().put(
+                manifest.media_type, manifest.payload(), algorithm=manifest.algorithm
+            )
             self.driver.touch(Layout.blob_data(stored.digest))
             self.driver.write(self._link_key(digest), str(digest).encode())
             if manifest.subject is not None:
                 link = Layout.referrer_link(self.repository.name, manifest.subject.digest, digest)
                 self.driver.write(link, str(digest).encode())
-            if tag is not None:
-                self.repository.tags()._write(tag, digest)
+            for each in dict.fromkeys(every_tag):
+                self.repository.tags()._write(each, digest)
         return digest
 
     def delete(self, digest: DigestLike) -> None:

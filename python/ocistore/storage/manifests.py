@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Self
 
+from .. import hashing
 from .._core import Digest
 from ..descriptor import Descriptor, go_json
 from ..errors import ErrDescriptorInvalid, ErrManifestInvalid, ErrSchemaV1Unsupported
@@ -57,16 +58,27 @@ class Manifest:
     annotations: Mapping[str, str] | None = field(default=None, hash=False)
     subject: Descriptor | None = None
     artifact_type: str | None = None
+    #: The algorithm the manifest is addressed by: sha256 unless it was pushed by (or read as)
+    #: a digest in another one (distribution-spec: content in sha512 or blake3 end to end).
+    algorithm: str = field(default="sha256", compare=False)
 
     def payload(self) -> bytes:
         return self.raw
+
+    def in_algorithm(self, algorithm: str) -> Self:
+        """The same manifest, addressed by a digest in ``algorithm``."""
+        if algorithm == self.algorithm:
+            return self
+        return replace(self, algorithm=algorithm)
 
     def references(self) -> list[Descriptor]:
         return []
 
     @property
     def digest(self) -> Digest:
-        return Digest("sha256:" + hashlib.sha256(self.raw).hexdigest())
+        if self.algorithm == "sha256":
+            return Digest("sha256:" + hashlib.sha256(self.raw).hexdigest())
+        return Digest.from_bytes(self.algorithm, hashing.new(self.algorithm, self.raw).digest())
 
     def descriptor(self) -> Descriptor:
         return Descriptor(media_type=self.media_type, digest=self.digest, size=len(self.raw))

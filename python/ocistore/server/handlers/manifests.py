@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from ... import hashing
 from ..._core import Digest
 from ...errors import (
     ErrManifestUnknown,
@@ -21,6 +20,8 @@ from ..http import (
 
 #: Largest manifest accepted (the OCI spec's suggested minimum is 4 MiB).
 MANIFEST_LIMIT = 4 * 1024 * 1024
+#: Most ``tag`` parameters one manifest push may carry (the spec asks for at least 10).
+TAGS_MAX = 100
 
 __all__ = ["ManifestHandlers"]
 
@@ -63,22 +64,28 @@ class ManifestHandlers(AppBase):
         repo = self._repository(name)
         ref = parse_reference(reference)
         payload = await request.body(MANIFEST_LIMIT)
-        manifest, descriptor = unmarshal_manifest(request.header("content-type"), payload)
-        if isinstance(ref, Digest) and ref != descriptor.digest:
-            actual = Digest.from_bytes(ref.algorithm, hashing.new(ref.algorithm, payload).digest())
-            if actual != ref:
+        manifest, _ = unmarshal_manifest(request.header("content-type"), payload)
+        tags = request.query_values("tag")
+        if isinstance(ref, Digest):
+            # Stored, linked and served under the digest the client gave, in its algorithm.
+            manifest = manifest.in_algorithm(ref.algorithm)
+            if manifest.digest != ref:
                 raise ApiError(
                     400,
                     "DIGEST_INVALID",
-                    f"manifest digest is {actual}, not {ref}",
-                    {"expected": str(ref), "actual": str(actual)},
+                    f"manifest digest is {manifest.digest}, not {ref}",
+                    {"expected": str(ref), "actual": str(manifest.digest)},
                 )
+        if len(tags) > TAGS_MAX:
+            raise ApiError(414, "MANIFEST_INVALID", f"at most {TAGS_MAX} tags per request")
         tag = ref if isinstance(ref, str) else None
-        digest = await asyncio.to_thread(repo.manifests().put, manifest, tag=tag)
+        digest = await asyncio.to_thread(repo.manifests().put, manifest, tag=tag, tags=tags)
         headers = {
             "Location": f"/v2/{name}/manifests/{digest}",
             "Docker-Content-Digest": str(digest),
         }
+        if tags:
+            headers["OCI-Tag"] = ", ".join(dict.fromkeys(tags))
         if manifest.subject is not None:
             headers["OCI-Subject"] = str(manifest.subject.digest)
         return Response(201, headers)

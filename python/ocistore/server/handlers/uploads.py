@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ... import _core
+from ... import _core, hashing
 from ..._core import Digest
 from ...aio import INLINE_WRITE_MAX
 from ...descriptor import Descriptor
@@ -25,6 +25,21 @@ from ..http import (
 )
 
 
+def _digest_algorithm(request: Request) -> str:
+    """The algorithm an upload streams (``?digest-algorithm=``, distribution-spec end-4c;
+    sha256 without it); one the registry does not support is 400 ``DIGEST_INVALID``."""
+    algorithm = request.query.get("digest-algorithm") or "sha256"
+    if algorithm not in hashing.algorithms_available:
+        raise ApiError(
+            400,
+            "DIGEST_INVALID",
+            f"unsupported digest algorithm {algorithm!r}; supported: "
+            + ", ".join(sorted(hashing.algorithms_available)),
+            {"digest-algorithm": algorithm},
+        )
+    return algorithm
+
+
 def _created(name: str, digest: Digest) -> Response:
     """A blob now in repository ``name``: 201 with its location and digest."""
     return Response(
@@ -35,7 +50,7 @@ def _created(name: str, digest: Digest) -> Response:
 def _push_whole(blobs: LinkedBlobStore, data: bytes, digest: Digest) -> Descriptor:
     """A whole blob through an upload, so it is verified against ``digest`` before it is
     published; nothing stays behind when it is not."""
-    writer = blobs.create()
+    writer = blobs.create(algorithm=digest.algorithm)
     try:
         writer.write(data)
         return writer.commit(digest)
@@ -54,6 +69,7 @@ class UploadHandlers(AppBase):
     async def start_upload(self, request: Request, name: str) -> Response:
         self._check_writable()
         blobs = self._repository(name).blobs()
+        algorithm = _digest_algorithm(request)
         mount = request.query.get("mount")
         if mount:
             digest = Digest(mount)
@@ -61,11 +77,13 @@ class UploadHandlers(AppBase):
             if not self._may_mount_from(request, source):
                 # As the spec allows: ignore the mount and start a normal upload, revealing
                 # nothing about a repository the caller may not read.
-                writer = await asyncio.to_thread(blobs.create)
+                writer = await asyncio.to_thread(blobs.create, algorithm=algorithm)
                 await request.drain()
                 return Response(202, self._upload_headers(name, writer.id, 0))
             try:
-                writer = await asyncio.to_thread(blobs.create, mount_from=(source, digest))
+                writer = await asyncio.to_thread(
+                    blobs.create, mount_from=(source, digest), algorithm=algorithm
+                )
             except ErrBlobMounted as mounted:
                 return _created(name, mounted.descriptor.digest)
             await request.drain()
@@ -79,7 +97,8 @@ class UploadHandlers(AppBase):
                 data = await request.body(INLINE_WRITE_MAX)
                 descriptor = await asyncio.to_thread(_push_whole, blobs, data, digest)
             else:
-                writer = await asyncio.to_thread(blobs.create)
+                # Streamed in the digest's own algorithm: verified without a second pass.
+                writer = await asyncio.to_thread(blobs.create, algorithm=digest.algorithm)
                 try:
                     await self._stream_into(request, writer)
                     descriptor = await asyncio.to_thread(writer.commit, digest)
@@ -88,7 +107,7 @@ class UploadHandlers(AppBase):
                         writer.cancel()
                     raise
             return _created(name, descriptor.digest)
-        writer = await asyncio.to_thread(blobs.create)
+        writer = await asyncio.to_thread(blobs.create, algorithm=algorithm)
         await request.drain()
         return Response(202, self._upload_headers(name, writer.id, 0))
 
