@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from ocistore.errors import (
     ErrUnsupported,
 )
 from ocistore.interfaces import BlobStore as BlobStoreProtocol
-from ocistore.storage import GLOBAL_SCOPE, OCI_INDEX, OCI_MANIFEST
+from ocistore.storage import GLOBAL_SCOPE, OCI_INDEX, OCI_MANIFEST, ManifestValidation
 from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 
 from .images import CONFIG, LAYER, descriptor, digest_of, make_image, make_index, push
@@ -171,6 +172,66 @@ def test_index_children_must_exist(registry: Registry) -> None:
     push(repo, arm)
     digest = repo.manifests().put(index, tag="latest")
     assert repo.tags().get("latest") == Descriptor(OCI_INDEX, digest, len(index_bytes))
+
+
+def test_sparse_indexes_as_configured(storage: FilesystemDriver | ObjectStoreDriver) -> None:
+    amd, arm = make_image(6, arch="amd64"), make_image(7, arch="arm64")
+    index_bytes = make_index([(amd, "amd64"), (arm, "arm64")])
+    index, _ = unmarshal_manifest(OCI_INDEX, index_bytes)
+    # none: an index whose children are absent (one platform copied) is accepted.
+    sparse = Registry(storage, validation=ManifestValidation(index_children="none"))
+    repo = sparse.repository("sparse/none")
+    push(repo, amd)
+    digest = repo.manifests().put(index, tag="all")
+    assert repo.manifests().get(digest).payload() == index_bytes
+    with pytest.raises(ErrManifestUnknownRevision):
+        repo.manifests().get(arm.digest)  # a pull of the missing child: unknown
+    # list: only the children of the listed platforms must be there.
+    listed = Registry(
+        storage, validation=ManifestValidation("list", index_platforms=(("linux", "arm64"),))
+    )
+    repo = listed.repository("sparse/list")
+    push(repo, amd)
+    with pytest.raises(ErrManifestVerification) as info:
+        repo.manifests().put(index)
+    assert [str(e.detail["digest"]) for e in info.value.errors] == [arm.digest]
+    push(repo, arm)
+    repo.manifests().put(index)
+
+
+def test_foreign_layer_urls_as_configured(registry: Registry) -> None:
+    allow = ManifestValidation(
+        urls_allow=(re.compile(r"^https://([^/]+\.)?example\.com/"),),
+        urls_deny=(re.compile(r"^https://deny\.example\.com/"),),
+    )
+    refuse_all = ManifestValidation(urls_allow=())
+    cases = [
+        (allow, "https://example.com/layer", True),
+        (allow, "https://cdn.example.com/layer", True),
+        (allow, "https://deny.example.com/layer", False),
+        (allow, "https://example.org/layer", False),
+        (allow, "ftp://example.com/layer", False),
+        (refuse_all, "https://example.com/layer", False),
+        (ManifestValidation(), "http://anywhere/layer", True),
+    ]
+    for i, (validation, url, accepted) in enumerate(cases):
+        checked = Registry(registry.driver, validation=validation)
+        repo = checked.repository(f"urls/case{i}")
+        repo.blobs().put("x", b"{}")
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(CONFIG, b"{}"),
+            "layers": [descriptor(LAYER, b"foreign", urls=[url])],
+        }
+        manifest, _ = unmarshal_manifest(OCI_MANIFEST, json.dumps(body).encode())
+        if accepted:
+            assert repo.manifests().exists(repo.manifests().put(manifest)), url
+        else:
+            with pytest.raises(ErrManifestVerification) as info:
+                repo.manifests().put(manifest)
+            assert [e.code for e in info.value.errors] == ["MANIFEST_INVALID"], url
+            assert not repo.manifests().exists(manifest.digest)
 
 
 def test_tags(registry: Registry) -> None:

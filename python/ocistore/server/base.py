@@ -78,7 +78,9 @@ class AppBase:
     def __init__(self, config: Config) -> None:
         self.config = config
         driver = config.storage_driver()
-        self.registry = Registry(driver, delete_enabled=config.delete_enabled)
+        self.registry = Registry(
+            driver, delete_enabled=config.delete_enabled, validation=config.manifest_validation()
+        )
         # Whole blobs go out as files (zero-copy) from a filesystem; from object storage, by a
         # redirect to a presigned URL unless storage.redirect.disable, else streamed.
         self.local_files = isinstance(driver, FilesystemDriver)

@@ -39,9 +39,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..storage.driver import FilesystemDriver, ObjectStoreDriver
+from ..storage.validation import IndexChildren, ManifestValidation
 
 __all__ = ["Config", "ConfigError", "load_config", "parse_addr", "parse_duration"]
 
@@ -101,6 +102,15 @@ class Config:
     redirect: bool = True
     #: None: the native front on filesystem storage.
     native_front: bool | None = None
+    #: ``validation.manifests`` as distribution 3 reads it: ``indexes.platforms`` (all, none or
+    #: list), ``indexes.platformlist`` as ``[os, architecture]`` pairs, ``urls.allow`` and
+    #: ``urls.deny`` (with ``allow`` unset, no foreign layer URL is accepted);
+    #: ``validation.disabled`` turns all of it off.
+    validation_disabled: bool = False
+    index_children: str = "all"
+    index_platforms: list[list[str]] = field(default_factory=list)
+    urls_allow: list[str] = field(default_factory=list)
+    urls_deny: list[str] = field(default_factory=list)
     #: Set by ``serve`` for the workers behind a native front: requests carrying it came
     #: through the front (never read from a file).
     front_secret: str | None = None
@@ -111,6 +121,17 @@ class Config:
         from .. import _core
 
         return ObjectStoreDriver(_core.ObjectStore(**self.s3))
+
+    def manifest_validation(self) -> ManifestValidation:
+        if self.validation_disabled:
+            return ManifestValidation(index_children="none")
+        children = cast(IndexChildren, self.index_children)
+        return ManifestValidation(
+            index_children=children,
+            index_platforms=tuple((os_, arch) for os_, arch in self.index_platforms),
+            urls_allow=tuple(re.compile(p) for p in self.urls_allow),
+            urls_deny=tuple(re.compile(p) for p in self.urls_deny),
+        )
 
     def front_in_use(self) -> bool:
         """Whether ``serve`` puts the native front before the application: as configured, and
@@ -159,6 +180,14 @@ _SCHEMA: dict[str, Any] = {
         "nativefront": bool,
         "tls": {"certificate": str, "key": str, "minimumtls": str},
     },
+    "validation": {
+        "enabled": bool,
+        "disabled": bool,
+        "manifests": {
+            "urls": {"allow": list, "deny": list},
+            "indexes": {"platforms": str, "platformlist": list},
+        },
+    },
     "auth": {
         "htpasswd": {"realm": str, "path": str},
         "token": {"realm": str, "service": str, "issuer": str, "rootcertbundle": str, "jwks": str},
@@ -194,6 +223,8 @@ def _check(node: Any, schema: Any, where: str) -> None:
             raise ConfigError(f"{where}: expected true or false, got {node!r}")
     elif schema is dict and not isinstance(node, dict):
         raise ConfigError(f"{where}: expected a mapping, got {node!r}")
+    elif schema is list and not isinstance(node, list):
+        raise ConfigError(f"{where}: expected a list, got {node!r}")
 
 
 def _get(doc: dict[str, Any], path: str) -> Any:
@@ -233,6 +264,38 @@ def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
             )
         options["chunk_size"] = int(chunk)
     return options
+
+
+def _validation(doc: dict[str, Any], config: Config) -> None:
+    """``validation``, as distribution 3 reads it."""
+    disabled = _get(doc, "validation.disabled")
+    enabled = _get(doc, "validation.enabled")  # distribution's older spelling
+    config.validation_disabled = bool(disabled) or enabled is False
+    if (platforms := _get(doc, "validation.manifests.indexes.platforms")) is not None:
+        mode = str(platforms).lower()
+        if mode not in ("all", "none", "list"):
+            raise ConfigError(
+                "validation.manifests.indexes.platforms: expected all, none or list, "
+                f"got {platforms!r}"
+            )
+        config.index_children = mode
+    for item in _get(doc, "validation.manifests.indexes.platformlist") or []:
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(k), str) for k in ("os", "architecture")
+        ):
+            raise ConfigError(
+                "validation.manifests.indexes.platformlist: each entry needs os and "
+                f"architecture, got {item!r}"
+            )
+        config.index_platforms.append([item["os"], item["architecture"]])
+    for key in ("allow", "deny"):
+        patterns = _get(doc, f"validation.manifests.urls.{key}") or []
+        for pattern in patterns:
+            try:
+                re.compile(str(pattern))
+            except re.error as e:
+                raise ConfigError(f"validation.manifests.urls.{key}: {pattern!r}: {e}") from None
+        getattr(config, f"urls_{key}").extend(str(p) for p in patterns)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -313,6 +376,7 @@ def load_config(path: str | Path | None) -> Config:
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise ConfigError(f"http.headers.{name}: expected a list of strings")
         config.headers = {str(k): list(v) for k, v in headers.items()}
+    _validation(doc, config)
     if (auth := _get(doc, "auth")) is not None:
         config.auth = {str(kind): dict(options or {}) for kind, options in auth.items()}
         from .auth import AuthConfigError, access_controller

@@ -27,6 +27,7 @@ from .names import check_repository_name, check_tag, parse_reference
 from .registry import GLOBAL_SCOPE, Registry
 from .repository import Repository
 from .tags import TagService
+from .validation import ManifestValidation
 
 __all__ = [
     "DEFAULT_MIN_AGE",
@@ -47,6 +48,7 @@ __all__ = [
     "Manifest",
     "ManifestBuilder",
     "ManifestService",
+    "ManifestValidation",
     "MemoryBlobDescriptorCache",
     "Registry",
     "Repository",

@@ -12,6 +12,7 @@ from .._core import Digest, Layout
 from ..errors import (
     ErrBlobUnknown,
     ErrManifestBlobUnknown,
+    ErrManifestInvalid,
     ErrManifestUnknownRevision,
     ErrManifestVerification,
     OciStoreError,
@@ -97,8 +98,13 @@ class ManifestService:
         referenced manifest stored here. Refreshes what it finds, for the GC protocol."""
         problems: list[OciStoreError] = []
         blobs = self.repository.blobs()
+        validation = self.registry.validation
         if isinstance(manifest, ImageIndex):
             for child in manifest.manifests:
+                if not validation.child_required(child):
+                    # A sparse index: a child present is refreshed all the same, for the GC.
+                    self.driver.touch(self._link_key(child.digest))
+                    continue
                 if not self.exists(child.digest) or not self.driver.touch(
                     self._link_key(child.digest)
                 ):
@@ -112,7 +118,16 @@ class ManifestService:
         else:
             for ref in manifest.references():
                 if ref.urls:
-                    continue  # a foreign layer: served from its URLs, not by this registry
+                    # A foreign layer: served from its URLs, not by this registry.
+                    for url in ref.urls:
+                        if (why := validation.url_problem(url)) is not None:
+                            problems.append(
+                                ErrManifestInvalid(
+                                    f"layer {ref.digest} names URL {url!r}: {why}",
+                                    detail={"digest": str(ref.digest), "url": url},
+                                )
+                            )
+                    continue
                 try:
                     self.driver.touch(Layout.blob_data(ref.digest))
                     blobs.stat(ref.digest)

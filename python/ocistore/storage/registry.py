@@ -41,6 +41,7 @@ from ..store import BlobStore
 from .driver import FilesystemDriver, ObjectStoreDriver, StorageDriver
 from .names import check_repository_name, path_sort_key
 from .repository import Repository
+from .validation import ManifestValidation
 
 if TYPE_CHECKING:
     pass
@@ -58,8 +59,11 @@ class Registry:
         root: str | os.PathLike[str] | FilesystemDriver | ObjectStoreDriver,
         *,
         delete_enabled: bool = True,
+        validation: ManifestValidation | None = None,
     ) -> None:
-        """``root``: a directory, or a storage driver (``ocistore.storage.driver``)."""
+        """``root``: a directory, or a storage driver (``ocistore.storage.driver``).
+        ``validation``: what manifest pushes must satisfy (by default every child of an index
+        present, and foreign layers with any http or https URL)."""
         self.driver: StorageDriver = (
             root
             if isinstance(root, (FilesystemDriver, ObjectStoreDriver))
@@ -67,6 +71,7 @@ class Registry:
         )
         self.root = self.driver.url
         self.delete_enabled = delete_enabled
+        self.validation = validation or ManifestValidation()
         self._blobs = self.driver.blob_store()
         self.repositories_key = Layout.repositories()
 
