@@ -104,12 +104,16 @@ class Config:
     native_front: bool | None = None
     #: ``validation.manifests`` as distribution 3 reads it: ``indexes.platforms`` (all, none or
     #: list), ``indexes.platformlist`` as ``[os, architecture]`` pairs, ``urls.allow`` and
-    #: ``urls.deny`` (with ``allow`` unset, no foreign layer URL is accepted);
+    #: ``urls.deny`` (with ``allow`` unset any http or https URL is accepted, as the spec's
+    #: conformance suite expects; distribution 3 refuses every URL then);
     #: ``validation.disabled`` turns all of it off.
     validation_disabled: bool = False
     index_children: str = "all"
+    #: ``validation.manifests.blobs`` (ocistore's own key): ``none`` accepts image manifests
+    #: whose config or layers are absent.
+    blobs_required: bool = True
     index_platforms: list[list[str]] = field(default_factory=list)
-    urls_allow: list[str] = field(default_factory=list)
+    urls_allow: list[str] | None = None
     urls_deny: list[str] = field(default_factory=list)
     #: Set by ``serve`` for the workers behind a native front: requests carrying it came
     #: through the front (never read from a file).
@@ -128,8 +132,11 @@ class Config:
         children = cast(IndexChildren, self.index_children)
         return ManifestValidation(
             index_children=children,
+            blobs_required=self.blobs_required,
             index_platforms=tuple((os_, arch) for os_, arch in self.index_platforms),
-            urls_allow=tuple(re.compile(p) for p in self.urls_allow),
+            urls_allow=(
+                None if self.urls_allow is None else tuple(re.compile(p) for p in self.urls_allow)
+            ),
             urls_deny=tuple(re.compile(p) for p in self.urls_deny),
         )
 
@@ -186,6 +193,7 @@ _SCHEMA: dict[str, Any] = {
         "manifests": {
             "urls": {"allow": list, "deny": list},
             "indexes": {"platforms": str, "platformlist": list},
+            "blobs": str,
         },
     },
     "auth": {
@@ -279,6 +287,10 @@ def _validation(doc: dict[str, Any], config: Config) -> None:
                 f"got {platforms!r}"
             )
         config.index_children = mode
+    if (blobs := _get(doc, "validation.manifests.blobs")) is not None:
+        if str(blobs).lower() not in ("all", "none"):
+            raise ConfigError(f"validation.manifests.blobs: expected all or none, got {blobs!r}")
+        config.blobs_required = str(blobs).lower() == "all"
     for item in _get(doc, "validation.manifests.indexes.platformlist") or []:
         if not isinstance(item, dict) or not all(
             isinstance(item.get(k), str) for k in ("os", "architecture")
@@ -289,13 +301,18 @@ def _validation(doc: dict[str, Any], config: Config) -> None:
             )
         config.index_platforms.append([item["os"], item["architecture"]])
     for key in ("allow", "deny"):
-        patterns = _get(doc, f"validation.manifests.urls.{key}") or []
+        patterns = _get(doc, f"validation.manifests.urls.{key}")
+        if patterns is None:
+            continue
         for pattern in patterns:
             try:
                 re.compile(str(pattern))
             except re.error as e:
                 raise ConfigError(f"validation.manifests.urls.{key}: {pattern!r}: {e}") from None
-        getattr(config, f"urls_{key}").extend(str(p) for p in patterns)
+        if key == "allow":
+            config.urls_allow = [str(p) for p in patterns]
+        else:
+            config.urls_deny = [str(p) for p in patterns]
 
 
 def load_config(path: str | Path | None) -> Config:

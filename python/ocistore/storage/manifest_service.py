@@ -12,7 +12,6 @@ from .._core import Digest, Layout
 from ..errors import (
     ErrBlobUnknown,
     ErrManifestBlobUnknown,
-    ErrManifestInvalid,
     ErrManifestUnknownRevision,
     ErrManifestVerification,
     OciStoreError,
@@ -121,9 +120,13 @@ class ManifestService:
                     # A foreign layer: served from its URLs, not by this registry.
                     for url in ref.urls:
                         if (why := validation.url_problem(url)) is not None:
+                            # The spec: a manifest refused for a blob the registry does not
+                            # have is MANIFEST_BLOB_UNKNOWN, and a refused URL leaves it so.
                             problems.append(
-                                ErrManifestInvalid(
-                                    f"layer {ref.digest} names URL {url!r}: {why}",
+                                ErrManifestBlobUnknown(
+                                    f"layer {ref.digest} is not in repository "
+                                    f"{self.repository.name} and its URL {url!r} is not "
+                                    f"accepted: {why}",
                                     detail={"digest": str(ref.digest), "url": url},
                                 )
                             )
@@ -132,6 +135,8 @@ class ManifestService:
                     self.driver.touch(Layout.blob_data(ref.digest))
                     blobs.stat(ref.digest)
                 except ErrBlobUnknown:
+                    if not validation.blobs_required:
+                        continue  # a sparse image, as configured
                     problems.append(
                         ErrManifestBlobUnknown(
                             f"blob {ref.digest} ({ref.media_type}) is not in repository "

@@ -22,10 +22,15 @@ class ManifestValidation:
     ``none`` (a sparse index, as ``skopeo copy`` of one platform leaves, is accepted) or
     ``list`` (only the children whose platform is in ``index_platforms``, as ``(os,
     architecture)`` pairs). ``urls_allow``: patterns a foreign layer's URLs must each match
-    (``None``: any http or https URL; empty: no URL at all, distribution's default when
-    ``allow`` is unset); ``urls_deny``: patterns none of them may match."""
+    (``None``: any http or https URL — the spec's conformance suite pushes non-distributable
+    layers by default, which distribution 3 refuses when ``allow`` is unset); ``urls_deny``:
+    patterns none of them may match."""
 
     index_children: IndexChildren = "all"
+    #: Whether an image manifest's config and layers must be in the repository (ocistore's
+    #: ``validation.manifests.blobs``: ``none`` accepts a sparse image, as the spec's suite
+    #: pushes with sparse data; distribution 3 has no such switch and refuses it).
+    blobs_required: bool = True
     index_platforms: tuple[tuple[str, str], ...] = ()
     urls_allow: tuple[re.Pattern[str], ...] | None = None
     urls_deny: tuple[re.Pattern[str], ...] = ()
