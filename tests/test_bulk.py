@@ -221,3 +221,26 @@ def test_a_truncated_blob_stops_the_import_and_stores_nothing_of_it(tmp_path: Pa
         registry.repository("a/b").tags().resolve("v1")
     blob_dir = tmp_path / "root" / "docker" / "registry" / "v2" / "blobs" / "sha256"
     assert not (blob_dir / victim.name[:2] / victim.name).exists()
+
+
+def test_a_sha512_manifest_is_exported_and_imported_under_its_digest(tmp_path: Path) -> None:
+    from ocistore import unmarshal_manifest
+
+    from .images import make_image
+
+    source = Registry(tmp_path / "source")
+    repo = source.repository("alg/app")
+    image = make_image(70)
+    for data in image.blobs.values():
+        repo.blobs().put("x", data)
+    manifest, _ = unmarshal_manifest(None, image.manifest)
+    digest = repo.manifests().put(manifest.in_algorithm("sha512"), tag="v1")
+    entry = export_image(source, "alg/app", "v1", tmp_path / "out")
+    assert entry.digest == digest
+    assert (tmp_path / "out/blobs/sha512" / digest.hex).read_bytes() == image.manifest
+    target = Registry(tmp_path / "target")
+    result = import_image(tmp_path / "out", "alg/copy", "v1", registry=target)
+    assert result.digest == digest
+    copied = target.repository("alg/copy")
+    assert copied.tags().resolve("v1") == digest
+    assert copied.manifests().get(digest).payload() == image.manifest

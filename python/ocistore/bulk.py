@@ -308,6 +308,8 @@ def _import(
         def walk(descriptor: Descriptor) -> None:
             payload = src.read(descriptor.digest)
             manifest, _ = unmarshal_manifest(descriptor.media_type, payload)
+            # Stored under the digest the layout names it by (sha512 stays sha512).
+            manifest = manifest.in_algorithm(descriptor.digest.algorithm)
             if isinstance(manifest, ImageIndex):
                 for child in manifest.manifests:
                     walk(child)
