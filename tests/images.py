@@ -91,14 +91,17 @@ def make_index(images: list[tuple[Image, str]]) -> bytes:
     ).encode()
 
 
-def push(repo: Repository, image: Image, tag: str | None = None) -> str:
+def push(
+    repo: Repository, image: Image, tag: str | None = None, *, algorithm: str = "sha256"
+) -> str:
+    """Stores the image's blobs and its manifest, addressed by a digest in ``algorithm``."""
     from ocistore import unmarshal_manifest
 
     blobs = repo.blobs()
     for data in image.blobs.values():
         blobs.put("application/octet-stream", data)
     manifest, _ = unmarshal_manifest(OCI_MANIFEST, image.manifest)
-    return str(repo.manifests().put(manifest, tag=tag))
+    return str(repo.manifests().put(manifest.in_algorithm(algorithm), tag=tag))
 
 
 def check_tagged_images_complete(registry: Registry) -> int:

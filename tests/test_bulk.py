@@ -224,17 +224,13 @@ def test_a_truncated_blob_stops_the_import_and_stores_nothing_of_it(tmp_path: Pa
 
 
 def test_a_sha512_manifest_is_exported_and_imported_under_its_digest(tmp_path: Path) -> None:
-    from ocistore import unmarshal_manifest
+    from ocistore import Digest
 
-    from .images import make_image
+    from .images import make_image, push
 
     source = Registry(tmp_path / "source")
-    repo = source.repository("alg/app")
     image = make_image(70)
-    for data in image.blobs.values():
-        repo.blobs().put("x", data)
-    manifest, _ = unmarshal_manifest(None, image.manifest)
-    digest = repo.manifests().put(manifest.in_algorithm("sha512"), tag="v1")
+    digest = Digest(push(source.repository("alg/app"), image, tag="v1", algorithm="sha512"))
     entry = export_image(source, "alg/app", "v1", tmp_path / "out")
     assert entry.digest == digest
     assert (tmp_path / "out/blobs/sha512" / digest.hex).read_bytes() == image.manifest

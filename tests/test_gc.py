@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ocistore import Registry, unmarshal_manifest
+from ocistore import Digest, Registry, unmarshal_manifest
 from ocistore.errors import ErrBlobUnknown, ErrManifestVerification
 from ocistore.storage import OCI_INDEX, GarbageCollector, collect_garbage, purge_uploads
 
@@ -212,16 +212,10 @@ def test_sha512_manifests_are_marked_swept_and_checked(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     repo = registry.repository("alg/gc")
     image = make_image(60)
-    for data in image.blobs.values():
-        repo.blobs().put("x", data)
-    manifest, _ = unmarshal_manifest(None, image.manifest)
-    digest = repo.manifests().put(manifest.in_algorithm("sha512"), tag="v1")
+    digest = Digest(push(repo, image, tag="v1", algorithm="sha512"))
     assert digest.algorithm == "sha512"
     untagged = make_image(61)
-    for data in untagged.blobs.values():
-        repo.blobs().put("x", data)
-    loose, _ = unmarshal_manifest(None, untagged.manifest)
-    loose_digest = repo.manifests().put(loose.in_algorithm("sha512"))
+    loose_digest = Digest(push(repo, untagged, algorithm="sha512"))
     orphan = registry.blobs().put("x", b"orphan", algorithm="sha512").digest
     age_everything(registry)
     result = collect_garbage(registry, delete_untagged=True)
