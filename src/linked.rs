@@ -38,9 +38,19 @@ pub fn link_if_absent(links: &dyn LinkStore, key: &str, digest: &Digest) -> Resu
     links.write(key, digest.to_string().as_bytes())
 }
 
-/// Whether repository `name` links the blob.
+/// The blob whose bytes repository `name` serves under `digest`, or None when it does not link
+/// it: `digest` itself when its link holds it, or the digest the link names in another algorithm.
+/// distribution stores a blob pushed by a sha512 digest under its canonical sha256 and writes
+/// the repository's link under the sha512 digest holding `sha256:…`; such a tree is read as it
+/// is. A link naming another digest of the same algorithm is no link (it cannot be an alias).
+pub fn resolve(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<Option<Digest>> {
+    let held = read_link(links, &layout::layer_link(name, digest))?;
+    Ok(held.filter(|held| held == digest || held.algorithm() != digest.algorithm()))
+}
+
+/// Whether repository `name` links the blob (itself, or by distribution's alias).
 pub fn is_linked(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<bool> {
-    Ok(read_link(links, &layout::layer_link(name, digest))?.as_ref() == Some(digest))
+    Ok(resolve(links, name, digest)?.is_some())
 }
 
 /// Links a blob the registry already stores into repository `name` (a mount, or a blob stored
@@ -291,6 +301,29 @@ mod tests {
         let before = writes(&store);
         link(&store, "x", &digest).unwrap();
         assert_eq!(writes(&store), before);
+    }
+
+    #[test]
+    fn a_link_in_another_algorithm_is_an_alias() {
+        let store = Recorder::default();
+        let sha512 = Digest::parse(&format!("sha512:{}", "b".repeat(128))).unwrap();
+        let sha256 = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        let other256 = Digest::parse(&format!("sha256:{}", "c".repeat(64))).unwrap();
+        store
+            .write(
+                &layout::layer_link("x", &sha512),
+                sha256.to_string().as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(resolve(&store, "x", &sha512).unwrap(), Some(sha256.clone()));
+        assert!(is_linked(&store, "x", &sha512).unwrap());
+        store
+            .write(
+                &layout::layer_link("x", &sha256),
+                other256.to_string().as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(resolve(&store, "x", &sha256).unwrap(), None);
     }
 
     #[test]

@@ -122,3 +122,63 @@ def test_upload_started_by_distribution_is_finished_by_ocistore(tmp_path: Path) 
     with reference_registry(root, tmp_path) as client:
         blob = client.get_blob("team/layer", digest_of(data))
         assert blob.status == 200 and blob.body == data
+
+
+def test_a_sha512_blob_distribution_stored_is_served_and_kept(tmp_path: Path) -> None:
+    # distribution stores a blob pushed by a sha512 digest under its sha256, with the
+    # repository's sha512 link holding "sha256:..." (an alias). ocistore reads such a tree as
+    # it is: the blob is served under its sha512 digest, and the collector keeps its bytes.
+    from datetime import timedelta
+
+    from ocistore.storage import collect_garbage
+
+    from .servers import ocistore_server
+
+    root = tmp_path / "root"
+    layer = random.Random(7).randbytes(50_000)
+    layer512 = "sha512:" + hashlib.sha512(layer).hexdigest()
+    config = b'{"architecture":"amd64","os":"linux"}'
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": digest_of(config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer512, "size": len(layer)}],
+        }
+    ).encode()  # fmt: skip
+    with reference_registry(root, tmp_path) as client:
+        client.push_blob("alg/dist", layer, layer512)
+        client.push_blob("alg/dist", config, digest_of(config))
+        client.put_manifest("alg/dist", "v1", manifest, OCI_MANIFEST)
+    link = root / "docker/registry/v2/repositories/alg/dist/_layers/sha512" / layer512[7:] / "link"
+    assert link.read_text() == digest_of(layer)  # distribution's alias
+    registry = Registry(root)
+    repo = registry.repository("alg/dist")
+    assert repo.blobs().get(layer512) == layer
+    assert repo.blobs().stat(layer512).digest == layer512
+    collect_garbage(registry, min_age=timedelta(0))
+    assert registry.blobs().get(digest_of(layer)) == layer  # the bytes the alias names, kept
+    for extra in ([], ["--no-native-front"]):
+        with ocistore_server(root, extra=extra) as server, server.client() as http:
+            got = http.get(f"/v2/alg/dist/blobs/{layer512}")
+            assert got.status_code == 200 and got.content == layer
+            assert got.headers["docker-content-digest"] == layer512
+            part = http.get(f"/v2/alg/dist/blobs/{layer512}", headers={"Range": "bytes=10-19"})
+            assert part.status_code == 206 and part.content == layer[10:20]
+
+
+def test_a_sha512_blob_ocistore_stored_is_served_by_distribution(tmp_path: Path) -> None:
+    # The other way: ocistore keeps a sha512 blob under its own digest, and distribution serves
+    # that tree under it too (the two trees differ in form, not in what either can serve).
+    root = tmp_path / "root"
+    data = random.Random(8).randbytes(40_000)
+    registry = Registry(root)
+    writer = registry.repository("alg/oci").blobs().create(algorithm="sha512")
+    writer.write(data)
+    digest = str(writer.commit("sha512:" + hashlib.sha512(data).hexdigest()).digest)
+    with reference_registry(root, tmp_path) as client:
+        got = client.get_blob("alg/oci", digest)
+        assert got.status == 200 and got.body == data
+        assert got.headers["docker-content-digest"] == digest

@@ -46,10 +46,9 @@ pub fn lookup(storage: &Storage, path: &str, headers: &HeaderMap) -> Option<Loca
         return None;
     }
     let (name, digest) = parse_blob_path(path)?;
-    if !linked::is_linked(&*storage.links, name, &digest).ok()? {
-        return None;
-    }
-    let (source, size) = storage.blobs.open(&digest).ok()?;
+    // The bytes may live under another digest (distribution's alias links, `linked::resolve`).
+    let stored = linked::resolve(&*storage.links, name, &digest).ok()??;
+    let (source, size) = storage.blobs.open(&stored).ok()?;
     let range = match headers.get(header::RANGE) {
         None => None,
         Some(value) => match grammar::byte_range(value.to_str().ok()?, size) {

@@ -224,6 +224,19 @@ impl PyStorage {
         Ok(py.detach(|| linked::link(&*self.links, repository, &digest))?)
     }
 
+    /// The digest whose bytes `repository` serves under `digest` (itself, or the target of
+    /// distribution's alias link); None when it does not link the blob.
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyDigest>> {
+        let digest = digest_arg(digest)?;
+        let found = py.detach(|| linked::resolve(&*self.links, repository, &digest))?;
+        Ok(found.map(|inner| PyDigest { inner }))
+    }
+
     /// Whether `repository` links the blob.
     fn is_linked(
         &self,

@@ -138,6 +138,10 @@ class GarbageCollector:
                     continue
                 for ref in manifest.references():
                     result.marked.add(ref.digest)
+                    # Bytes kept under another digest (distribution's alias links) are in use
+                    # too.
+                    with contextlib.suppress(OciStoreError):
+                        result.marked.add(repo.blobs().resolve(ref.digest))
 
     def _delete_untagged(self, repo: Repository, digest: Digest) -> bool:
         root = self.registry.driver.require_filesystem("garbage collection")

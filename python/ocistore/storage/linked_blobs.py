@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,26 +52,32 @@ class LinkedBlobStore:
     def _is_linked(self, digest: Digest) -> bool:
         return self._global._core.is_linked(self.repository.name, digest)
 
-    def _linked(self, digest: DigestLike) -> Digest:
+    def resolve(self, digest: DigestLike) -> Digest:
+        """The digest whose bytes this repository serves under ``digest``: itself, or the one
+        distribution's alias link names (a blob pushed to distribution by a sha512 digest is
+        stored under its sha256). ``ErrBlobUnknown`` when the repository does not link it."""
         parsed = Digest(digest)
-        if not self._is_linked(parsed):
+        stored = self._global._core.resolve(self.repository.name, parsed)
+        if stored is None:
             raise ErrBlobUnknown(
                 f"blob unknown to repository {self.repository.name}: {parsed}",
                 detail={"digest": str(parsed)},
             )
-        return parsed
+        return stored
 
     def stat(self, digest: DigestLike) -> Descriptor:
-        return self._global.stat(self._linked(digest))
+        parsed = Digest(digest)
+        found = self._global.stat(self.resolve(parsed))
+        return found if found.digest == parsed else replace(found, digest=parsed)
 
     def get(self, digest: DigestLike) -> bytes:
-        return self._global.get(self._linked(digest))
+        return self._global.get(self.resolve(digest))
 
     def open(self, digest: DigestLike) -> BlobReader:
-        return self._global.open(self._linked(digest))
+        return self._global.open(self.resolve(digest))
 
     def path(self, digest: DigestLike) -> str:
-        return self._global.path(self._linked(digest))
+        return self._global.path(self.resolve(digest))
 
     def link(self, digest: DigestLike) -> Descriptor:
         """Links a blob of the global store into this repository."""
@@ -151,7 +158,8 @@ class LinkedBlobStore:
     def delete(self, digest: DigestLike) -> None:
         """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
         self.registry._check_delete()
-        parsed = self._linked(digest)
+        parsed = Digest(digest)
+        self.resolve(parsed)  # ErrBlobUnknown unless linked
         self.driver.delete(Layout.digest_dir(self._layers, parsed))
 
     def enumerate(self) -> Iterator[Digest]:

@@ -21,7 +21,10 @@ class BlobHandlers(AppBase):
     async def get_blob(self, request: Request, name: str, digest: str) -> Response:
         blobs = self._repository(name).blobs()
         parsed = Digest(digest)
-        descriptor = await self._lookup(blobs.stat, parsed)
+        # The bytes may live under another digest (distribution's alias links); the answer
+        # names the digest asked for.
+        stored = await self._lookup(blobs.resolve, parsed)
+        descriptor = await self._lookup(self.registry.blobs().stat, stored)
         size = descriptor.size
         etag = f'"{parsed}"'
         headers = {
@@ -38,14 +41,14 @@ class BlobHandlers(AppBase):
         range_header = request.header("range")
         byte_range = parse_range(range_header, size) if range_header else None
         if self.redirect_url is not None and request.method == "GET":
-            url = await asyncio.to_thread(self.redirect_url, parsed)
+            url = await asyncio.to_thread(self.redirect_url, stored)
             return Response(307, {**headers, "Location": url})
         if byte_range is None:
             headers["Content-Length"] = str(size)
-            return Response(200, headers, file=(parsed, 0, size))
+            return Response(200, headers, file=(stored, 0, size))
         headers["Content-Length"] = str(byte_range.length)
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
-        return Response(206, headers, file=(parsed, byte_range.start, byte_range.length))
+        return Response(206, headers, file=(stored, byte_range.start, byte_range.length))
 
     async def delete_blob(self, request: Request, name: str, digest: str) -> Response:
         self._check_writable()
