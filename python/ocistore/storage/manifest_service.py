@@ -132,8 +132,11 @@ class ManifestService:
                             )
                     continue
                 try:
-                    self.driver.touch(Layout.blob_data(ref.digest))
-                    blobs.stat(ref.digest)
+                    # The bytes it names are refreshed (under an alias link's target too), then
+                    # checked: the collector's second look then keeps them.
+                    stored = blobs.resolve(ref.digest)
+                    self.driver.touch(Layout.blob_data(stored))
+                    self.registry.blobs().stat(stored)
                 except ErrBlobUnknown:
                     if not validation.blobs_required:
                         continue  # a sparse image, as configured
