@@ -57,13 +57,25 @@ pub fn is_linked(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<b
 /// whole): under the shared GC lock the blob is marked used and the link written.
 /// `BlobUnknown` when the registry does not have the blob (or the collector took it).
 pub fn link(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<()> {
+    link_stored_as(links, name, digest, digest)
+}
+
+/// `link`, for a blob whose bytes are stored under another digest (`stored`, the target of
+/// distribution's alias link in the repository it is mounted from): the new link is an alias
+/// too, as distribution writes it.
+pub fn link_stored_as(
+    links: &dyn LinkStore,
+    name: &str,
+    digest: &Digest,
+    stored: &Digest,
+) -> Result<()> {
     let _gc = links.gc_lock(false)?;
-    if !links.mark(&layout::blob_data(digest))? {
+    if !links.mark(&layout::blob_data(stored))? {
         return Err(StoreError::BlobUnknown {
             digest: digest.to_string(),
         });
     }
-    link_if_absent(links, &layout::layer_link(name, digest), digest)
+    link_if_absent(links, &layout::layer_link(name, digest), stored)
 }
 
 /// Why `commit` did not finish.
@@ -324,6 +336,17 @@ mod tests {
             )
             .unwrap();
         assert_eq!(resolve(&store, "x", &sha256).unwrap(), None);
+    }
+
+    #[test]
+    fn a_blob_stored_under_another_digest_is_linked_as_an_alias() {
+        let store = Recorder::default();
+        let sha512 = Digest::parse(&format!("sha512:{}", "b".repeat(128))).unwrap();
+        let sha256 = Digest::parse(&format!("sha256:{}", "a".repeat(64))).unwrap();
+        assert!(link_stored_as(&store, "y", &sha512, &sha256).is_err());
+        store.write(&layout::blob_data(&sha256), b"bytes").unwrap();
+        link_stored_as(&store, "y", &sha512, &sha256).unwrap();
+        assert_eq!(resolve(&store, "y", &sha512).unwrap(), Some(sha256));
     }
 
     #[test]

@@ -167,6 +167,13 @@ def test_a_sha512_blob_distribution_stored_is_served_and_kept(tmp_path: Path) ->
             assert got.headers["docker-content-digest"] == layer512
             part = http.get(f"/v2/alg/dist/blobs/{layer512}", headers={"Range": "bytes=10-19"})
             assert part.status_code == 206 and part.content == layer[10:20]
+            # Mounted into another repository by the sha512 digest: an alias there too.
+            target = "alg/mounted" + ("-app" if extra else "")
+            r = http.post(
+                f"/v2/{target}/blobs/uploads/", params={"mount": layer512, "from": "alg/dist"}
+            )
+            assert r.status_code == 201 and r.headers["docker-content-digest"] == layer512
+            assert http.get(f"/v2/{target}/blobs/{layer512}").content == layer
 
 
 def test_a_sha512_blob_ocistore_stored_is_served_by_distribution(tmp_path: Path) -> None:

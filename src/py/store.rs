@@ -219,9 +219,22 @@ impl PyStorage {
 
     /// Links a stored blob into `repository` (a mount, or a blob stored whole), marking it
     /// used for the garbage collector; `ErrBlobUnknown` if the registry does not have it.
-    fn link(&self, py: Python<'_>, repository: &str, digest: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// With `stored`, the bytes are those of another digest (a blob mounted from a repository
+    /// that links it by distribution's alias) and the new link is an alias too.
+    #[pyo3(signature = (repository, digest, stored = None))]
+    fn link(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+        stored: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let digest = digest_arg(digest)?;
-        Ok(py.detach(|| linked::link(&*self.links, repository, &digest))?)
+        let stored = stored
+            .map(digest_arg)
+            .transpose()?
+            .unwrap_or_else(|| digest.clone());
+        Ok(py.detach(|| linked::link_stored_as(&*self.links, repository, &digest, &stored))?)
     }
 
     /// The digest whose bytes `repository` serves under `digest` (itself, or the target of

@@ -79,11 +79,16 @@ class LinkedBlobStore:
     def path(self, digest: DigestLike) -> str:
         return self._global.path(self.resolve(digest))
 
-    def link(self, digest: DigestLike) -> Descriptor:
-        """Links a blob of the global store into this repository."""
+    def link(self, digest: DigestLike, *, stored: DigestLike | None = None) -> Descriptor:
+        """Links a blob of the global store into this repository. ``stored``: the digest its
+        bytes are kept under when that is another (a blob distribution stored by a sha512
+        digest under its sha256); the link is then an alias, as distribution writes it."""
         parsed = Digest(digest)
-        self._global._core.link(self.repository.name, parsed)  # the core's protocol, GC mark too
-        return self._global.stat(parsed)
+        kept = parsed if stored is None else Digest(stored)
+        # The core's protocol, GC mark included.
+        self._global._core.link(self.repository.name, parsed, kept)
+        found = self._global.stat(kept)
+        return found if found.digest == parsed else replace(found, digest=parsed)
 
     def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
         descriptor = self._global.put(media_type, data, algorithm=algorithm)
@@ -110,9 +115,10 @@ class LinkedBlobStore:
         if mount_from is not None:
             source_name, digest = mount_from
             try:
+                stored = None
                 if source_name is not None:
-                    self.registry.repository(source_name).blobs().stat(digest)
-                descriptor = self.link(digest)
+                    stored = self.registry.repository(source_name).blobs().resolve(digest)
+                descriptor = self.link(digest, stored=stored)
             except ErrBlobUnknown:
                 pass
             else:
