@@ -37,7 +37,7 @@ use crate::digest::{Algorithm, Digest, to_hex};
 use crate::error::{Result, StoreError};
 use crate::hashing::Hasher;
 use crate::layout;
-use crate::storage::{BlobUpload, check_size, check_upload_id as check_id, rfc3339_utc};
+use crate::storage::{BlobUpload, check_size, check_upload_id, rfc3339_utc};
 
 use crate::layout::upload::{DATA, STARTED_AT};
 
@@ -129,7 +129,7 @@ impl ObjectUpload {
     }
 
     pub fn resume(remote: Arc<Remote>, uploads: &str, id: &str) -> Result<Self> {
-        check_id(id)?;
+        check_upload_id(id)?;
         let dir = format!("{uploads}/{id}");
         let invalid = |reason: String| StoreError::BlobUploadInvalid {
             id: id.to_owned(),

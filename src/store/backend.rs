@@ -30,6 +30,14 @@ impl FsBlobs {
         FsBlobs { root, layout }
     }
 
+    fn upload(&self, upload: Upload, hold: Option<Hold>) -> Box<dyn BlobUpload> {
+        Box::new(FsUpload {
+            upload,
+            layout: self.layout.clone(),
+            hold,
+        })
+    }
+
     fn uploads(&self, uploads: Option<&Path>) -> PathBuf {
         // A relative key is under the root; an absolute directory stays as it is.
         uploads.map_or_else(|| self.layout.global_uploads(), |key| self.root.join(key))
@@ -108,11 +116,7 @@ impl BlobBackend for FsBlobs {
         caching: Caching,
     ) -> Result<Box<dyn BlobUpload>> {
         let upload = Upload::create(&self.uploads(uploads), algorithm, caching)?;
-        Ok(Box::new(FsUpload {
-            upload,
-            layout: self.layout.clone(),
-            hold: None,
-        }))
+        Ok(self.upload(upload, None))
     }
 
     fn resume(
@@ -122,11 +126,7 @@ impl BlobBackend for FsBlobs {
         caching: Caching,
     ) -> Result<Box<dyn BlobUpload>> {
         let upload = Upload::resume(&self.uploads(uploads), id, caching)?;
-        Ok(Box::new(FsUpload {
-            upload,
-            layout: self.layout.clone(),
-            hold: None,
-        }))
+        Ok(self.upload(upload, None))
     }
 
     /// An exclusive, non-blocking `flock` on the upload's data file, taken before it is
@@ -160,11 +160,7 @@ impl BlobBackend for FsBlobs {
             Err((_, errno)) => return Err(io::Error::from(errno)).at("lock", &data),
         };
         let upload = Upload::resume(&self.uploads(uploads), id, caching)?;
-        Ok(Box::new(FsUpload {
-            upload,
-            layout: self.layout.clone(),
-            hold: Some(Box::new(lock)),
-        }))
+        Ok(self.upload(upload, Some(Box::new(lock))))
     }
 
     fn rewind(
@@ -176,11 +172,7 @@ impl BlobBackend for FsBlobs {
         caching: Caching,
     ) -> Result<Box<dyn BlobUpload>> {
         let upload = Upload::rewind(&self.uploads(uploads), id, size, state, caching)?;
-        Ok(Box::new(FsUpload {
-            upload,
-            layout: self.layout.clone(),
-            hold: None,
-        }))
+        Ok(self.upload(upload, None))
     }
 
     fn links(&self) -> Arc<dyn LinkStore> {

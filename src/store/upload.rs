@@ -26,8 +26,7 @@ use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
 use crate::layout;
 use crate::storage::{
-    Caching, check_size, check_upload_id as check_id, copy_file_range_into, read_source,
-    rfc3339_utc,
+    Caching, check_size, check_upload_id, copy_file_range_into, read_source, rfc3339_utc,
 };
 
 pub use crate::blocks::PARALLEL_WRITE_MIN as PARALLEL_MIN;
@@ -143,7 +142,7 @@ impl Upload {
     }
 
     pub fn resume(uploads: &Path, id: &str, caching: Caching) -> Result<Upload> {
-        check_id(id)?;
+        check_upload_id(id)?;
         let dir = uploads.join(id);
         let data = dir.join(layout::upload::DATA);
         let file = match OpenOptions::new().read(true).write(true).open(&data) {
@@ -190,7 +189,7 @@ impl Upload {
         state: &[u8],
         caching: Caching,
     ) -> Result<Upload> {
-        check_id(id)?;
+        check_upload_id(id)?;
         let hasher = Hasher::from_any_state(state)?;
         if hasher.bytes_hashed() != size {
             return Err(StoreError::HashState(format!(

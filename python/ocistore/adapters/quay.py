@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid as uuid_module
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import IO, Any, Final, Protocol
@@ -189,12 +188,9 @@ class OciStoreStorage:
         return os.path.join(self._files, *parts)
 
     def _upload_dir(self, upload_id: str) -> str:
-        # The id becomes a path component: only the canonical uuid form ocistore creates passes.
-        try:
-            canonical = str(uuid_module.UUID(upload_id))
-        except (ValueError, TypeError, AttributeError):
-            canonical = None
-        if canonical != upload_id:
+        # The id becomes a path component: only the core's upload-id grammar (the lowercase
+        # uuid form ocistore creates) passes.
+        if not isinstance(upload_id, str) or not _core.valid_upload_id(upload_id):
             raise ErrBlobUploadUnknown(f"blob upload unknown: {upload_id!r}")
         return os.path.join(self._uploads, upload_id)
 
@@ -386,7 +382,6 @@ class OciStoreStorage:
         """The upload as its storage metadata describes it: bytes written after the metadata
         was recorded (a chunk whose metadata never reached Quay) are dropped by the core's
         rewind, crash-safely."""
-        self._upload_dir(upload_id)  # only the canonical uuid form ocistore creates passes
         writer = self._store.rewind(upload_id, recorded.size, recorded.state)
         if writer.size != recorded.size or writer.digest() != recorded.digest:
             writer.close()

@@ -107,7 +107,22 @@ class StorageDriver(Protocol):
         ...
 
 
-class FilesystemDriver:
+class _CoreLinks:
+    """The GC mark and the GC lock, for either driver: the core's (``crate::linked``), the very
+    ones its commits and the native front take."""
+
+    _core: _core.Storage
+
+    def touch(self, key: str) -> bool:
+        return self._core.mark(check_key(key))
+
+    @contextmanager
+    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
+        with self._core.gc_lock(exclusive):
+            yield
+
+
+class FilesystemDriver(_CoreLinks):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(os.fspath(root))
         # Keys become file names by concatenation: pathlib's parsing cost more than the read
@@ -174,16 +189,8 @@ class FilesystemDriver:
                 return
             path = path.parent
 
-    def touch(self, key: str) -> bool:
-        return self._core.mark(check_key(key))  # the core's GC mark (crate::linked)
-
     def blob_store(self) -> BlobStore:
         return BlobStore(self.root)
-
-    @contextmanager
-    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
-        with self._core.gc_lock(exclusive):  # the lock the core's commits take
-            yield
 
     def require_filesystem(self, what: str) -> Path:
         return self.root
@@ -192,9 +199,12 @@ class FilesystemDriver:
         return f"FilesystemDriver({os.fspath(self.root)!r})"
 
 
-class ObjectStoreDriver:
+class ObjectStoreDriver(_CoreLinks):
     def __init__(self, store: _core.ObjectStore) -> None:
         self.store = store
+        # Marks are existence checks and the lock excludes nothing there: garbage collection
+        # refuses object storage.
+        self._core = _core.Storage.on_object_store(store)
 
     @property
     def url(self) -> str:
@@ -238,15 +248,8 @@ class ObjectStoreDriver:
     def prune_empty(self, key: str, stop: str) -> None:
         pass  # a prefix with nothing under it does not exist on object storage
 
-    def touch(self, key: str) -> bool:
-        return self.store.stat(check_key(key)) is not None
-
     def blob_store(self) -> BlobStore:
         return BlobStore.on_object_store(self.store)
-
-    @contextmanager
-    def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
-        yield  # nothing to exclude: garbage collection refuses object storage
 
     def require_filesystem(self, what: str) -> Path:
         raise ErrUnsupported(f"{what} needs filesystem storage; {self.url} is object storage")

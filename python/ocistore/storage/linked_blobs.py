@@ -49,9 +49,6 @@ class LinkedBlobStore:
         self._global = repository.registry.blobs()
         self._layers = Layout.layers(repository.name)
 
-    def _is_linked(self, digest: Digest) -> bool:
-        return self._global._core.is_linked(self.repository.name, digest)
-
     def resolve(self, digest: DigestLike) -> Digest:
         """The digest whose bytes this repository serves under ``digest``: itself, or the one
         distribution's alias link names (a blob pushed to distribution by a sha512 digest is
