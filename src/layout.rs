@@ -114,6 +114,20 @@ pub fn layer_link(name: &str, digest: &Digest) -> String {
     digest_link(&layers(name), digest)
 }
 
+/// The algorithm whose digest names the bytes of a blob linked into a repository by a digest
+/// in `linked_by`. distribution keeps one copy of a blob under its canonical sha256: a blob
+/// pushed by a sha512 digest is stored in `blobs/sha256/…`, and the repository links it under
+/// both digests, each link holding `sha256:…` (its blob writer's `linkBlob` with the pushed
+/// digest as an alias). ocistore writes that layout byte for byte. blake3, which distribution
+/// has no layout for, is stored under its own digest (re-hashing it in sha256 would cost the
+/// speed it is chosen for), as are blobs stored outside any repository.
+pub fn stored_algorithm(linked_by: Algorithm) -> Algorithm {
+    match linked_by {
+        Algorithm::Sha512 => Algorithm::Sha256,
+        other => other,
+    }
+}
+
 /// `repositories/<name>/_manifests`.
 pub fn manifests(name: &str) -> String {
     format!("{}/_manifests", repository(name))

@@ -61,8 +61,9 @@ pub fn link(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<()> {
 }
 
 /// `link`, for a blob whose bytes are stored under another digest (`stored`, the target of
-/// distribution's alias link in the repository it is mounted from): the new link is an alias
-/// too, as distribution writes it.
+/// the alias link in the repository it is mounted from): the new link is an alias too, the
+/// link `commit` writes. (distribution's mount writes the sha512 digest itself there, a link
+/// naming bytes it never stored; the alias is the link that serves.)
 pub fn link_stored_as(
     links: &dyn LinkStore,
     name: &str,
@@ -105,7 +106,10 @@ impl Commit {
 }
 
 /// Commits `upload` into repository `name` by the link-first protocol; returns the blob's size.
-/// One call: verification, link, publication and the GC mark all happen here.
+/// One call: verification, link, publication and the GC mark all happen here. The bytes are
+/// stored under their digest in `layout::stored_algorithm`; when that is not the pushed
+/// digest's algorithm (sha512), the repository links the blob under both digests, each link
+/// holding the stored one, as distribution's blob writer does.
 pub fn commit(
     links: &dyn LinkStore,
     upload: &mut dyn BlobUpload,
@@ -113,19 +117,29 @@ pub fn commit(
     expected: &Digest,
     size: Option<u64>,
 ) -> std::result::Result<u64, Commit> {
-    let key = layout::layer_link(name, expected);
+    let stored_as = layout::stored_algorithm(expected.algorithm());
+    let write_links = |stored: &Digest| -> Result<()> {
+        if stored != expected {
+            link_if_absent(links, &layout::layer_link(name, stored), stored)?;
+        }
+        link_if_absent(links, &layout::layer_link(name, expected), stored)
+    };
+    let mut published = None;
     let size = upload
-        .commit(expected, size, &mut |digest| {
-            link_if_absent(links, &key, digest)
+        .commit(expected, stored_as, size, &mut |stored| {
+            write_links(stored)?;
+            published = Some(stored.clone());
+            Ok(())
         })
         .map_err(Commit::Refused)?;
+    let stored = published.expect("a commit publishes after its links are written");
     let _gc = links.gc_lock(false).map_err(Commit::Failed)?;
-    match links.mark(&layout::blob_data(expected)) {
+    match links.mark(&layout::blob_data(&stored)) {
         Ok(true) => {}
         Ok(false) => return Err(Commit::Vanished),
         Err(error) => return Err(Commit::Failed(error)),
     }
-    link_if_absent(links, &key, expected).map_err(Commit::Failed)?;
+    write_links(&stored).map_err(Commit::Failed)?;
     Ok(size)
 }
 
@@ -179,6 +193,14 @@ mod tests {
         data: Vec<u8>,
     }
 
+    impl FakeUpload<'_> {
+        fn digest_in(&self, algorithm: Algorithm) -> Digest {
+            let mut hasher = crate::hashing::Hasher::new(algorithm);
+            hasher.update(&self.data);
+            hasher.digest()
+        }
+    }
+
     impl BlobUpload for FakeUpload<'_> {
         fn id(&self) -> &str {
             "id"
@@ -193,9 +215,7 @@ mod tests {
             Algorithm::Sha256
         }
         fn digest(&self) -> Digest {
-            let mut hasher = crate::hashing::Hasher::new(Algorithm::Sha256);
-            hasher.update(&self.data);
-            hasher.digest()
+            self.digest_in(Algorithm::Sha256)
         }
         fn is_open(&self) -> bool {
             true
@@ -213,23 +233,26 @@ mod tests {
         fn commit(
             &mut self,
             expected: &Digest,
+            stored_as: Algorithm,
             size: Option<u64>,
             before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
         ) -> Result<u64> {
             crate::storage::check_size(size, self.size())?;
-            if &self.digest() != expected {
+            let actual = self.digest_in(expected.algorithm());
+            if &actual != expected {
                 return Err(StoreError::BlobInvalidDigest {
                     expected: expected.to_string(),
-                    actual: self.digest().to_string(),
+                    actual: actual.to_string(),
                 });
             }
-            before_publish(expected)?;
+            let stored = self.digest_in(stored_as);
+            before_publish(&stored)?;
             self.store.step("publish".into());
             self.store
                 .objects
                 .lock()
                 .unwrap()
-                .insert(layout::blob_data(expected), self.data.clone());
+                .insert(layout::blob_data(&stored), self.data.clone());
             Ok(self.size())
         }
         fn cancel(&mut self) -> Result<()> {
@@ -265,6 +288,38 @@ mod tests {
         );
         assert!(is_linked(&store, "a/b", &digest).unwrap());
         assert!(!is_linked(&store, "a/c", &digest).unwrap());
+    }
+
+    #[test]
+    fn a_sha512_blob_is_stored_under_its_sha256_and_linked_under_both() {
+        let store = Recorder::default();
+        let mut upload = FakeUpload {
+            store: &store,
+            data: b"hello".to_vec(),
+        };
+        let sha512 = upload.digest_in(Algorithm::Sha512);
+        let sha256 = upload.digest_in(Algorithm::Sha256);
+        commit(&store, &mut upload, "a/b", &sha512, Some(5)).unwrap();
+        let canonical = layout::layer_link("a/b", &sha256);
+        let alias = layout::layer_link("a/b", &sha512);
+        let steps = store.steps.lock().unwrap().clone();
+        assert_eq!(
+            steps,
+            [
+                format!("write {canonical}"),
+                format!("write {alias}"),
+                "publish".to_owned(),
+                "gc_lock exclusive=false".to_owned(),
+                format!("mark {}", layout::blob_data(&sha256)),
+            ]
+        );
+        let objects = store.objects.lock().unwrap().clone();
+        // Both links hold the stored digest; no bytes under the sha512 digest.
+        assert_eq!(objects[&canonical], sha256.to_string().as_bytes());
+        assert_eq!(objects[&alias], sha256.to_string().as_bytes());
+        assert_eq!(objects[&layout::blob_data(&sha256)], b"hello");
+        assert!(!objects.contains_key(&layout::blob_data(&sha512)));
+        assert_eq!(resolve(&store, "a/b", &sha512).unwrap(), Some(sha256));
     }
 
     #[test]

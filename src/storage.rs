@@ -86,9 +86,13 @@ pub trait BlobUpload: Send {
     }
     fn checkpoint(&mut self, durable: bool) -> Result<()>;
     fn close(&mut self, durable: bool) -> Result<()>;
+    /// Verifies the bytes against `expected` (and `size`), then stores them under their digest
+    /// in `stored_as` (`crate::layout::stored_algorithm`; `expected.algorithm()` outside a
+    /// repository), calling `before_publish` with that digest first. Returns the size.
     fn commit(
         &mut self,
         expected: &Digest,
+        stored_as: Algorithm,
         size: Option<u64>,
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64>;

@@ -10,9 +10,10 @@ import random
 from pathlib import Path
 
 from ocistore import Registry, hashing, unmarshal_manifest
+from ocistore.descriptor import OCTET_STREAM
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST
 
-from .distribution import reference_registry
+from .distribution import Client, reference_registry
 from .images import Image, digest_of, make_image, make_index, push
 
 
@@ -176,16 +177,83 @@ def test_a_sha512_blob_distribution_stored_is_served_and_kept(tmp_path: Path) ->
             assert http.get(f"/v2/{target}/blobs/{layer512}").content == layer
 
 
-def test_a_sha512_blob_ocistore_stored_is_served_by_distribution(tmp_path: Path) -> None:
-    # The other way: ocistore keeps a sha512 blob under its own digest, and distribution serves
-    # that tree under it too (the two trees differ in form, not in what either can serve).
-    root = tmp_path / "root"
-    data = random.Random(8).randbytes(40_000)
-    registry = Registry(root)
-    writer = registry.repository("alg/oci").blobs().create(algorithm="sha512")
+def stored_tree(root: Path, name: str) -> dict[str, bytes]:
+    """Every file of the blob store and of the repository's ``_layers``, with its bytes."""
+    base = root / "docker/registry/v2"
+    return {
+        str(path.relative_to(base)): path.read_bytes()
+        for part in ("blobs", f"repositories/{name}/_layers")
+        for path in sorted((base / part).rglob("*"))
+        if path.is_file()
+    }
+
+
+def push_in_chunks(client: Client, name: str, data: bytes, digest: str, query: str = "") -> str:
+    """Pushes ``data`` in two pieces; returns the ``Docker-Content-Digest`` answered."""
+    location = client.request("POST", f"/v2/{name}/blobs/uploads/{query}")
+    assert location.status == 202, location
+    path = Client._path(location.headers["location"])
+    half = len(data) // 2
+    path = client.patch(path, data[:half])
+    sep = "&" if "?" in path else "?"
+    done = client.request("PUT", f"{path}{sep}digest={digest}", data[half:])
+    assert done.status == 201, done
+    return done.headers["docker-content-digest"]
+
+
+def test_a_sha512_blob_is_stored_byte_for_byte_as_distribution_stores_it(tmp_path: Path) -> None:
+    # distribution keeps a blob pushed by a sha512 digest under its sha256 and links it under
+    # both digests, each link holding "sha256:...". ocistore writes the same tree, whichever
+    # way the blob arrives, and each serves the other's.
+    from .servers import ocistore_server
+
+    data = random.Random(8).randbytes(300_000)
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+    name = "alg/same"
+    reference_root = tmp_path / "reference"
+    with reference_registry(reference_root, tmp_path) as client:
+        # distribution answers the digest it stored; the spec (and ocistore) the one pushed.
+        assert push_in_chunks(client, name, data, digest) == digest_of(data)
+    expected = stored_tree(reference_root, name)
+    assert expected[f"repositories/{name}/_layers/sha512/{digest[7:]}/link"] == (
+        digest_of(data).encode()
+    )
+    assert set(expected) == {
+        f"blobs/sha256/{digest_of(data)[7:9]}/{digest_of(data)[7:]}/data",
+        f"repositories/{name}/_layers/sha256/{digest_of(data)[7:]}/link",
+        f"repositories/{name}/_layers/sha512/{digest[7:]}/link",
+    }
+
+    roots = []
+    for i, (extra, query) in enumerate(
+        [
+            ([], ""),
+            ([], "?digest-algorithm=sha512"),  # streamed in sha512, re-hashed in sha256
+            (["--no-native-front"], ""),
+            (["--no-native-front"], "?digest-algorithm=sha512"),
+        ]
+    ):
+        root = tmp_path / f"http-{i}"
+        with ocistore_server(root, extra=extra) as server:
+            assert push_in_chunks(Client(server.port), name, data, digest, query) == digest
+        roots.append(root)
+    writer_root, put_root = tmp_path / "writer", tmp_path / "put"
+    writer = Registry(writer_root).repository(name).blobs().create(algorithm="sha512")
     writer.write(data)
-    digest = str(writer.commit("sha512:" + hashlib.sha512(data).hexdigest()).digest)
-    with reference_registry(root, tmp_path) as client:
-        got = client.get_blob("alg/oci", digest)
+    assert str(writer.commit(digest).digest) == digest
+    put = Registry(put_root).repository(name).blobs().put(OCTET_STREAM, data, algorithm="sha512")
+    assert str(put.digest) == digest and put.size == len(data)
+    for root in [*roots, writer_root, put_root]:
+        assert stored_tree(root, name) == expected, root
+        repo = Registry(root).repository(name)
+        assert repo.blobs().get(digest) == data
+        assert str(repo.blobs().stat(digest).digest) == digest
+
+    # Each registry serves the other's tree under the sha512 digest.
+    with reference_registry(roots[0], tmp_path) as client:
+        got = client.get_blob(name, digest)
         assert got.status == 200 and got.body == data
+    with ocistore_server(reference_root) as server, server.client() as http:
+        got = http.get(f"/v2/{name}/blobs/{digest}")
+        assert got.status_code == 200 and got.content == data
         assert got.headers["docker-content-digest"] == digest

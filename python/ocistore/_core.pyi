@@ -246,6 +246,10 @@ class Layout:
     @staticmethod
     def layer_link(name: str, digest: Digest | str) -> str: ...
     @staticmethod
+    def stored_algorithm(linked_by: str) -> str:
+        """The algorithm whose digest names the bytes of a blob a repository links by a digest
+        in ``linked_by`` (sha512: sha256, distribution's layout with an alias link)."""
+    @staticmethod
     def manifests(name: str) -> str: ...
     @staticmethod
     def revisions(name: str) -> str: ...

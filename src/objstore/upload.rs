@@ -437,11 +437,15 @@ impl ObjectUpload {
     }
 
     /// The digest of the assembled data and the spool in another algorithm than the streamed.
-    fn rehash(&mut self, algorithm: Algorithm) -> Result<Digest> {
-        let mut hasher = Hasher::new(algorithm);
+    /// The bytes' digests in `algorithms`, in one pass (assembling the parts first).
+    fn rehash(&mut self, algorithms: &[Algorithm]) -> Result<Vec<Digest>> {
+        let mut hashers: Vec<Hasher> = algorithms.iter().copied().map(Hasher::new).collect();
+        let digests = |hashers: &[Hasher]| hashers.iter().map(Hasher::digest).collect();
         if self.multipart_id.is_none() {
-            hasher.update(&self.spool);
-            return Ok(hasher.digest());
+            for hasher in &mut hashers {
+                hasher.update(&self.spool);
+            }
+            return Ok(digests(&hashers));
         }
         self.assemble()?;
         let path = self.remote.path(&self.key(DATA))?;
@@ -454,11 +458,13 @@ impl ObjectUpload {
                 .map_err(failed("GET", &path))?;
             let mut stream = got.into_stream();
             while let Some(bytes) = stream.try_next().await.map_err(failed("GET", &path))? {
-                hasher.update(&bytes);
+                for hasher in &mut hashers {
+                    hasher.update(&bytes);
+                }
             }
             Ok::<_, StoreError>(())
         })?;
-        Ok(hasher.digest())
+        Ok(digests(&hashers))
     }
 
     /// Aborts the multipart upload (unless already assembled) and deletes every object under
@@ -480,9 +486,10 @@ impl ObjectUpload {
         })
     }
 
+    /// Publishes the verified bytes under `stored` (their digest in the layout's algorithm).
     fn commit_verified(
         &mut self,
-        expected: &Digest,
+        stored: &Digest,
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64> {
         // A stale writer must not publish: another process owns the upload now.
@@ -490,8 +497,8 @@ impl ObjectUpload {
         if current.and_then(|m| m.e_tag).as_deref() != Some(self.saved_etag.as_str()) {
             return Err(self.taken());
         }
-        before_publish(expected)?;
-        let key = layout::blob_data(expected);
+        before_publish(stored)?;
+        let key = layout::blob_data(stored);
         let present = block_on(self.remote.head(&key))?.is_some_and(|m| m.size == self.size);
         if !present {
             if self.multipart_id.is_none() {
@@ -573,6 +580,7 @@ impl BlobUpload for ObjectUpload {
     fn commit(
         &mut self,
         expected: &Digest,
+        stored_as: Algorithm,
         size: Option<u64>,
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64> {
@@ -580,11 +588,23 @@ impl BlobUpload for ObjectUpload {
         let flushed = self.finish_in_flight();
         self.breaks(flushed)?;
         check_size(size, self.size)?;
-        let actual = if expected.algorithm() == self.hasher.algorithm() {
-            self.hasher.digest()
+        // What the running state does not give is hashed in one pass over the data.
+        let mut others: Vec<Algorithm> = [expected.algorithm(), stored_as]
+            .into_iter()
+            .filter(|&alg| alg != self.hasher.algorithm())
+            .collect();
+        others.dedup();
+        let rehashed = if others.is_empty() {
+            Vec::new()
         } else {
-            self.rehash(expected.algorithm())?
+            self.rehash(&others)?
         };
+        let digest_in = |alg: Algorithm| match others.iter().position(|&other| other == alg) {
+            Some(i) => rehashed[i].clone(),
+            None => self.hasher.digest(),
+        };
+        let actual = digest_in(expected.algorithm());
+        let stored = digest_in(stored_as);
         if &actual != expected {
             if self.assembled {
                 self.broken =
@@ -595,7 +615,7 @@ impl BlobUpload for ObjectUpload {
                 actual: actual.to_string(),
             });
         }
-        self.commit_verified(expected, before_publish)
+        self.commit_verified(&stored, before_publish)
     }
 
     fn hash_state(&self) -> Vec<u8> {
@@ -680,10 +700,15 @@ mod tests {
         assert_eq!(up.digest(), sha256(&data));
         let mut published = Vec::new();
         let size = up
-            .commit(&sha256(&data), Some(data.len() as u64), &mut |d| {
-                published.push(d.clone());
-                Ok(())
-            })
+            .commit(
+                &sha256(&data),
+                Algorithm::Sha256,
+                Some(data.len() as u64),
+                &mut |d| {
+                    published.push(d.clone());
+                    Ok(())
+                },
+            )
             .unwrap();
         assert_eq!(size, data.len() as u64);
         assert_eq!(published, vec![sha256(&data)]);
@@ -712,7 +737,12 @@ mod tests {
         ));
         assert!(
             first
-                .commit(&sha256(b"hello there"), None, &mut no_hook())
+                .commit(
+                    &sha256(b"hello there"),
+                    Algorithm::Sha256,
+                    None,
+                    &mut no_hook()
+                )
                 .is_err()
         );
         // The newer writer's state is intact.
@@ -727,15 +757,20 @@ mod tests {
         let mut up = ObjectUpload::create(remote.clone(), UPLOADS, Algorithm::Sha256).unwrap();
         up.write(&data).unwrap();
         assert!(matches!(
-            up.commit(&sha256(b"other"), None, &mut no_hook()),
+            up.commit(&sha256(b"other"), Algorithm::Sha256, None, &mut no_hook()),
             Err(StoreError::BlobInvalidDigest { .. })
         ));
         assert!(matches!(
-            up.commit(&sha256(&data), Some(1), &mut no_hook()),
+            up.commit(&sha256(&data), Algorithm::Sha256, Some(1), &mut no_hook()),
             Err(StoreError::BlobInvalidLength { .. })
         ));
-        up.commit(&sha256(&data), Some(2_500), &mut no_hook())
-            .unwrap();
+        up.commit(
+            &sha256(&data),
+            Algorithm::Sha256,
+            Some(2_500),
+            &mut no_hook(),
+        )
+        .unwrap();
         assert_eq!(
             ObjectBlobs::new(remote.clone())
                 .stat(&sha256(&data))
@@ -751,7 +786,8 @@ mod tests {
         let b3 = Digest::from_raw(Algorithm::Blake3, blake3::hash(&data).as_bytes()).unwrap();
         let mut up = ObjectUpload::create(remote.clone(), UPLOADS, Algorithm::Sha256).unwrap();
         up.write(&data).unwrap();
-        up.commit(&b3, None, &mut no_hook()).unwrap();
+        up.commit(&b3, Algorithm::Blake3, None, &mut no_hook())
+            .unwrap();
         assert_eq!(ObjectBlobs::new(remote).stat(&b3).unwrap(), 3_210);
     }
 

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 use super::digest::{PyDigest, digest_arg};
+use crate::digest::Algorithm;
 use crate::layout;
 
 /// The keys of distribution's tree, relative to the storage root (join them to a directory, or
@@ -66,6 +67,11 @@ impl PyLayout {
     #[staticmethod]
     fn layer_link(name: &str, digest: &Bound<'_, PyAny>) -> PyResult<String> {
         Ok(layout::layer_link(name, &digest_arg(digest)?))
+    }
+
+    #[staticmethod]
+    fn stored_algorithm(linked_by: &str) -> PyResult<&'static str> {
+        Ok(layout::stored_algorithm(Algorithm::parse(linked_by)?).name())
     }
 
     #[staticmethod]

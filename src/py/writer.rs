@@ -140,7 +140,7 @@ impl PyUpload {
                     linked::commit(&**links, &mut **upload, name, &expected, size)
                         .map_err(|failed| failed.into_error(&expected))
                 }
-                None => upload.commit(&expected, size, &mut |_| Ok(())),
+                None => upload.commit(&expected, expected.algorithm(), size, &mut |_| Ok(())),
             }
         })?;
         Ok(committed)

@@ -246,12 +246,13 @@ impl BlobUpload for FsUpload {
     fn commit(
         &mut self,
         expected: &Digest,
+        stored_as: Algorithm,
         size: Option<u64>,
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64> {
-        let size = self
-            .upload
-            .commit_with(&self.layout, expected, size, before_publish)?;
+        let size =
+            self.upload
+                .commit_with(&self.layout, expected, stored_as, size, before_publish)?;
         self.hold = None;
         Ok(size)
     }

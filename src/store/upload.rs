@@ -83,7 +83,7 @@ fn open_direct(
 fn hash_file_range(
     file: &File,
     path: &Path,
-    hasher: &mut Hasher,
+    hashers: &mut [Hasher],
     from: u64,
     to: u64,
 ) -> Result<()> {
@@ -92,7 +92,9 @@ fn hash_file_range(
     while pos < to {
         let n = ((to - pos) as usize).min(buf.len());
         file.read_exact_at(&mut buf[..n], pos).at("read", path)?;
-        hasher.update(&buf[..n]);
+        for hasher in hashers.iter_mut() {
+            hasher.update(&buf[..n]);
+        }
         pos += n as u64;
     }
     Ok(())
@@ -157,7 +159,13 @@ impl Upload {
             .map(|s| s.trim().to_owned())
             .unwrap_or_default();
         let (mut hasher, offset, durable) = Self::newest_state(&dir, size)?;
-        hash_file_range(&file, &data, &mut hasher, offset, size)?;
+        hash_file_range(
+            &file,
+            &data,
+            std::slice::from_mut(&mut hasher),
+            offset,
+            size,
+        )?;
         let direct = open_direct(caching, &data, size, &file)?;
         Ok(Upload {
             id: id.to_owned(),
@@ -553,38 +561,58 @@ impl Upload {
     /// Verifies size and digest from the running state and moves the data into place. On a
     /// mismatch nothing is moved and the upload stays as it was.
     pub fn commit(&mut self, layout: &Layout, expected: &Digest, size: Option<u64>) -> Result<u64> {
-        self.commit_with(layout, expected, size, &mut |_| Ok(()))
+        self.commit_with(
+            layout,
+            expected,
+            expected.algorithm(),
+            size,
+            &mut |_| Ok(()),
+        )
     }
 
-    /// `commit`, calling `before_publish` once the bytes are verified and before they are moved
-    /// into place (a repository writes its link there: a crash after that leaves a dangling
-    /// link and a resumable upload, never a blob no repository links).
+    /// `commit`, storing the bytes under their digest in `stored_as` (`layout::stored_algorithm`)
+    /// and calling `before_publish` with that digest once the bytes are verified and before they
+    /// are moved into place (a repository writes its link there: a crash after that leaves a
+    /// dangling link and a resumable upload, never a blob no repository links).
     pub fn commit_with(
         &mut self,
         layout: &Layout,
         expected: &Digest,
+        stored_as: Algorithm,
         size: Option<u64>,
         before_publish: &mut dyn FnMut(&Digest) -> Result<()>,
     ) -> Result<u64> {
         self.join_flusher()?;
         let file = self.usable()?;
         check_size(size, self.size)?;
-        let actual = if expected.algorithm() == self.hasher.algorithm() {
-            self.hasher.digest()
-        } else {
-            // Not streamed in this algorithm: one full re-hash of the data.
-            let mut other = Hasher::new(expected.algorithm());
-            hash_file_range(file, &self.data_path(), &mut other, 0, self.size)?;
-            other.digest()
+        // What the running state does not give is hashed in one pass over the data.
+        let mut others: Vec<Hasher> = [expected.algorithm(), stored_as]
+            .into_iter()
+            .filter(|&alg| alg != self.hasher.algorithm())
+            .map(Hasher::new)
+            .collect();
+        others.dedup_by_key(|h| h.algorithm());
+        if !others.is_empty() {
+            hash_file_range(file, &self.data_path(), &mut others, 0, self.size)?;
+        }
+        let digest_in = |alg: Algorithm| {
+            if alg == self.hasher.algorithm() {
+                self.hasher.digest()
+            } else {
+                let h = others.iter().find(|h| h.algorithm() == alg);
+                h.expect("hashed in the pass").digest()
+            }
         };
+        let actual = digest_in(expected.algorithm());
         if &actual != expected {
             return Err(StoreError::BlobInvalidDigest {
                 expected: expected.to_string(),
                 actual: actual.to_string(),
             });
         }
-        before_publish(expected)?;
-        let target = layout.blob_data(expected);
+        let stored = digest_in(stored_as);
+        before_publish(&stored)?;
+        let target = layout.blob_data(&stored);
         // An identical blob already stored is refreshed, as a new one would be: for garbage
         // collection a blob committed now is a blob in use (and if it vanishes meanwhile, the
         // rename below puts it back).
@@ -751,6 +779,32 @@ mod tests {
         let b3 = Digest::from_raw(Algorithm::Blake3, blake3::hash(b"abc").as_bytes()).unwrap();
         up.commit(&layout, &b3, Some(3)).unwrap();
         assert_eq!(fs::read(layout.blob_data(&b3)).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn a_commit_stores_the_bytes_under_their_digest_in_the_algorithm_asked() {
+        use sha2::Digest as _;
+        let root = tempfile::tempdir().unwrap();
+        let layout = Layout::new(root.path());
+        // Streamed in sha512 (checked from the state), stored under its sha256 (one pass); then
+        // streamed in blake3 with both the check and the stored digest from the one pass.
+        for streamed in [Algorithm::Sha512, Algorithm::Blake3] {
+            let mut up =
+                Upload::create(&layout.global_uploads(), streamed, Caching::Direct).unwrap();
+            up.write(b"abc").unwrap();
+            let sha512 =
+                Digest::from_raw(Algorithm::Sha512, &sha2::Sha512::digest(b"abc")).unwrap();
+            let mut published = None;
+            let stored_as = Algorithm::Sha256;
+            up.commit_with(&layout, &sha512, stored_as, Some(3), &mut |d| {
+                published = Some(d.clone());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(published, Some(sha256(b"abc")));
+            assert_eq!(fs::read(layout.blob_data(&sha256(b"abc"))).unwrap(), b"abc");
+            assert!(!layout.blob_data(&sha512).exists());
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import _core
+from .. import _core, hashing
 from .._core import BlobReader, Digest, Layout
 from ..descriptor import Descriptor
 from ..errors import (
@@ -88,9 +88,16 @@ class LinkedBlobStore:
         return found if found.digest == parsed else replace(found, digest=parsed)
 
     def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
-        descriptor = self._global.put(media_type, data, algorithm=algorithm)
+        """Stores ``data`` and links it here under its digest in ``algorithm``; the bytes are
+        kept under the digest the layout says (``Layout.stored_algorithm``: a sha512 blob under
+        its sha256, linked by an alias, as an upload's commit stores it)."""
+        stored_as = Layout.stored_algorithm(algorithm)
+        descriptor = self._global.put(media_type, data, algorithm=stored_as)
         self.link(descriptor.digest)
-        return descriptor
+        if stored_as == algorithm:
+            return descriptor
+        digest = Digest.from_bytes(algorithm, hashing.new(algorithm, data).digest())
+        return replace(self.link(digest, stored=descriptor.digest), media_type=media_type)
 
     def create(
         self,
