@@ -16,6 +16,8 @@
 //!   repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/<alg>/<offset>}
 //!   _uploads/<uuid>/...                                         (uploads of no repository)
 //!   _ocistore/gc.lock, _ocistore/quarantine/                    (ocistore's own)
+//!   _ocistore/aliases/<alg>/<hex>/link                          (ocistore's own)
+//!   _ocistore/proxy/fetches/<alg>/<hex>/{lock,state}            (ocistore's own)
 //! ```
 //!
 //! Callers check names, tags and digests (`crate::grammar`, `Digest::parse`) before they ask
@@ -202,6 +204,20 @@ pub fn upload_data(name: Option<&str>, id: &str) -> String {
 /// `docker/registry/v2/_ocistore`: ocistore's own state, which distribution never reads.
 pub fn ocistore_dir() -> String {
     format!("{V2}/_ocistore")
+}
+
+/// `_ocistore/aliases/<alg>/<hex>/link`: the digest a blob pushed by `digest` is stored under
+/// when that is another (`stored_algorithm`), so that a mount naming no repository finds it.
+/// distribution keeps that only in repositories' links; this global copy is ocistore's own.
+pub fn blob_alias(digest: &Digest) -> String {
+    digest_link(&format!("{V2}/_ocistore/aliases"), digest)
+}
+
+/// `_ocistore/proxy/fetches/<alg>/<hex>`: a pull-through cache's fetch of a blob from its
+/// upstream, shared by every worker: `lock` (held by the one fetching) and `state` (the
+/// upload it fetches into and the blob's size, or why it failed).
+pub fn proxy_fetch(digest: &Digest) -> String {
+    digest_dir(&format!("{V2}/_ocistore/proxy/fetches"), digest)
 }
 
 /// The lock between pushes (shared) and the garbage collector's deletes (exclusive).

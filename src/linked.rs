@@ -54,10 +54,21 @@ pub fn is_linked(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<b
 }
 
 /// Links a blob the registry already stores into repository `name` (a mount, or a blob stored
-/// whole): under the shared GC lock the blob is marked used and the link written.
+/// whole): under the shared GC lock the blob is marked used and the link written. A digest in
+/// an algorithm stored under another (sha512) is found through ocistore's global alias.
 /// `BlobUnknown` when the registry does not have the blob (or the collector took it).
 pub fn link(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<()> {
-    link_stored_as(links, name, digest, digest)
+    let stored = if layout::stored_algorithm(digest.algorithm()) == digest.algorithm() {
+        Some(digest.clone())
+    } else {
+        read_link(links, &layout::blob_alias(digest))?
+    };
+    match stored {
+        Some(stored) => link_stored_as(links, name, digest, &stored),
+        None => Err(StoreError::BlobUnknown {
+            digest: digest.to_string(),
+        }),
+    }
 }
 
 /// `link`, for a blob whose bytes are stored under another digest (`stored`, the target of
@@ -75,6 +86,9 @@ pub fn link_stored_as(
         return Err(StoreError::BlobUnknown {
             digest: digest.to_string(),
         });
+    }
+    if stored != digest {
+        link_if_absent(links, &layout::blob_alias(digest), stored)?;
     }
     link_if_absent(links, &layout::layer_link(name, digest), stored)
 }
@@ -121,6 +135,7 @@ pub fn commit(
     let write_links = |stored: &Digest| -> Result<()> {
         if stored != expected {
             link_if_absent(links, &layout::layer_link(name, stored), stored)?;
+            link_if_absent(links, &layout::blob_alias(expected), stored)?;
         }
         link_if_absent(links, &layout::layer_link(name, expected), stored)
     };
@@ -307,6 +322,7 @@ mod tests {
             steps,
             [
                 format!("write {canonical}"),
+                format!("write {}", layout::blob_alias(&sha512)),
                 format!("write {alias}"),
                 "publish".to_owned(),
                 "gc_lock exclusive=false".to_owned(),
@@ -319,7 +335,21 @@ mod tests {
         assert_eq!(objects[&alias], sha256.to_string().as_bytes());
         assert_eq!(objects[&layout::blob_data(&sha256)], b"hello");
         assert!(!objects.contains_key(&layout::blob_data(&sha512)));
-        assert_eq!(resolve(&store, "a/b", &sha512).unwrap(), Some(sha256));
+        assert_eq!(
+            resolve(&store, "a/b", &sha512).unwrap(),
+            Some(sha256.clone())
+        );
+        // A mount naming no repository finds the bytes through ocistore's global alias.
+        link(&store, "c/d", &sha512).unwrap();
+        assert_eq!(resolve(&store, "c/d", &sha512).unwrap(), Some(sha256));
+        let unknown = FakeUpload {
+            store: &store,
+            data: b"other".to_vec(),
+        };
+        assert!(matches!(
+            link(&store, "c/d", &unknown.digest_in(Algorithm::Sha512)),
+            Err(StoreError::BlobUnknown { .. })
+        ));
     }
 
     #[test]

@@ -235,6 +235,28 @@ def test_cross_repository_mount(client: httpx.Client) -> None:
     assert r.status_code == 202 and "docker-upload-uuid" in r.headers
 
 
+def test_a_sha512_blob_mounts_with_and_without_from(client: httpx.Client) -> None:
+    # Stored under its sha256 (distribution's layout): a mount by the sha512 digest finds it
+    # through the source repository's alias link, or, naming no repository, through ocistore's
+    # global alias.
+    data = b"a sha512 layer to mount"
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+    r = client.post("/v2/mount512/source/blobs/uploads/", params={"digest": digest}, content=data)
+    assert r.status_code == 201 and r.headers["docker-content-digest"] == digest
+    for target, params in (
+        ("mount512/from", {"mount": digest, "from": "mount512/source"}),
+        ("mount512/anywhere", {"mount": digest}),
+    ):
+        r = client.post(f"/v2/{target}/blobs/uploads/", params=params)
+        assert r.status_code == 201, (target, r.status_code)
+        assert r.headers["docker-content-digest"] == digest
+        got = client.get(f"/v2/{target}/blobs/{digest}")
+        assert got.content == data and got.headers["docker-content-digest"] == digest
+    other = "sha512:" + hashlib.sha512(b"never pushed").hexdigest()
+    r = client.post("/v2/mount512/none/blobs/uploads/", params={"mount": other})
+    assert r.status_code == 202
+
+
 def test_manifests(client: httpx.Client) -> None:
     image = make_image(10, annotations={"a": "b"})
     digest = push_image(client, "man/app", image, "v1")

@@ -164,6 +164,16 @@ impl PyLayout {
     }
 
     #[staticmethod]
+    fn proxy_fetch(digest: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(layout::proxy_fetch(&digest_arg(digest)?))
+    }
+
+    #[staticmethod]
+    fn blob_alias(digest: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(layout::blob_alias(&digest_arg(digest)?))
+    }
+
+    #[staticmethod]
     fn gc_lock() -> String {
         layout::gc_lock()
     }

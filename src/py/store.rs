@@ -220,7 +220,8 @@ impl PyStorage {
     /// Links a stored blob into `repository` (a mount, or a blob stored whole), marking it
     /// used for the garbage collector; `ErrBlobUnknown` if the registry does not have it.
     /// With `stored`, the bytes are those of another digest (a blob mounted from a repository
-    /// that links it by distribution's alias) and the new link is an alias too.
+    /// that links it by distribution's alias) and the new link is an alias too; without, a
+    /// sha512 digest is found through ocistore's global alias (`crate::linked::link`).
     #[pyo3(signature = (repository, digest, stored = None))]
     fn link(
         &self,
@@ -230,11 +231,11 @@ impl PyStorage {
         stored: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let digest = digest_arg(digest)?;
-        let stored = stored
-            .map(digest_arg)
-            .transpose()?
-            .unwrap_or_else(|| digest.clone());
-        Ok(py.detach(|| linked::link_stored_as(&*self.links, repository, &digest, &stored))?)
+        let stored = stored.map(digest_arg).transpose()?;
+        Ok(py.detach(|| match &stored {
+            Some(stored) => linked::link_stored_as(&*self.links, repository, &digest, stored),
+            None => linked::link(&*self.links, repository, &digest),
+        })?)
     }
 
     /// The digest whose bytes `repository` serves under `digest` (itself, or the target of

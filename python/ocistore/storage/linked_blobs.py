@@ -79,13 +79,14 @@ class LinkedBlobStore:
     def link(self, digest: DigestLike, *, stored: DigestLike | None = None) -> Descriptor:
         """Links a blob of the global store into this repository. ``stored``: the digest its
         bytes are kept under when that is another (a blob distribution stored by a sha512
-        digest under its sha256); the link is then an alias, as distribution writes it."""
+        digest under its sha256); the link is then an alias, as distribution writes it. Without
+        it, a sha512 blob is found through ocistore's global alias (``crate::linked::link``)."""
         parsed = Digest(digest)
-        kept = parsed if stored is None else Digest(stored)
         # The core's protocol, GC mark included.
-        self._global._core.link(self.repository.name, parsed, kept)
-        found = self._global.stat(kept)
-        return found if found.digest == parsed else replace(found, digest=parsed)
+        self._global._core.link(
+            self.repository.name, parsed, None if stored is None else Digest(stored)
+        )
+        return self.stat(parsed)
 
     def put(self, media_type: str, data: Buffer, *, algorithm: str = "sha256") -> Descriptor:
         """Stores ``data`` and links it here under its digest in ``algorithm``; the bytes are
