@@ -9,8 +9,11 @@ PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) -c 'imp
 
 APT_PACKAGES := docker-registry skopeo podman
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Peers the tests run beside ocistore, from the Go module proxy (never committed).
+PEERS := $(CURDIR)/.peers
+DISTRIBUTION3 := $(PEERS)/registry
 
-.PHONY: run setup system-deps test test-rust test-python lint bench compare clean
+.PHONY: run setup system-deps peers test test-rust test-python lint bench compare clean
 
 # Debian packages the tests run against (the reference registry for differential tests).
 system-deps:
@@ -19,6 +22,12 @@ system-deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# distribution 3.1.1: the pull-through cache's upstream-is-a-proxy test.
+$(DISTRIBUTION3):
+	GOBIN=$(PEERS) GOFLAGS=-mod=mod go install github.com/distribution/distribution/v3/cmd/registry@v3.1.1
+
+peers: $(DISTRIBUTION3)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +57,7 @@ lint: setup
 test-rust:
 	cargo test --quiet
 
-test-python: setup system-deps
+test-python: setup system-deps peers
 	$(VENV)/bin/pytest -q
 
 test: lint test-rust test-python

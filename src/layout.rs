@@ -17,7 +17,7 @@
 //!   _uploads/<uuid>/...                                         (uploads of no repository)
 //!   _ocistore/gc.lock, _ocistore/quarantine/                    (ocistore's own)
 //!   _ocistore/aliases/<alg>/<hex>/link                          (ocistore's own)
-//!   _ocistore/proxy/fetches/<alg>/<hex>/{lock,state}            (ocistore's own)
+//!   _ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>/{lock,state}  (ocistore's own)
 //! ```
 //!
 //! Callers check names, tags and digests (`crate::grammar`, `Digest::parse`) before they ask
@@ -213,11 +213,20 @@ pub fn blob_alias(digest: &Digest) -> String {
     digest_link(&format!("{V2}/_ocistore/aliases"), digest)
 }
 
-/// `_ocistore/proxy/fetches/<alg>/<hex>`: a pull-through cache's fetch of a blob from its
-/// upstream, shared by every worker: `lock` (held by the one fetching) and `state` (the
-/// upload it fetches into and the blob's size, or why it failed).
-pub fn proxy_fetch(digest: &Digest) -> String {
-    digest_dir(&format!("{V2}/_ocistore/proxy/fetches"), digest)
+/// `_ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>`: a pull-through cache's fetch of a blob
+/// of repository `name` from its upstream, shared by every worker: `lock` (held by the one
+/// fetching) and `state` (the upload it fetches into and the blob's size, or why it failed).
+/// `_blobs` cannot be part of a name, so no repository's fetches meet another's.
+pub fn proxy_fetch(name: &str, digest: &Digest) -> String {
+    digest_dir(
+        &format!("{V2}/_ocistore/proxy/fetches/{name}/_blobs"),
+        digest,
+    )
+}
+
+/// Taken by the one process expiring a pull-through cache's content (any other skips its turn).
+pub fn proxy_expiry_lock() -> String {
+    format!("{V2}/_ocistore/proxy/expiry.lock")
 }
 
 /// The lock between pushes (shared) and the garbage collector's deletes (exclusive).

@@ -110,6 +110,7 @@ def reference_config(
     s3: Mapping[str, Any] | None = None,
     redirect: bool = True,
     access_log: bool = True,
+    htpasswd: Path | None = None,
 ) -> str:
     """docker-registry's config.yml: filesystem storage in ``root``, or, given ``s3`` (a
     ``storage.s3`` section, e.g. ``SeaweedFS.storage_s3()``), S3 storage; ``redirect=False`` sets
@@ -131,6 +132,8 @@ def reference_config(
         "storage": storage,
         "http": {"addr": f"127.0.0.1:{port}"},
     }
+    if htpasswd is not None:
+        config["auth"] = {"htpasswd": {"realm": "reference", "path": str(htpasswd)}}
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -147,6 +150,8 @@ def reference_registry(
     *,
     s3: Mapping[str, Any] | None = None,
     redirect: bool = True,
+    htpasswd: Path | None = None,
+    port: int | None = None,
 ) -> Iterator[Client]:
     """Runs docker-registry until the block ends: with filesystem storage in ``root``, or, given
     ``s3``, with its S3 driver (``root`` is then unused); see ``reference_config``."""
@@ -156,9 +161,9 @@ def reference_registry(
             "docker-registry is not installed: `apt-get install docker-registry` "
             "(.ci/run does this); the differential tests need the reference registry"
         )
-    port = free_port()
+    port = port or free_port()
     config = workdir / f"config-{port}.yml"
-    config.write_text(reference_config(port, root, s3=s3, redirect=redirect))
+    config.write_text(reference_config(port, root, s3=s3, redirect=redirect, htpasswd=htpasswd))
     log_path = workdir / f"registry-{port}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(
@@ -169,7 +174,7 @@ def reference_registry(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if client.request("GET", "/v2/").status == 200:
+                if client.request("GET", "/v2/").status in (200, 401):
                     break
             except OSError:
                 pass
@@ -181,3 +186,44 @@ def reference_registry(
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+#: distribution 3.1.1, installed by `make peers` (`go install`, never committed).
+DISTRIBUTION3 = Path(
+    os.environ.get("OCISTORE_DISTRIBUTION3", Path(__file__).parent.parent / ".peers" / "registry")
+)
+
+
+@contextmanager
+def distribution3(workdir: Path, config: Mapping[str, Any]) -> Iterator[Client]:
+    """Runs distribution 3 with ``config`` (its storage, proxy, ...; ``http.addr`` is set
+    here) until the block ends."""
+    if not DISTRIBUTION3.is_file():
+        raise RuntimeError(f"distribution 3 is not installed at {DISTRIBUTION3}: run `make peers`")
+    port = free_port()
+    path = workdir / f"distribution3-{port}.yml"
+    full = {"version": "0.1", "log": {"level": "error", "accesslog": {"disabled": True}}, **config}
+    full["http"] = {"addr": f"127.0.0.1:{port}"}
+    path.write_text(yaml.safe_dump(full, sort_keys=False))
+    log_path = workdir / f"distribution3-{port}.log"
+    env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(DISTRIBUTION3), "serve", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        client = Client(port)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.request("GET", "/v2/").status in (200, 401):
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"distribution 3 did not start: {log_path.read_text()}")
+                time.sleep(0.05)
+            yield client
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -115,6 +115,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     registry = Registry(args.root)
+    if args.config is not None:
+        from .proxy.config import UpstreamConfig
+        from .proxy.expiry import expire_cache
+        from .server.config import ConfigError, load_config
+
+        try:
+            upstreams = [UpstreamConfig(**u) for u in load_config(args.config).proxy]
+        except ConfigError as e:
+            print(f"ocistore: configuration error: {e}", file=sys.stderr)
+            return 2
+        if upstreams:
+            deleting = Registry(args.root, delete_enabled=True)
+            expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=print)
+            verb = "would expire" if args.dry_run else "expired"
+            print(
+                f"pull-through cache: {verb} {len(expired.manifests)} manifests and "
+                f"{len(expired.blobs)} blob links"
+            )
     result = collect_garbage(
         registry,
         dry_run=args.dry_run,
@@ -288,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("root", metavar="ROOT")
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    gc.add_argument(
+        "--config",
+        help="the server's configuration: for a pull-through cache (proxy), first expire "
+        "what its repositories have not used within their ttl",
+    )
     gc.add_argument(
         "--delete-untagged", action="store_true", help="also delete manifests no tag reaches"
     )

@@ -322,6 +322,11 @@ fn own_request(request: &Request<Incoming>, uploads: bool) -> Option<(String, bo
     let path = request.uri().path();
     let method = request.method();
     if *method == Method::GET || *method == Method::HEAD {
+        // `ns` (the spec's registry proxying) may name another repository than the path's:
+        // a pull-through cache's application chooses.
+        if grammar::query_param(request.uri().query().unwrap_or(""), "ns").is_some() {
+            return None;
+        }
         return blob::parse_blob_path(path).map(|(name, _)| (name.to_owned(), false));
     }
     if !uploads {

@@ -164,8 +164,13 @@ impl PyLayout {
     }
 
     #[staticmethod]
-    fn proxy_fetch(digest: &Bound<'_, PyAny>) -> PyResult<String> {
-        Ok(layout::proxy_fetch(&digest_arg(digest)?))
+    fn proxy_fetch(name: &str, digest: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(layout::proxy_fetch(name, &digest_arg(digest)?))
+    }
+
+    #[staticmethod]
+    fn proxy_expiry_lock() -> String {
+        layout::proxy_expiry_lock()
     }
 
     #[staticmethod]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ..client_auth import parse_challenge, token_answer
 from . import MIB, Advance, Row, format_table, measurement
 
 #: No single request may take longer than this (a 1 GiB push on a slow link still fits).
@@ -39,31 +40,6 @@ class BenchError(Exception):
 
 class AuthenticationError(BenchError):
     """The registry wants credentials that were not given, or refused the ones given."""
-
-
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """``Bearer realm="r",service="s",scope="repository:a:pull,push"`` -> ("Bearer", {...}).
-    A comma inside quotes belongs to the value (scopes list actions with commas)."""
-    scheme, _, rest = header.strip().partition(" ")
-    params: dict[str, str] = {}
-    i = 0
-    while i < len(rest):
-        equals = rest.find("=", i)
-        if equals < 0:
-            break
-        key = rest[i:equals].strip().strip(",").strip()
-        if rest[equals + 1 : equals + 2] == '"':
-            close = rest.find('"', equals + 2)
-            close = len(rest) if close < 0 else close
-            value, i = rest[equals + 2 : close], close + 1
-        else:
-            comma = rest.find(",", equals + 1)
-            comma = len(rest) if comma < 0 else comma
-            value, i = rest[equals + 1 : comma].strip(), comma
-        params[key.lower()] = value
-        i = rest.find(",", i)
-        i = len(rest) if i < 0 else i + 1
-    return scheme, params
 
 
 class BearerAuth(httpx.Auth):
@@ -95,13 +71,7 @@ class BearerAuth(httpx.Auth):
             )
         if r.status_code != 200:
             raise AuthenticationError(f"token service {self.realm}: {r.status_code} {r.text[:200]}")
-        try:
-            body = r.json()
-            token = str(body.get("token") or body.get("access_token") or "")
-            # The token specification's default lifetime, when the answer names none.
-            lifetime = float(body.get("expires_in") or 60)
-        except (ValueError, TypeError, AttributeError):  # not JSON, not an object, no number
-            token, lifetime = "", 0.0
+        token, lifetime = token_answer(r)
         if not token:
             raise AuthenticationError(f"token service {self.realm} answered no token")
         self.token = token

@@ -100,10 +100,15 @@ class RegistryApp(
             if message["type"] == "lifespan.startup":
                 if self.config.purge_enabled:
                     self._background = asyncio.create_task(self._purge_loop())
+                if self.proxy is not None and (interval := self.proxy.expiry_interval()):
+                    self._expiry = asyncio.create_task(self._expiry_loop(interval))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._background is not None:
-                    self._background.cancel()
+                for task in (self._background, self._expiry):
+                    if task is not None:
+                        task.cancel()
+                if self.proxy is not None:
+                    await self.proxy.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -119,6 +124,25 @@ class RegistryApp(
             except Exception:
                 log.exception("upload purge failed")
             await asyncio.sleep(self.config.purge_interval_seconds)
+
+    async def _expiry_loop(self, interval: float) -> None:
+        """The pull-through cache's expiry and collection (``ocistore.proxy.expiry``), by one
+        worker at a time."""
+        assert self.proxy is not None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                done = await asyncio.to_thread(self.proxy.expire)
+                if done is not None:
+                    expired, collected = done
+                    log.info(
+                        "cache expiry: %d manifests and %d blob links expired, %d blobs deleted",
+                        len(expired.manifests),
+                        len(expired.blobs),
+                        len(collected.deleted_blobs),
+                    )
+            except Exception:
+                log.exception("cache expiry failed")
 
     def _route(self, request: Request) -> tuple[str, Handler, dict[str, str]]:
         raw = request.scope.get("raw_path")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import _core
 from .._core import Digest, Layout
@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..storage import LinkedBlobStore, Registry, Repository
 from ..storage.driver import FilesystemDriver, ObjectStoreDriver
+from ..storage.validation import ManifestValidation
 from ..store import BlobWriter
 from .auth import Access
 from .auth import access_controller as make_access_controller
@@ -35,6 +36,9 @@ from .http import (
     Send,
 )
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from ..proxy.cache import PullThroughCache, Selected
 
 __all__ = ["REDIRECT_SECONDS", "AppBase"]
 
@@ -78,9 +82,29 @@ class AppBase:
     def __init__(self, config: Config) -> None:
         self.config = config
         driver = config.storage_driver()
-        self.registry = Registry(
-            driver, delete_enabled=config.delete_enabled, validation=config.manifest_validation()
+        # A pull-through cache stores manifests before the blobs and children they name.
+        validation = (
+            ManifestValidation(index_children="none", blobs_required=False, urls_allow=None)
+            if config.proxy
+            else config.manifest_validation()
         )
+        self.registry = Registry(
+            driver, delete_enabled=config.delete_enabled, validation=validation
+        )
+        self.metrics = Metrics(self.registry)
+        self.proxy: PullThroughCache | None = None
+        if config.proxy:
+            from ..proxy.cache import PullThroughCache
+            from ..proxy.config import UpstreamConfig
+
+            if not isinstance(driver, FilesystemDriver):
+                raise ValueError("the pull-through cache needs filesystem storage")
+            self.proxy = PullThroughCache(
+                self.registry,
+                driver.root,
+                [UpstreamConfig(**u) for u in config.proxy],
+                self.metrics,
+            )
         # Whole blobs go out as files (zero-copy) from a filesystem; from object storage, by a
         # redirect to a presigned URL unless storage.redirect.disable, else streamed.
         self.local_files = isinstance(driver, FilesystemDriver)
@@ -88,16 +112,18 @@ class AppBase:
         if isinstance(driver, ObjectStoreDriver) and config.redirect:
             store = driver.store
             self.redirect_url = lambda d: store.signed_url(Layout.blob_data(d), REDIRECT_SECONDS)
-        self.metrics = Metrics(self.registry)
         self.access_controller = make_access_controller(config.auth)
         self._extra_headers = [
             (name, value) for name, values in config.headers.items() for value in values
         ]
         self._background: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     async def _send(self, scope: Scope, send: Send, request: Request, response: Response) -> int:
         headers = [API_VERSION, *self._extra_headers, *response.headers.items()]
         head = request.method == "HEAD"
+        if response.stream is not None:
+            return await self._send_stream(send, headers, response, head)
         if response.file is None:
             if "Content-Length" not in response.headers:
                 headers.append(("Content-Length", str(len(response.body))))
@@ -145,6 +171,30 @@ class AppBase:
         if sent < length:
             # Cannot happen for an immutable blob; end the body rather than hang the client.
             await send({"type": "http.response.body", "body": b""})
+        return sent
+
+    async def _send_stream(
+        self, send: Send, headers: list[tuple[str, str]], response: Response, head: bool
+    ) -> int:
+        """A body that arrives as it is sent. An error from it ends the connection before the
+        announced length, so the client sees a broken transfer, never a short valid body."""
+        assert response.stream is not None
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers],
+            }
+        )
+        sent = 0
+        async with contextlib.aclosing(response.stream) as chunks:
+            if head:
+                await send({"type": "http.response.body", "body": b""})
+                return 0
+            async for chunk in chunks:
+                sent += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
         return sent
 
     def _read_range(self, digest: Digest, offset: int, length: int) -> bytes:
@@ -205,6 +255,14 @@ class AppBase:
     def _check_writable(self) -> None:
         if self.config.readonly:
             raise ErrUnsupported("the registry is in read-only mode")
+        if self.proxy is not None:
+            raise ErrUnsupported("the registry is a pull-through cache: it cannot be pushed to")
+
+    def _proxied(self, request: Request, name: str) -> Selected | None:
+        """Where a read goes when the registry is a pull-through cache; None otherwise."""
+        if self.proxy is None:
+            return None
+        return self.proxy.select(name, request.query.get("ns") or None)
 
     async def _claim(self, blobs: LinkedBlobStore, name: str, upload_id: str) -> BlobWriter:
         """The upload, held for this request (the core's claim: one request at a time per

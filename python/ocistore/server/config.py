@@ -18,6 +18,8 @@ Accepted keys (anything else is an error at start, naming the key)::
            bodyidletimeout: 60s,                    # ocistore's: a stalled body ends the request
            headers: {Name: [value, ...]}, nativefront: bool,
            tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
+    proxy: {remoteurl: URL, username: ..., password: ..., ttl: 168h, upstreams: [...]}
+                                                    # a pull-through cache: ocistore.proxy.config
     auth:                                           # at most one of:
       htpasswd: {realm: ..., path: FILE}            # bcrypt entries only
       token: {realm: URL, service: ..., issuer: ..., rootcertbundle: PEM, jwks: FILE}
@@ -115,6 +117,9 @@ class Config:
     index_platforms: list[list[str]] = field(default_factory=list)
     urls_allow: list[str] | None = None
     urls_deny: list[str] = field(default_factory=list)
+    #: ``proxy``: the pull-through cache's upstreams (``ocistore.proxy.config``), as
+    #: ``UpstreamConfig`` fields; empty: not a cache.
+    proxy: list[dict[str, Any]] = field(default_factory=list)
     #: Set by ``serve`` for the workers behind a native front: requests carrying it came
     #: through the front (never read from a file).
     front_secret: str | None = None
@@ -196,6 +201,7 @@ _SCHEMA: dict[str, Any] = {
             "blobs": str,
         },
     },
+    "proxy": dict,  # checked by ocistore.proxy.config
     "auth": {
         "htpasswd": {"realm": str, "path": str},
         "token": {"realm": str, "service": str, "issuer": str, "rootcertbundle": str, "jwks": str},
@@ -394,6 +400,21 @@ def load_config(path: str | Path | None) -> Config:
                 raise ConfigError(f"http.headers.{name}: expected a list of strings")
         config.headers = {str(k): list(v) for k, v in headers.items()}
     _validation(doc, config)
+    if (proxy := _get(doc, "proxy")) is not None:
+        from ..proxy.config import ProxyConfigError, parse_proxy
+
+        def seconds(value: Any, key: str) -> float:
+            try:
+                return parse_duration(str(value)).total_seconds()
+            except ValueError as e:
+                raise ConfigError(f"{key}: {e}") from None
+
+        try:
+            config.proxy = [u.to_dict() for u in parse_proxy(proxy, seconds)]
+        except ProxyConfigError as e:
+            raise ConfigError(str(e)) from None
+        if config.s3 is not None:
+            raise ConfigError("proxy: the pull-through cache needs filesystem storage for now")
     if (auth := _get(doc, "auth")) is not None:
         config.auth = {str(kind): dict(options or {}) for kind, options in auth.items()}
         from .auth import AuthConfigError, access_controller

@@ -4,10 +4,13 @@ through ``ocistore._core.FrontProtocol`` and ``read_front_records``)."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
 
 from .. import _core
+from .._core import Digest
+from . import routing
 from .auth import required_access
 from .base import AppBase, log
 from .http import (
@@ -66,6 +69,14 @@ class FrontProtocolHandlers(AppBase):
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
+    def _proxy_hit(self, route: str, method: str, path: str) -> None:
+        """A cached blob the front served: a hit, which keeps it from expiring."""
+        assert self.proxy is not None
+        name, _, params = routing.match(path, method)
+        if name == "blob" and "name" in params and "digest" in params:
+            with contextlib.suppress(ValueError):
+                self.proxy.observed_blob(params["name"], Digest(params["digest"]))
+
     async def _front_observations(self, request: Request, send: Send) -> None:
         """The requests the front answered itself (``_core.FrontRecord``s)."""
         try:
@@ -75,6 +86,8 @@ class FrontProtocolHandlers(AppBase):
                     record.route, record.method, record.path, record.status, record.seconds,
                     record.bytes_in, record.bytes_out, record.remote, record.user,
                 )  # fmt: skip
+                if self.proxy is not None and record.status in (200, 206):
+                    self._proxy_hit(record.route, record.method, record.path)
             status = 204
         except (ValueError, ApiError):
             log.exception("unreadable observations from the native front")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    MutableMapping,
+)
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -171,6 +178,9 @@ class Response:
     body: bytes = b""
     #: A blob to send instead of ``body``: (digest, offset, length)
     file: tuple[Digest, int, int] | None = None
+    #: A body that arrives as it is sent (a blob the pull-through cache is fetching), with
+    #: ``Content-Length`` set; an error raised from it cuts the connection.
+    stream: AsyncGenerator[bytes] | None = None
 
 
 def error_body(errors: Iterable[tuple[str, str, Any]]) -> bytes:

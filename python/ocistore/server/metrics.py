@@ -76,6 +76,25 @@ class Metrics:
         self.bytes_out = Counter(
             "ocistore_http_sent_bytes", "Response body bytes", ["route"], registry=target
         )
+        self.proxy_requests = Counter(
+            "ocistore_proxy_requests",
+            "Pull-through cache reads by upstream, kind (manifest, blob) and result (hit, miss)",
+            ["upstream", "kind", "result"],
+            registry=target,
+        )
+        self.proxy_upstream_bytes = Counter(
+            "ocistore_proxy_upstream_received_bytes",
+            "Blob bytes the pull-through cache received from each upstream",
+            ["upstream"],
+            registry=target,
+        )
+        self.proxy_upstream_errors = Counter(
+            "ocistore_proxy_upstream_errors",
+            "Upstream requests of the pull-through cache that failed (unreachable, 5xx, a "
+            "blob that did not match its digest)",
+            ["upstream"],
+            registry=target,
+        )
         self._uploads = _UploadsOnDisk(registry)
         self.collectors.register(self._uploads)
 
@@ -88,6 +107,15 @@ class Metrics:
             self.bytes_in.labels(route).inc(bytes_in)
         if bytes_out:
             self.bytes_out.labels(route).inc(bytes_out)
+
+    def proxy_request(self, upstream: str, kind: str, hit: bool) -> None:
+        self.proxy_requests.labels(upstream, kind, "hit" if hit else "miss").inc()
+
+    def proxy_received(self, upstream: str, size: int) -> None:
+        self.proxy_upstream_bytes.labels(upstream).inc(size)
+
+    def proxy_error(self, upstream: str) -> None:
+        self.proxy_upstream_errors.labels(upstream).inc()
 
     def render(self) -> tuple[bytes, str]:
         if self._multiprocess:

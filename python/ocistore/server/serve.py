@@ -74,7 +74,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             upstream=upstream,
             secret=config.front_secret,
             blob_root=Path(config.root).resolve(),
-            uploads=not config.readonly,
+            uploads=not config.readonly and not config.proxy,
             authenticate=bool(config.auth),
             headers=headers,
             tls_certificate=config.tls_certificate,

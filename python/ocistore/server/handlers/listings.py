@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+
 from ..._core import Digest
 from ...errors import (
     ErrRepositoryUnknown,
@@ -35,6 +37,12 @@ def _page(items: list[str], n: int | None, path: str) -> tuple[list[str], dict[s
     return items[:n], headers
 
 
+def _without_ns(request: Request) -> str:
+    """The request's query string for the upstream: ``ns`` is the cache's, not the upstream's
+    (``Upstream.url`` adds it back where configured)."""
+    return str(httpx.QueryParams([(k, v) for k, v in request.query_pairs if k != "ns"]))
+
+
 class ListingHandlers(AppBase):
     """``/v2/``, ``_catalog``, ``tags/list``, ``referrers`` and ``/metrics``."""
 
@@ -55,7 +63,21 @@ class ListingHandlers(AppBase):
         return Response(200, headers, json.dumps({"repositories": names}).encode())
 
     async def tags_list(self, request: Request, name: str) -> Response:
-        repo = self._repository(name)
+        selected = self._proxied(request, name)
+        if selected is not None:
+            assert self.proxy is not None
+            path = f"/v2/{name}/tags/list"
+            got = await self.proxy.passthrough_json(selected, path, _without_ns(request))
+            if got is not None:
+                status, body, headers = got
+                return Response(status, {**headers, **selected.headers()}, body)
+            local = await self._local_tags(request, name, selected.storage_name)
+            local.headers.update(selected.headers())
+            return local
+        return await self._local_tags(request, name, name)
+
+    async def _local_tags(self, request: Request, name: str, storage_name: str) -> Response:
+        repo = self._repository(storage_name)
         try:
             tags = await asyncio.to_thread(repo.tags().all)
         except ErrRepositoryUnknown as e:
@@ -68,8 +90,17 @@ class ListingHandlers(AppBase):
         return Response(200, headers, json.dumps({"name": name, "tags": tags}).encode())
 
     async def referrers(self, request: Request, name: str, digest: str) -> Response:
-        repo = self._repository(name)
         subject = Digest(digest)
+        selected = self._proxied(request, name)
+        if selected is not None:
+            assert self.proxy is not None
+            path = f"/v2/{name}/referrers/{subject}"
+            got = await self.proxy.passthrough_json(selected, path, _without_ns(request))
+            if got is not None:
+                status, body, headers = got
+                return Response(status, {**headers, **selected.headers()}, body)
+            name = selected.storage_name
+        repo = self._repository(name)
         artifact_type = request.query.get("artifactType") or None
         index = await asyncio.to_thread(repo.referrers, subject, artifact_type)
         headers = {"Content-Type": OCI_INDEX}

@@ -30,7 +30,6 @@ class ManifestHandlers(AppBase):
     """``/v2/<name>/manifests/<reference>``."""
 
     async def get_manifest(self, request: Request, name: str, reference: str) -> Response:
-        repo = self._repository(name)
         try:
             ref = parse_reference(reference)
         except ErrTagInvalid:
@@ -39,7 +38,19 @@ class ManifestHandlers(AppBase):
                 f"manifest unknown: {reference!r} is not a valid tag or digest",
                 detail={"name": name, "reference": reference},
             ) from None
-        digest = ref if isinstance(ref, Digest) else await self._lookup(repo.tags().resolve, ref)
+        extra: dict[str, str] = {}
+        selected = self._proxied(request, name)
+        if selected is not None:
+            assert self.proxy is not None
+            repo = self._repository(selected.storage_name)
+            digest = await self.proxy.manifest_digest(selected, reference)
+            await asyncio.to_thread(self.proxy.hit_manifest, selected, digest)
+            extra = selected.headers()
+        else:
+            repo = self._repository(name)
+            digest = (
+                ref if isinstance(ref, Digest) else await self._lookup(repo.tags().resolve, ref)
+            )
         manifest = await asyncio.to_thread(repo.manifests().get, digest)
         if not accepts(request.header_values("accept"), manifest.media_type):
             raise ErrManifestUnknown(
@@ -55,6 +66,7 @@ class ManifestHandlers(AppBase):
                 "Docker-Content-Digest": str(digest),
                 "ETag": f'"{digest}"',
                 "Content-Length": str(len(payload)),
+                **extra,
             },
             payload,
         )

@@ -1,0 +1,463 @@
+"""A blob fetched from the upstream once, however many clients and workers ask for it.
+
+The first request for a blob the cache does not have takes the fetch's lock
+(``Layout.proxy_fetch(digest)/lock``, an ``flock``, so every worker and process sees it) and
+starts the fetch: one upstream GET streamed into an ordinary upload of the repository, hashed
+as it arrives, checkpointed as it goes, and committed by the link-first protocol (verified
+against the digest before it is published). Every request for that blob, the first included,
+streams from the upload's data file as it grows (ranges too), and sends the last byte of its
+answer only once the blob is published: a blob that does not match its digest is discarded
+and those connections are cut, so no client ever takes it for valid.
+
+A fetch cut off (the upstream resets, this process dies) keeps its upload: whoever takes the
+lock next resumes it from its last checkpoint with a ``Range`` request, not from zero. The
+``state`` file beside the lock tells the waiting requests which upload to read, the blob's
+size, or why the fetch failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .._core import Digest, Layout
+from ..descriptor import Descriptor
+from ..errors import ErrBlobInvalidDigest, ErrBlobUnknown, OciStoreError
+from ..storage import Registry
+from ..store import BlobWriter
+from .upstream import Upstream, UpstreamError
+
+if TYPE_CHECKING:
+    from ..server.metrics import Metrics
+
+__all__ = ["BlobFetches", "FetchFailed", "FetchState"]
+
+log = logging.getLogger("ocistore.proxy")
+
+#: Bytes gathered from the upstream before each write into the upload.
+WRITE_BLOCK = 1024 * 1024
+#: A checkpoint (the hash state saved) every so many bytes: how much a resumed fetch re-hashes.
+CHECKPOINT_EVERY = 64 * 1024 * 1024
+#: Reads of the growing data file, per send.
+TAIL_BLOCK = 2 * 1024 * 1024
+#: How often a waiting request looks for new bytes (doubling from the first to the last).
+POLL_FIRST, POLL_LAST = 0.002, 0.05
+#: A request whose fetch makes no progress for this long checks that someone still fetches.
+TAKE_OVER_AFTER = 1.0
+#: ... and gives up after this long without a byte.
+STALL_LIMIT = 120.0
+#: Times a fetch cut off by the upstream is resumed in a row before it fails.
+RESUMES = 5
+
+
+class FetchFailed(Exception):
+    """The upstream fetch of a blob failed: ``status`` is 404 when the upstream does not have
+    it, 502 when it failed, 504 when it stalled."""
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FetchState:
+    upload: str | None = None
+    size: int | None = None
+    #: Why the fetch failed, and the status to answer for it.
+    failed: str | None = None
+    status: int | None = None
+    generation: str = ""
+
+
+def _read_state(path: Path) -> FetchState | None:
+    try:
+        raw = json.loads(path.read_bytes())
+        return FetchState(**raw) if isinstance(raw, dict) else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_state(path: Path, state: FetchState) -> None:
+    temporary = path.with_name(f".state.{uuid.uuid4().hex}")
+    temporary.write_text(json.dumps(state.__dict__))
+    os.replace(temporary, path)
+
+
+class BlobFetches:
+    """The fetches of one registry's pull-through cache (filesystem storage)."""
+
+    def __init__(self, registry: Registry, root: Path, metrics: Metrics | None = None) -> None:
+        self.registry = registry
+        self.root = root
+        self.metrics = metrics
+        self._leading: set[asyncio.Task[None]] = set()
+
+    def _dir(self, storage_name: str, digest: Digest) -> Path:
+        return self.root / Layout.proxy_fetch(storage_name, digest)
+
+    def published(self, storage_name: str, digest: Digest) -> Digest | None:
+        """The digest the cached blob's bytes are stored under, once they are in place (its
+        link is written before the bytes are: both must be there)."""
+        try:
+            stored = self.registry.repository(storage_name).blobs().resolve(digest)
+            self.registry.blobs().stat(stored)
+            return stored
+        except ErrBlobUnknown:
+            return None
+
+    def ensure(self, upstream: Upstream, name: str, storage_name: str, digest: Digest) -> None:
+        """Starts the fetch here unless someone (any worker) is fetching the blob already."""
+        directory = self._dir(storage_name, digest)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return
+        previous = _read_state(directory / "state")
+        # A fresh generation, so that nobody waiting reads an earlier fetch's failure as this
+        # one's; the upload of a fetch cut off is kept, to be resumed.
+        _write_state(
+            directory / "state",
+            FetchState(
+                upload=previous.upload if previous and not previous.failed else None,
+                size=previous.size if previous and not previous.failed else None,
+                generation=uuid.uuid4().hex,
+            ),
+        )
+        task = asyncio.create_task(self._lead(fd, upstream, name, storage_name, digest))
+        self._leading.add(task)
+        task.add_done_callback(self._leading.discard)
+
+    async def state(self, storage_name: str, digest: Digest) -> FetchState | None:
+        return _read_state(self._dir(storage_name, digest) / "state")
+
+    async def wait_size(
+        self, upstream: Upstream, name: str, storage_name: str, digest: Digest
+    ) -> int:
+        """The blob's size once the fetch knows it (from the upstream's answer)."""
+        waited, pause = 0.0, POLL_FIRST
+        while True:
+            if (stored := self.published(storage_name, digest)) is not None:
+                return self.registry.blobs().stat(stored).size
+            state = await self.state(storage_name, digest)
+            if state is not None and state.failed:
+                raise FetchFailed(state.failed, status=state.status or 502)
+            if state is not None and state.size is not None:
+                return state.size
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, POLL_LAST)
+            if waited >= TAKE_OVER_AFTER:
+                self.ensure(upstream, name, storage_name, digest)
+            if waited >= STALL_LIMIT:
+                raise FetchFailed(f"the upstream fetch of {digest} made no progress", status=504)
+
+    async def tail(
+        self,
+        upstream: Upstream,
+        name: str,
+        storage_name: str,
+        digest: Digest,
+        start: int,
+        length: int,
+    ) -> AsyncGenerator[bytes]:
+        """``length`` bytes of the blob from ``start``, as they arrive; the last one only once
+        the blob is verified and published. Raises ``FetchFailed`` when the fetch fails (the
+        caller cuts the connection)."""
+        position, end = start, start + length
+        if length == 0:
+            return
+        fd: int | None = None
+        reading: str | None = None
+        idle, pause = 0.0, POLL_FIRST
+        try:
+            while position < end:
+                if (stored := self.published(storage_name, digest)) is not None:
+                    with self.registry.blobs().open(stored) as reader:
+                        while position < end:
+                            n = min(TAIL_BLOCK, end - position)
+                            chunk = await asyncio.to_thread(reader.read_at, position, n)
+                            if not chunk:
+                                raise FetchFailed(f"blob {digest} is shorter than announced")
+                            position += len(chunk)
+                            yield chunk
+                    return
+                state = await self.state(storage_name, digest)
+                if state is not None and state.failed:
+                    raise FetchFailed(state.failed, status=state.status or 502)
+                if state is not None and state.upload and state.upload != reading:
+                    if fd is not None:
+                        os.close(fd)
+                        fd = None
+                    data = self.root / Layout.upload_data(storage_name, state.upload)
+                    with contextlib.suppress(FileNotFoundError):
+                        fd = os.open(data, os.O_RDONLY)
+                        reading = state.upload
+                available = os.fstat(fd).st_size if fd is not None else 0
+                # Everything but the answer's last byte may go before the blob is verified.
+                can = min(available, end - 1) - position
+                if can > 0 and fd is not None:
+                    chunk = await asyncio.to_thread(os.pread, fd, min(can, TAIL_BLOCK), position)
+                    if chunk:
+                        position += len(chunk)
+                        idle, pause = 0.0, POLL_FIRST
+                        yield chunk
+                        continue
+                await asyncio.sleep(pause)
+                idle += pause
+                pause = min(pause * 2, POLL_LAST)
+                if idle >= TAKE_OVER_AFTER and int(idle / TAKE_OVER_AFTER) != int(
+                    (idle - pause) / TAKE_OVER_AFTER
+                ):
+                    # Whoever fetched may have died: the lock is free then, and this takes over.
+                    self.ensure(upstream, name, storage_name, digest)
+                if idle >= STALL_LIMIT:
+                    raise FetchFailed(f"the upstream fetch of {digest} stalled", status=504)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    # the fetch
+
+    async def _lead(
+        self, fd: int, upstream: Upstream, name: str, storage_name: str, digest: Digest
+    ) -> None:
+        directory = self._dir(storage_name, digest)
+        state_path = directory / "state"
+        started = time.monotonic()
+        try:
+            if self.published(storage_name, digest) is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    state_path.unlink()
+                return
+            if await self._link_stored(upstream, name, storage_name, digest):
+                log.info("linked %s for %s: the upstream has it, the registry had it", digest, name)
+                with contextlib.suppress(FileNotFoundError):
+                    state_path.unlink()
+                return
+            await self._fetch(upstream, name, storage_name, digest, state_path)
+            log.info(
+                "fetched %s for %s from %s in %.3f s",
+                digest,
+                name,
+                upstream.config.remoteurl,
+                time.monotonic() - started,
+            )
+        except FetchFailed as failed:
+            log.warning("fetch of %s for %s failed: %s", digest, name, failed)
+            if failed.status != 404 and self.metrics is not None:
+                self.metrics.proxy_error(upstream.config.remoteurl)
+            current = _read_state(state_path) or FetchState()
+            _write_state(
+                state_path,
+                FetchState(
+                    upload=current.upload,
+                    size=current.size,
+                    failed=str(failed),
+                    status=failed.status,
+                    generation=current.generation,
+                ),
+            )
+        except Exception as error:
+            log.exception("fetch of %s for %s failed", digest, name)
+            if self.metrics is not None:
+                self.metrics.proxy_error(upstream.config.remoteurl)
+            current = _read_state(state_path) or FetchState()
+            _write_state(
+                state_path,
+                FetchState(
+                    upload=current.upload,
+                    size=current.size,
+                    failed=f"the fetch failed: {error}",
+                    status=502,
+                    generation=current.generation,
+                ),
+            )
+        finally:
+            os.close(fd)
+
+    async def _link_stored(
+        self, upstream: Upstream, name: str, storage_name: str, digest: Digest
+    ) -> bool:
+        """Links a blob the registry already stores (another cached repository's, or another
+        upstream's) once the upstream confirms it has it in this repository: no bytes move."""
+        try:
+            await asyncio.to_thread(self.registry.blobs().stat, digest)
+        except ErrBlobUnknown:
+            return False
+        await upstream_size(upstream, name, digest)  # FetchFailed unless the upstream has it
+        blobs = self.registry.repository(storage_name).blobs()
+        try:
+            await asyncio.to_thread(blobs.link, digest)
+        except ErrBlobUnknown:  # collected meanwhile: fetched after all
+            return False
+        return True
+
+    async def _fetch(
+        self,
+        upstream: Upstream,
+        name: str,
+        storage_name: str,
+        digest: Digest,
+        state_path: Path,
+    ) -> None:
+        state = _read_state(state_path)
+        blobs = self.registry.repository(storage_name).blobs()
+        writer: BlobWriter | None = None
+        if state is not None and state.upload:
+            with contextlib.suppress(OciStoreError):
+                writer = await asyncio.to_thread(blobs.claim, state.upload)
+        if writer is None:
+            writer = await asyncio.to_thread(blobs.create, algorithm=digest.algorithm)
+        generation = state.generation if state else ""
+        size = state.size if state else None
+        resumes = 0
+        try:
+            while True:
+                _write_state(
+                    state_path, FetchState(upload=writer.id, size=size, generation=generation)
+                )
+                try:
+                    size = await self._receive(
+                        upstream, name, digest, writer, state_path, generation
+                    )
+                    break
+                except _StartOver:
+                    await asyncio.to_thread(writer.cancel)
+                    writer = await asyncio.to_thread(blobs.create, algorithm=digest.algorithm)
+                    continue
+                except UpstreamError as cut:
+                    resumes += 1
+                    if resumes > RESUMES:
+                        raise FetchFailed(f"the upstream failed: {cut}") from None
+                    # Resume from what arrived, once it is saved: the next GET asks for the rest.
+                    await asyncio.to_thread(writer.checkpoint, durable=False)
+                    await asyncio.sleep(min(0.1 * 2**resumes, 2.0))
+            try:
+                await asyncio.to_thread(
+                    writer.commit, Descriptor(media_type="", digest=digest, size=size)
+                )
+            except (ErrBlobInvalidDigest, OciStoreError) as wrong:
+                await asyncio.to_thread(writer.cancel)
+                writer = None
+                raise FetchFailed(
+                    f"the upstream's bytes for {digest} do not match it: {wrong}"
+                ) from None
+            writer = None
+            # Nothing of the fetch is needed once the blob is published (whoever takes a lock
+            # left behind finds the blob published and stops there).
+            for leftover in ("state", "lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    (state_path.parent / leftover).unlink()
+            with contextlib.suppress(OSError):
+                state_path.parent.rmdir()
+        finally:
+            if writer is not None and not writer.closed:
+                # Kept for whoever resumes the fetch.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(writer.close, durable=False)
+
+    def _received(self, upstream: Upstream, size: int) -> None:
+        if self.metrics is not None:
+            self.metrics.proxy_received(upstream.config.remoteurl, size)
+
+    async def _receive(
+        self,
+        upstream: Upstream,
+        name: str,
+        digest: Digest,
+        writer: BlobWriter,
+        state_path: Path,
+        generation: str,
+    ) -> int:
+        """Streams the rest of the blob into ``writer``; returns the blob's size."""
+        offset = writer.size
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        async with upstream.request(
+            "GET", f"/v2/{name}/blobs/{digest}", name=name, headers=headers
+        ) as response:
+            status = response.status_code
+            if status == 404:
+                raise FetchFailed(f"blob unknown to upstream: {digest}", status=404)
+            if status in (401, 403):
+                raise FetchFailed(f"the upstream refused access to {digest} ({status})", status=502)
+            if status == 200 and offset:
+                raise _StartOver  # the upstream ignored the range
+            if status not in (200, 206):
+                raise UpstreamError(f"GET {digest} answered {status}")
+            size = _total_size(response.headers, offset, status)
+            if size is None:
+                raise FetchFailed(f"the upstream gave no size for {digest}", status=502)
+            _write_state(state_path, FetchState(upload=writer.id, size=size, generation=generation))
+            pending = bytearray()
+            since_checkpoint = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    pending += chunk
+                    if len(pending) >= WRITE_BLOCK:
+                        await asyncio.to_thread(writer.write, bytes(pending))
+                        self._received(upstream, len(pending))
+                        since_checkpoint += len(pending)
+                        pending.clear()
+                        if since_checkpoint >= CHECKPOINT_EVERY:
+                            await asyncio.to_thread(writer.checkpoint, durable=False)
+                            since_checkpoint = 0
+            except httpx.HTTPError as e:
+                if pending:
+                    await asyncio.to_thread(writer.write, bytes(pending))
+                    self._received(upstream, len(pending))
+                raise UpstreamError(f"GET {digest} broke off: {e}") from None
+            if pending:
+                await asyncio.to_thread(writer.write, bytes(pending))
+                self._received(upstream, len(pending))
+            if writer.size < size:
+                raise UpstreamError(f"GET {digest} ended at {writer.size} of {size} bytes")
+            return size
+
+
+class _StartOver(Exception):
+    """The upstream answered a resumed fetch's ``Range`` with the whole blob."""
+
+
+def _total_size(headers: httpx.Headers, offset: int, status: int) -> int | None:
+    if status == 206:
+        content_range = headers.get("content-range") or ""
+        unit, _, rest = content_range.partition(" ")
+        span, _, total = rest.partition("/")
+        first = span.partition("-")[0]
+        if unit != "bytes" or not total.isdigit() or first != str(offset):
+            return None
+        return int(total)
+    length = headers.get("content-length")
+    return int(length) if length and length.isdigit() else None
+
+
+async def upstream_size(
+    upstream: Upstream, name: str, digest: Digest, ns: str | None = None
+) -> int:
+    """The blob's size from the upstream's HEAD; ``FetchFailed`` (404) when it does not have
+    it, ``FetchFailed`` (502) when it cannot say."""
+    try:
+        async with upstream.request("HEAD", f"/v2/{name}/blobs/{digest}", name=name, ns=ns) as r:
+            status, length = r.status_code, r.headers.get("content-length")
+    except UpstreamError as unreachable:
+        raise FetchFailed(f"the upstream cannot be reached: {unreachable}") from None
+    if status == 404:
+        raise FetchFailed(f"blob unknown to upstream: {digest}", status=404)
+    if status != 200 or not (length and length.isdigit()):
+        raise FetchFailed(f"the upstream's HEAD of {digest} answered {status}")
+    return int(length)
