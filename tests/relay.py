@@ -26,6 +26,10 @@ class Relay:
         #: Cut the next download once it has passed this many bytes (then reset to None).
         self.cut_after: int | None = None
         self.cuts = 0
+        #: Hold the next download once it has passed this many bytes, until ``release()``.
+        self.hold_after: int | None = None
+        self.holding = threading.Event()
+        self._released = threading.Event()
         self._open: list[socket.socket] = []
         self._running = True
         threading.Thread(target=self._accept, daemon=True).start()
@@ -85,6 +89,11 @@ class Relay:
                         self.cuts += 1
                 if cut:
                     break
+                hold = self.hold_after is not None and passed + len(data) > self.hold_after
+                if hold:
+                    self.hold_after = None
+                    self.holding.set()
+                    self._released.wait()
                 client.sendall(data)
                 passed += len(data)
         except OSError:
@@ -93,9 +102,14 @@ class Relay:
             _close(client)
             _close(server)
 
+    def release(self) -> None:
+        """Lets a held download go on."""
+        self._released.set()
+
     def stop(self) -> None:
         """Stops relaying: the listener closes and every connection is cut."""
         self._running = False
+        self._released.set()
         _close(self.listener)
         with self.lock:
             for s in self._open:

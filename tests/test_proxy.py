@@ -6,10 +6,19 @@ demand."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import gzip
+import io
 import json
+import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +38,7 @@ from .auth_material import ISSUER, SERVICE, rsa_key, token_server, write
 from .auth_material import certificate as make_certificate
 from .auth_material import pem as to_pem
 from .distribution import distribution3, reference_registry
-from .images import Image, digest_of, make_image, make_index, push
+from .images import CONFIG, LAYER, Image, descriptor, digest_of, make_image, make_index, push
 from .relay import Relay, relay
 from .servers import Server, ocistore_server
 from .test_clients import blobs_of, skopeo
@@ -45,6 +54,7 @@ class Upstream:
     app: Image
     big: bytes
     big_digest: str
+    podman: Image
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +68,43 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     other = make_image(41, layers=1)
     push(registry.repository("library/app"), other, "v2")
     push(registry.repository("library/twin"), app, "v1")  # every blob shared with library/app
+    podman_image = unpackable_image()
+    push(registry.repository("podman/hello"), podman_image, "v1")
     big = random.Random(42).randbytes(BIG)
     big_digest = str(registry.repository("library/big").blobs().put(OCI_MANIFEST, big).digest)
     htpasswd = base / "htpasswd"
     htpasswd.write_text(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()}\n")
     with reference_registry(root, base, htpasswd=htpasswd) as client:
-        yield Upstream(client.port, root, app, big, big_digest)
+        yield Upstream(client.port, root, app, big, big_digest, podman_image)
+
+
+def unpackable_image() -> Image:
+    """An image podman can unpack: a real tar layer and its diff_id."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        content = b"hello through the cache\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    layer_tar = buffer.getvalue()
+    layer = gzip.compress(layer_tar, mtime=0)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [digest_of(layer_tar)]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(CONFIG, config),
+            "layers": [descriptor(LAYER, layer)],
+        }
+    ).encode()
+    blobs = {digest_of(config): config, digest_of(layer): layer}
+    return Image(config=config, layers=[layer], manifest=manifest, blobs=blobs)
 
 
 def proxy_config(path: Path, remoteurl: str, **extra: Any) -> Path:
@@ -140,10 +181,22 @@ def test_skopeo_pulls_through_and_from_the_cache_once_the_upstream_is_gone(
         assert r.status_code == 502 and r.json()["errors"][0]["code"] == "UNKNOWN"
 
 
+@pytest.mark.parametrize(
+    ("workers", "front"), [(1, True), (2, False)], ids=["front", "two-workers-no-front"]
+)
 def test_eight_clients_get_one_cold_blob_the_upstream_serves_once(
-    upstream: Upstream, cache: tuple[Server, Relay]
+    upstream: Upstream, tmp_path: Path, workers: int, front: bool
 ) -> None:
-    server, pipe = cache
+    # Without the front, granian spreads the clients over both workers: the one fetch is
+    # shared across processes.
+    with relay(upstream.port) as pipe:
+        config = proxy_config(tmp_path / "proxy.yml", f"http://127.0.0.1:{pipe.port}")
+        extra = ["--config", str(config), *([] if front else ["--no-native-front"])]
+        with ocistore_server(tmp_path / "cache", extra=extra, workers=workers) as server:
+            eight_clients(upstream, server, pipe)
+
+
+def eight_clients(upstream: Upstream, server: Server, pipe: Relay) -> None:
     path = f"/v2/library/big/blobs/{upstream.big_digest}"
 
     def get(i: int) -> bytes:
@@ -184,6 +237,40 @@ def test_a_fetch_cut_off_resumes_with_a_range(
     assert 0 < start <= 20 * 1024 * 1024  # from what arrived, not from zero
     # The upstream sent the blob about once, not once and a fifth.
     assert pipe.bytes_down < BIG * 1.05
+
+
+def test_a_fetch_whose_proxy_died_is_resumed_by_the_next_one(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    held = 24 * 1024 * 1024
+    path = f"/v2/library/big/blobs/{upstream.big_digest}"
+    with relay(upstream.port) as pipe:
+        config = proxy_config(tmp_path / "proxy.yml", f"http://127.0.0.1:{pipe.port}")
+        extra = ["--config", str(config)]
+        pipe.hold_after = held
+        with ocistore_server(tmp_path / "cache", extra=extra) as server:
+            client = threading.Thread(target=lambda: _get_quietly(server, path), daemon=True)
+            client.start()
+            assert pipe.holding.wait(30)
+            time.sleep(0.5)  # what arrived is written
+            os.killpg(server.proc.pid, signal.SIGKILL)  # the proxy dies mid-fetch
+            server.proc.wait()
+        pipe.release()
+        with (
+            ocistore_server(tmp_path / "cache", extra=extra) as server,
+            server.client() as http,
+        ):
+            r = http.get(path)
+            assert r.status_code == 200 and r.content == upstream.big
+    gets = blob_gets(pipe, upstream.big_digest)
+    assert len(gets) == 2 and "range" not in gets[0]
+    start = int(gets[1]["range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start <= held  # resumed from what the dead proxy had written
+
+
+def _get_quietly(server: Server, path: str) -> None:
+    with contextlib.suppress(httpx.HTTPError), server.client() as http:
+        http.get(path)
 
 
 def test_a_blob_that_does_not_match_its_digest_is_never_served(
@@ -383,6 +470,98 @@ def test_expiry_keeps_a_blob_another_cached_repository_still_uses(
             # library/app's manifest is gone and the upstream with it: an error, no content.
             r = http.get("/v2/library/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
             assert r.status_code == 502
+
+
+def test_podman_pulls_through_a_mirror_entry(
+    upstream: Upstream, cache: tuple[Server, Relay], tmp_path: Path
+) -> None:
+    # podman's registries.conf sends the pull to the mirror first; the source host does not
+    # exist, so only the cache can answer.
+    server, pipe = cache
+    conf = tmp_path / "registries.conf"
+    conf.write_text(
+        'unqualified-search-registries = []\n\n[[registry]]\nprefix = "source.invalid"\n'
+        'location = "source.invalid"\n\n[[registry.mirror]]\n'
+        f'location = "{server.url.removeprefix("http://")}"\ninsecure = true\n'
+    )
+    runroot = Path(tempfile.mkdtemp(prefix="ocp-"))  # podman wants a runroot under 50 characters
+    storage = [
+        "--root", str(tmp_path / "storage"), "--runroot", str(runroot),
+        "--storage-driver", "vfs",
+    ]  # fmt: skip
+    env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)}
+    ref = "source.invalid/podman/hello:v1"
+    try:
+        pulled = subprocess.run(
+            ["podman", *storage, "pull", ref], capture_output=True, text=True, timeout=300, env=env
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        inspect = subprocess.run(
+            ["podman", *storage, "image", "inspect", ref, "--format", "{{.Digest}}"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert inspect.stdout.strip() == upstream.podman.digest
+    finally:
+        subprocess.run(["podman", *storage, "rmi", "-a", "-f"], capture_output=True, timeout=60)
+        shutil.rmtree(runroot, ignore_errors=True)
+    for digest in upstream.podman.blobs:
+        assert len(blob_gets(pipe, digest)) == 1
+
+
+def test_a_tag_is_asked_upstream_at_most_once_per_tagcheck(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    first, second = make_image(60, layers=1), make_image(61, layers=1)
+    up = Registry(upstream.root).repository("library/moving")
+    push(up, first, "latest")
+    accept = {"Accept": OCI_MANIFEST}
+    with relay(upstream.port) as pipe:
+        for check, expected_heads in (("1h", 1), ("0s", 3)):
+            config = proxy_config(
+                tmp_path / f"proxy-{check}.yml", f"http://127.0.0.1:{pipe.port}", tagcheck=check
+            )
+            extra = ["--config", str(config)]
+            with (
+                ocistore_server(tmp_path / f"cache-{check}", extra=extra) as server,
+                server.client() as http,
+            ):
+                before = len(pipe.requests())
+                for _ in range(3):
+                    r = http.get("/v2/library/moving/manifests/latest", headers=accept)
+                    assert r.status_code == 200 and r.content == first.manifest
+                sent = pipe.requests()[before:]
+                heads = [m for m, _, h in sent if m == "HEAD" and "authorization" in h]
+                assert len(heads) == expected_heads, check
+                if check == "0s":
+                    # The tag moves upstream: the next pull sees it.
+                    push(up, second, "latest")
+                    r = http.get("/v2/library/moving/manifests/latest", headers=accept)
+                    assert r.content == second.manifest
+                    metrics = http.get("/metrics").text
+                    assert 'kind="manifest",result="hit"' in metrics
+                    assert 'kind="manifest",result="miss"' in metrics
+
+
+def test_credentials_from_a_credential_helper(upstream: Upstream, tmp_path: Path) -> None:
+    # distribution 3's proxy.exec: the docker credential helper protocol.
+    helper = tmp_path / "docker-credential-test"
+    asked = tmp_path / "asked"
+    helper.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = get ] || exit 1\ncat > {asked}\n'
+        f'echo \'{{"ServerURL": "x", "Username": "{USER}", "Secret": "{PASSWORD}"}}\'\n'
+    )
+    helper.chmod(0o755)
+    config = tmp_path / "proxy.yml"
+    section = {"remoteurl": f"http://127.0.0.1:{upstream.port}", "exec": {"command": str(helper)}}
+    config.write_text(yaml.safe_dump({"proxy": section}))
+    with (
+        ocistore_server(tmp_path / "cache", extra=["--config", str(config)]) as server,
+        server.client() as http,
+    ):
+        r = http.get("/v2/library/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.content == upstream.app.manifest
+    assert asked.read_text() == f"127.0.0.1:{upstream.port}"  # the helper was asked for the host
 
 
 def test_tags_and_an_index_pass_through(upstream: Upstream, cache: tuple[Server, Relay]) -> None:
