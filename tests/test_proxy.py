@@ -326,6 +326,7 @@ def test_the_cache_is_read_only_and_ns_chooses_among_configured_upstreams_only(
         config = tmp_path / "proxy.yml"
         section = {
             "remoteurl": f"http://127.0.0.1:{upstream.port}",
+            "namespace": "first.example",  # what containerd sends for the default upstream
             "username": USER,
             "password": PASSWORD,
             "upstreams": [
@@ -341,6 +342,11 @@ def test_the_cache_is_read_only_and_ns_chooses_among_configured_upstreams_only(
             r = http.get("/v2/library/app/manifests/v1", headers=accept)
             assert r.status_code == 200 and r.content == upstream.app.manifest
             assert "oci-namespace" not in r.headers
+            r = http.get(
+                "/v2/library/app/manifests/v1", params={"ns": "first.example"}, headers=accept
+            )
+            assert r.status_code == 200 and r.content == upstream.app.manifest
+            assert r.headers["oci-namespace"] == "first.example"
             r = http.get(
                 "/v2/library/app/manifests/v1", params={"ns": "second.example"}, headers=accept
             )

@@ -85,7 +85,7 @@ class PullThroughCache:
         self.registry = registry
         self.root = root
         self.upstreams = [Upstream(config) for config in upstreams]
-        self.default = next((u for u in self.upstreams if u.config.namespace is None), None)
+        self.default = next((u for u in self.upstreams if u.config.is_default), None)
         self.metrics = metrics
         self.fetches = BlobFetches(registry, root, metrics)
 

@@ -3,6 +3,7 @@ for several, chosen by the spec's ``ns`` query parameter::
 
     proxy:
       remoteurl: https://registry-1.docker.io   # distribution's: the upstream of requests
+      namespace: docker.io                      # ocistore's, optional: and of ?ns=docker.io
       username: ...                             #   without ns (optional, as below)
       password: ...
       exec: {command: docker-credential-x, lifetime: 1h}   # distribution 3's credential helper
@@ -45,8 +46,11 @@ class ProxyConfigError(ValueError):
 @dataclass(frozen=True)
 class UpstreamConfig:
     remoteurl: str
-    #: The ``ns`` value that selects it; None for the default upstream (``proxy.remoteurl``).
+    #: The ``ns`` value that selects it (optional for the default upstream, which also answers
+    #: requests without ``ns`` and those naming its own host).
     namespace: str | None = None
+    #: ``proxy.remoteurl`` (distribution's single upstream) rather than one of ``upstreams``.
+    is_default: bool = False
     username: str | None = None
     password: str | None = None
     exec_command: str | None = None
@@ -61,7 +65,9 @@ class UpstreamConfig:
     @property
     def storage_prefix(self) -> str:
         """What the repositories of this upstream are stored under ("" for the default)."""
-        return "" if self.namespace is None else self.namespace.replace(":", "_") + "/"
+        if self.is_default or self.namespace is None:
+            return ""
+        return self.namespace.replace(":", "_") + "/"
 
     @property
     def host(self) -> str:
@@ -87,7 +93,7 @@ _KEYS = {
 def _upstream(node: Any, where: str, duration: Any, *, default: bool) -> UpstreamConfig:
     if not isinstance(node, dict):
         raise ProxyConfigError(f"{where}: expected a mapping")
-    allowed = _KEYS - ({"namespace", "forwardns"} if default else set())
+    allowed = _KEYS - ({"forwardns"} if default else set())
     for key in node:
         if key not in allowed and not (default and key == "upstreams"):
             raise ProxyConfigError(
@@ -100,9 +106,8 @@ def _upstream(node: Any, where: str, duration: Any, *, default: bool) -> Upstrea
     parts = urlsplit(url)
     if not parts.netloc or parts.query or parts.fragment or parts.path.strip("/"):
         raise ProxyConfigError(f"{where}.remoteurl: expected a registry's base URL, got {url!r}")
-    namespace = None
-    if not default:
-        namespace = node.get("namespace")
+    namespace = node.get("namespace")
+    if namespace is not None or not default:
         if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
             raise ProxyConfigError(
                 f"{where}.namespace: expected a registry host such as docker.io, got {namespace!r}"
@@ -139,6 +144,7 @@ def _upstream(node: Any, where: str, duration: Any, *, default: bool) -> Upstrea
     return UpstreamConfig(
         remoteurl=url.rstrip("/"),
         namespace=namespace,
+        is_default=default,
         username=None if username is None else str(username),
         password=None if password is None else str(password),
         exec_command=exec_command,
@@ -165,7 +171,7 @@ def parse_proxy(node: Any, duration: Any) -> list[UpstreamConfig]:
     listed = node.get("upstreams") or []
     if not isinstance(listed, list):
         raise ProxyConfigError("proxy.upstreams: expected a list")
-    seen: set[str] = set()
+    seen = {u.namespace for u in upstreams if u.namespace is not None}
     for i, item in enumerate(listed):
         upstream = _upstream(item, f"proxy.upstreams[{i}]", duration, default=False)
         assert upstream.namespace is not None

@@ -45,7 +45,7 @@ def ttl_for(name: str, upstreams: list[UpstreamConfig]) -> float:
         if prefix and name.startswith(prefix) and longer:
             best = upstream
     if best is None:
-        best = next((u for u in upstreams if u.namespace is None), None)
+        best = next((u for u in upstreams if u.is_default), None)
     return 0.0 if best is None else best.ttl_seconds
 
 
