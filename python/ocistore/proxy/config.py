@@ -107,11 +107,11 @@ def _upstream(node: Any, where: str, duration: Any, *, default: bool) -> Upstrea
     if not parts.netloc or parts.query or parts.fragment or parts.path.strip("/"):
         raise ProxyConfigError(f"{where}.remoteurl: expected a registry's base URL, got {url!r}")
     namespace = node.get("namespace")
-    if namespace is not None or not default:
-        if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
-            raise ProxyConfigError(
-                f"{where}.namespace: expected a registry host such as docker.io, got {namespace!r}"
-            )
+    given = namespace is not None or not default
+    if given and (not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)):
+        raise ProxyConfigError(
+            f"{where}.namespace: expected a registry host such as docker.io, got {namespace!r}"
+        )
     username, password = node.get("username"), node.get("password")
     if (username is None) != (password is None):
         raise ProxyConfigError(f"{where}: username and password go together")

@@ -20,17 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import http.client
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import httpx
 
 from .._core import Digest, Layout
 from ..descriptor import Descriptor
@@ -52,8 +51,9 @@ WRITE_BLOCK = 1024 * 1024
 CHECKPOINT_EVERY = 64 * 1024 * 1024
 #: Reads of the growing data file, per send.
 TAIL_BLOCK = 2 * 1024 * 1024
-#: How often a waiting request looks for new bytes (doubling from the first to the last).
-POLL_FIRST, POLL_LAST = 0.002, 0.05
+#: How often a waiting request looks for new bytes (doubling from the first to the last); a
+#: fetch in the same process also wakes it as soon as it writes.
+POLL_FIRST, POLL_LAST = 0.002, 0.02
 #: A request whose fetch makes no progress for this long checks that someone still fetches.
 TAKE_OVER_AFTER = 1.0
 #: ... and gives up after this long without a byte.
@@ -103,6 +103,19 @@ class BlobFetches:
         self.root = root
         self.metrics = metrics
         self._leading: set[asyncio.Task[None]] = set()
+        self._progress: dict[Path, asyncio.Event] = {}
+
+    def _advanced(self, state_path: Path) -> None:
+        """Wakes the requests of this process waiting on the fetch."""
+        event = self._progress.pop(state_path, None)
+        if event is not None:
+            event.set()
+
+    async def _wait(self, state_path: Path, pause: float) -> None:
+        """Until the fetch advances (if it runs in this process) or ``pause`` has passed."""
+        event = self._progress.setdefault(state_path, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), pause)
 
     def _dir(self, storage_name: str, digest: Digest) -> Path:
         return self.root / Layout.proxy_fetch(storage_name, digest)
@@ -158,7 +171,7 @@ class BlobFetches:
                 raise FetchFailed(state.failed, status=state.status or 502)
             if state is not None and state.size is not None:
                 return state.size
-            await asyncio.sleep(pause)
+            await self._wait(self._dir(storage_name, digest) / "state", pause)
             waited += pause
             pause = min(pause * 2, POLL_LAST)
             if waited >= TAKE_OVER_AFTER:
@@ -217,7 +230,7 @@ class BlobFetches:
                         idle, pause = 0.0, POLL_FIRST
                         yield chunk
                         continue
-                await asyncio.sleep(pause)
+                await self._wait(self._dir(storage_name, digest) / "state", pause)
                 idle += pause
                 pause = min(pause * 2, POLL_LAST)
                 if idle >= TAKE_OVER_AFTER and int(idle / TAKE_OVER_AFTER) != int(
@@ -289,6 +302,7 @@ class BlobFetches:
             )
         finally:
             os.close(fd)
+            self._advanced(state_path)
 
     async def _link_stored(
         self, upstream: Upstream, name: str, storage_name: str, digest: Digest
@@ -384,65 +398,97 @@ class BlobFetches:
         state_path: Path,
         generation: str,
     ) -> int:
-        """Streams the rest of the blob into ``writer``; returns the blob's size."""
+        """Streams the rest of the blob into ``writer``; returns the blob's size. The body is
+        read on a worker thread, in ``WRITE_BLOCK`` pieces straight into one buffer and from
+        there into the upload (no per-piece hop between threads); auth is answered here."""
+        scope = upstream.scope(name)
+        url = upstream.url(f"/v2/{name}/blobs/{digest}", None)
+        loop = asyncio.get_running_loop()
+        authorization = await upstream.authorization(scope)
+        for attempt in range(2):
+            headers = {"Range": f"bytes={writer.size}-"} if writer.size else {}
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            done = await asyncio.to_thread(
+                self._download, upstream, url, headers, digest, writer, state_path, generation,
+                loop,
+            )  # fmt: skip
+            if isinstance(done, int):
+                return done
+            # A 401: answer its challenge once.
+            authorization = None if attempt else await upstream.answer_challenge(done, scope)
+            if authorization is None:
+                raise FetchFailed(f"the upstream refused access to {digest} (401)", status=502)
+        raise AssertionError("unreachable")
+
+    def _download(
+        self,
+        upstream: Upstream,
+        url: str,
+        headers: dict[str, str],
+        digest: Digest,
+        writer: BlobWriter,
+        state_path: Path,
+        generation: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> int | str:
+        """On a worker thread: the GET and its body into ``writer``. The blob's size, or the
+        ``WWW-Authenticate`` challenge of a 401."""
         offset = writer.size
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        async with upstream.request(
-            "GET", f"/v2/{name}/blobs/{digest}", name=name, headers=headers
-        ) as response:
-            status = response.status_code
+        response, connection = upstream.get_blocking(url, headers)
+        try:
+            status = response.status
+            if status == 401:
+                return response.getheader("www-authenticate") or ""
             if status == 404:
                 raise FetchFailed(f"blob unknown to upstream: {digest}", status=404)
-            if status in (401, 403):
-                raise FetchFailed(f"the upstream refused access to {digest} ({status})", status=502)
+            if status == 403:
+                raise FetchFailed(f"the upstream refused access to {digest} (403)", status=502)
             if status == 200 and offset:
                 raise _StartOver  # the upstream ignored the range
             if status not in (200, 206):
                 raise UpstreamError(f"GET {digest} answered {status}")
-            size = _total_size(response.headers, offset, status)
+            size = _total_size(response.getheader, offset, status)
             if size is None:
                 raise FetchFailed(f"the upstream gave no size for {digest}", status=502)
             _write_state(state_path, FetchState(upload=writer.id, size=size, generation=generation))
-            pending = bytearray()
+            loop.call_soon_threadsafe(self._advanced, state_path)
+            block = memoryview(bytearray(WRITE_BLOCK))
             since_checkpoint = 0
-            try:
-                async for chunk in response.aiter_bytes():
-                    pending += chunk
-                    if len(pending) >= WRITE_BLOCK:
-                        await asyncio.to_thread(writer.write, bytes(pending))
-                        self._received(upstream, len(pending))
-                        since_checkpoint += len(pending)
-                        pending.clear()
-                        if since_checkpoint >= CHECKPOINT_EVERY:
-                            await asyncio.to_thread(writer.checkpoint, durable=False)
-                            since_checkpoint = 0
-            except httpx.HTTPError as e:
-                if pending:
-                    await asyncio.to_thread(writer.write, bytes(pending))
-                    self._received(upstream, len(pending))
-                raise UpstreamError(f"GET {digest} broke off: {e}") from None
-            if pending:
-                await asyncio.to_thread(writer.write, bytes(pending))
-                self._received(upstream, len(pending))
-            if writer.size < size:
-                raise UpstreamError(f"GET {digest} ended at {writer.size} of {size} bytes")
+            while writer.size < size:
+                n = response.readinto(block[: min(WRITE_BLOCK, size - writer.size)])
+                if not n:
+                    raise UpstreamError(f"GET {digest} ended at {writer.size} of {size} bytes")
+                writer.write(block[:n])
+                self._received(upstream, n)
+                loop.call_soon_threadsafe(self._advanced, state_path)
+                since_checkpoint += n
+                if since_checkpoint >= CHECKPOINT_EVERY:
+                    writer.checkpoint(durable=False)
+                    since_checkpoint = 0
             return size
+        except (OSError, http.client.HTTPException) as e:
+            raise UpstreamError(f"GET {digest} broke off at {writer.size}: {e}") from None
+        finally:
+            connection.close()
 
 
 class _StartOver(Exception):
     """The upstream answered a resumed fetch's ``Range`` with the whole blob."""
 
 
-def _total_size(headers: httpx.Headers, offset: int, status: int) -> int | None:
+def _total_size(header: Callable[[str], str | None], offset: int, status: int) -> int | None:
+    """The blob's size from a 200's ``Content-Length`` or a 206's ``Content-Range``, which must
+    start where the upload stands."""
     if status == 206:
-        content_range = headers.get("content-range") or ""
+        content_range = header("content-range") or ""
         unit, _, rest = content_range.partition(" ")
         span, _, total = rest.partition("/")
         first = span.partition("-")[0]
         if unit != "bytes" or not total.isdigit() or first != str(offset):
             return None
         return int(total)
-    length = headers.get("content-length")
+    length = header("content-length")
     return int(length) if length and length.isdigit() else None
 
 

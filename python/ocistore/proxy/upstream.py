@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import json
 import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
+import certifi
 import httpx
 
 from ..client_auth import parse_challenge, token_answer
@@ -23,6 +26,10 @@ from .config import UpstreamConfig
 
 __all__ = ["Upstream", "UpstreamError"]
 
+#: Redirects a blob GET may take (Docker Hub sends blobs to its CDN).
+MAX_REDIRECTS = 5
+#: A blob body that sends nothing for this long is cut off (and resumed).
+BLOCKING_TIMEOUT = 60.0
 #: Tokens are fetched again this long before they expire.
 TOKEN_MARGIN_SECONDS = 10.0
 
@@ -46,11 +53,13 @@ class Upstream:
 
     def __init__(self, config: UpstreamConfig) -> None:
         self.config = config
-        verify: ssl.SSLContext | bool = True
+        # One TLS policy for both clients: the upstream's CA (or certifi's bundle, as httpx's
+        # default), or no verification with tls.insecure.
+        self.ssl_context = ssl.create_default_context(cafile=config.cafile or certifi.where())
         if config.insecure:
-            verify = False
-        elif config.cafile is not None:
-            verify = ssl.create_default_context(cafile=config.cafile)
+            self.ssl_context.check_hostname = False
+            self.ssl_context.verify_mode = ssl.CERT_NONE
+        verify: ssl.SSLContext | bool = False if config.insecure else self.ssl_context
         self.client = httpx.AsyncClient(
             verify=verify,
             timeout=httpx.Timeout(30.0, read=60.0),
@@ -108,12 +117,15 @@ class Upstream:
             raise UpstreamError(f"credential helper {command} answered no credentials") from None
 
     async def _token(self, params: dict[str, str], scope: str) -> str:
+        """A token for ``scope`` (the challenge's own scope when it names one), cached under
+        ``scope``."""
+        asked = params.get("scope") or scope
         realm = params.get("realm")
         if not realm:
             raise UpstreamError("the upstream's bearer challenge names no realm")
         query = {"service": params["service"]} if params.get("service") else {}
-        if scope:
-            query["scope"] = scope
+        if asked:
+            query["scope"] = asked
         auth = await self.credentials()
         try:
             r = await self.client.get(realm, params=query, auth=auth)
@@ -127,7 +139,12 @@ class Upstream:
         self._tokens[scope] = _Token(value, time.monotonic() + lasts - TOKEN_MARGIN_SECONDS)
         return value
 
-    async def _authorization(self, scope: str) -> str | None:
+    @staticmethod
+    def scope(name: str) -> str:
+        return f"repository:{name}:pull"
+
+    async def authorization(self, scope: str) -> str | None:
+        """The ``Authorization`` a request for ``scope`` goes with now (None: try without)."""
         token = self._tokens.get(scope)
         if token is not None and time.monotonic() < token.until:
             return f"Bearer {token.value}"
@@ -135,16 +152,16 @@ class Upstream:
             return _basic(*auth)
         return None
 
-    async def _answer_challenge(self, response: httpx.Response, scope: str) -> str | None:
-        """The ``Authorization`` to retry a 401 with, or None when there is none to give."""
-        challenge = response.headers.get("www-authenticate")
+    async def answer_challenge(self, challenge: str | None, scope: str) -> str | None:
+        """The ``Authorization`` to retry a 401 with (``challenge``: its ``WWW-Authenticate``),
+        or None when there is none to give."""
         if not challenge:
             return None
         scheme, params = parse_challenge(challenge)
         scheme = scheme.lower()
         if scheme == "bearer":
             self._tokens.pop(scope, None)
-            return f"Bearer {await self._token(params, params.get('scope') or scope)}"
+            return f"Bearer {await self._token(params, scope)}"
         if scheme == "basic" and (auth := await self.credentials()) is not None:
             self._basic_realm = True
             return _basic(*auth)
@@ -170,16 +187,16 @@ class Upstream:
     ) -> AsyncIterator[httpx.Response]:
         """Sends a request for repository ``name`` (its pull scope), answering one auth
         challenge; the response is open (streamed) until the block ends."""
-        scope = f"repository:{name}:pull"
+        scope = self.scope(name)
         sent = dict(headers or {})
-        if (authorization := await self._authorization(scope)) is not None:
+        if (authorization := await self.authorization(scope)) is not None:
             sent["Authorization"] = authorization
         url = self.url(path, ns)
         try:
             request = self.client.build_request(method, url, headers=sent)
             response = await self.client.send(request, stream=True)
             if response.status_code == 401:
-                retry = await self._answer_challenge(response, scope)
+                retry = await self.answer_challenge(response.headers.get("www-authenticate"), scope)
                 await response.aclose()
                 if retry is not None:
                     sent["Authorization"] = retry
@@ -191,3 +208,39 @@ class Upstream:
             yield response
         finally:
             await response.aclose()
+
+    def get_blocking(
+        self, url: str, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
+        """A GET on the calling (worker) thread, for a blob body read in large pieces straight
+        into a buffer; redirects are followed (to a CDN, an object store), ``Authorization``
+        only to the upstream's own host. The caller closes the connection."""
+        sent = dict(headers)
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            connection: http.client.HTTPConnection
+            if parts.scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=BLOCKING_TIMEOUT,
+                    context=self.ssl_context,
+                )  # fmt: skip
+            else:
+                connection = http.client.HTTPConnection(
+                    parts.hostname or "", parts.port, timeout=BLOCKING_TIMEOUT
+                )
+            try:
+                target = parts.path + (f"?{parts.query}" if parts.query else "")
+                connection.request("GET", target, headers=sent)
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                connection.close()
+                raise UpstreamError(f"GET {url}: {e}") from None
+            location = response.getheader("location")
+            if response.status in (301, 302, 303, 307, 308) and location:
+                connection.close()
+                url = urljoin(url, location)
+                if urlsplit(url).netloc != urlsplit(self.config.remoteurl).netloc:
+                    sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
+                continue
+            return response, connection
+        raise UpstreamError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
