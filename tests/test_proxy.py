@@ -34,7 +34,7 @@ from ocistore.server.auth import libtrust_key_id
 from ocistore.server.config import ConfigError, load_config
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST
 
-from .auth_material import ISSUER, SERVICE, rsa_key, token_server, write
+from .auth_material import ISSUER, SERVICE, ec_key, key_pem, rsa_key, token_server, write
 from .auth_material import certificate as make_certificate
 from .auth_material import pem as to_pem
 from .distribution import distribution3, reference_registry
@@ -568,6 +568,50 @@ def test_credentials_from_a_credential_helper(upstream: Upstream, tmp_path: Path
         r = http.get("/v2/library/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
         assert r.status_code == 200 and r.content == upstream.app.manifest
     assert asked.read_text() == f"127.0.0.1:{upstream.port}"  # the helper was asked for the host
+
+
+def test_tls_to_the_upstream_is_verified(upstream: Upstream, tmp_path: Path) -> None:
+    # An upstream on HTTPS with a certificate from a private CA: refused unless tls.cafile names
+    # that CA (or tls.insecure says not to check).
+    ca_key = rsa_key()
+    ca = make_certificate(ca_key, "proxy test CA", ca=True)
+    server_key = ec_key()
+    server_cert = make_certificate(server_key, "127.0.0.1", issuer=(ca_key, ca), ip="127.0.0.1")
+    ca_file = write(tmp_path / "ca.pem", to_pem(ca))
+    tls = write(
+        tmp_path / "up.yml",
+        "http:\n  tls:\n"
+        f"    certificate: {write(tmp_path / 'up.crt', to_pem(server_cert))}\n"
+        f"    key: {write(tmp_path / 'up.key', key_pem(server_key))}\n",
+    )
+    image = make_image(95, layers=1)
+    push(Registry(tmp_path / "up").repository("secure/app"), image, "v1")
+    accept = {"Accept": OCI_MANIFEST}
+    with ocistore_server(tmp_path / "up", extra=["--config", str(tls)], tls_ca=ca_file) as up:
+        for name, tls_section, works in (
+            ("plain", None, False),
+            ("cafile", {"cafile": str(ca_file)}, True),
+            ("insecure", {"insecure": True}, True),
+        ):
+            section: dict[str, Any] = {"remoteurl": up.url}
+            if tls_section is not None:
+                section["tls"] = tls_section
+            config = tmp_path / f"proxy-{name}.yml"
+            config.write_text(yaml.safe_dump({"proxy": section}))
+            with (
+                ocistore_server(
+                    tmp_path / f"cache-{name}", extra=["--config", str(config)]
+                ) as cache,
+                cache.client() as http,
+            ):
+                r = http.get("/v2/secure/app/manifests/v1", headers=accept)
+                layer = digest_of(image.layers[0])
+                if works:
+                    assert r.status_code == 200 and r.content == image.manifest, name
+                    assert http.get(f"/v2/secure/app/blobs/{layer}").content == image.layers[0]
+                else:
+                    assert r.status_code == 502, (name, r.status_code)
+                    assert http.get(f"/v2/secure/app/blobs/{layer}").status_code == 502
 
 
 def test_tags_and_an_index_pass_through(upstream: Upstream, cache: tuple[Server, Relay]) -> None:

@@ -130,8 +130,18 @@ class BlobFetches:
         except ErrBlobUnknown:
             return None
 
-    def ensure(self, upstream: Upstream, name: str, storage_name: str, digest: Digest) -> None:
-        """Starts the fetch here unless someone (any worker) is fetching the blob already."""
+    def ensure(
+        self,
+        upstream: Upstream,
+        name: str,
+        storage_name: str,
+        digest: Digest,
+        joined: str | None = None,
+    ) -> None:
+        """Starts the fetch here unless someone (any worker) is fetching the blob already.
+        ``joined``: the generation of the fetch the caller waits on; when that one failed, the
+        caller is to answer its failure, and no new fetch starts for it (a new request does
+        start one)."""
         directory = self._dir(storage_name, digest)
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -141,12 +151,17 @@ class BlobFetches:
             os.close(fd)
             return
         previous = _read_state(directory / "state")
+        failed = previous is not None and previous.failed
+        if failed and joined is not None and previous is not None and previous.generation == joined:
+            os.close(fd)
+            return
         # A fresh generation, so that nobody waiting reads an earlier fetch's failure as this
-        # one's; the upload of a fetch cut off is kept, to be resumed.
+        # one's; the upload of an earlier fetch is kept, to be resumed (a discarded one is gone
+        # and a new one starts).
         _write_state(
             directory / "state",
             FetchState(
-                upload=previous.upload if previous and not previous.failed else None,
+                upload=previous.upload if previous else None,
                 size=previous.size if previous and not previous.failed else None,
                 generation=uuid.uuid4().hex,
             ),
@@ -163,10 +178,13 @@ class BlobFetches:
     ) -> int:
         """The blob's size once the fetch knows it (from the upstream's answer)."""
         waited, pause = 0.0, POLL_FIRST
+        joined: str | None = None
         while True:
             if (stored := self.published(storage_name, digest)) is not None:
                 return self.registry.blobs().stat(stored).size
             state = await self.state(storage_name, digest)
+            if joined is None and state is not None:
+                joined = state.generation
             if state is not None and state.failed:
                 raise FetchFailed(state.failed, status=state.status or 502)
             if state is not None and state.size is not None:
@@ -175,7 +193,7 @@ class BlobFetches:
             waited += pause
             pause = min(pause * 2, POLL_LAST)
             if waited >= TAKE_OVER_AFTER:
-                self.ensure(upstream, name, storage_name, digest)
+                self.ensure(upstream, name, storage_name, digest, joined)
             if waited >= STALL_LIMIT:
                 raise FetchFailed(f"the upstream fetch of {digest} made no progress", status=504)
 
@@ -196,6 +214,7 @@ class BlobFetches:
             return
         fd: int | None = None
         reading: str | None = None
+        joined: str | None = None
         idle, pause = 0.0, POLL_FIRST
         try:
             while position < end:
@@ -210,6 +229,8 @@ class BlobFetches:
                             yield chunk
                     return
                 state = await self.state(storage_name, digest)
+                if joined is None and state is not None:
+                    joined = state.generation
                 if state is not None and state.failed:
                     raise FetchFailed(state.failed, status=state.status or 502)
                 if state is not None and state.upload and state.upload != reading:
@@ -237,7 +258,7 @@ class BlobFetches:
                     (idle - pause) / TAKE_OVER_AFTER
                 ):
                     # Whoever fetched may have died: the lock is free then, and this takes over.
-                    self.ensure(upstream, name, storage_name, digest)
+                    self.ensure(upstream, name, storage_name, digest, joined)
                 if idle >= STALL_LIMIT:
                     raise FetchFailed(f"the upstream fetch of {digest} stalled", status=504)
         finally:
@@ -356,7 +377,7 @@ class BlobFetches:
                     continue
                 except UpstreamError as cut:
                     resumes += 1
-                    if resumes > RESUMES:
+                    if cut.permanent or resumes > RESUMES:
                         raise FetchFailed(f"the upstream failed: {cut}") from None
                     # Resume from what arrived, once it is saved: the next GET asks for the rest.
                     await asyncio.to_thread(writer.checkpoint, durable=False)

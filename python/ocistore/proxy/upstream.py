@@ -35,7 +35,12 @@ TOKEN_MARGIN_SECONDS = 10.0
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached, or answered what a registry must not."""
+    """The upstream could not be reached, or answered what a registry must not. ``permanent``:
+    trying again cannot help (its certificate is not trusted)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def _basic(username: str, password: str) -> str:
@@ -232,6 +237,9 @@ class Upstream:
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
                 connection.request("GET", target, headers=sent)
                 response = connection.getresponse()
+            except ssl.SSLCertVerificationError as e:
+                connection.close()
+                raise UpstreamError(f"GET {url}: {e}", permanent=True) from None
             except (OSError, http.client.HTTPException) as e:
                 connection.close()
                 raise UpstreamError(f"GET {url}: {e}") from None
