@@ -330,8 +330,24 @@ class FrontProtocol:
     BODY_BYTES_HEADER: ClassVar[str]
     GRANT_SECONDS_HEADER: ClassVar[str]
     USER_HEADER: ClassVar[str]
+    TAIL_HEADER: ClassVar[str]
     GRANT_SECONDS_MAX: ClassVar[float]
     BATCH_BYTES_MAX: ClassVar[int]
+    @staticmethod
+    def tail_order(name: str, digest: str, start: int, length: int) -> str: ...
+    @staticmethod
+    def fetch_state_dumps(
+        upload: str | None,
+        size: int | None,
+        failed: str | None,
+        status: int | None,
+        generation: str,
+        verified: bool,
+    ) -> str: ...
+    @staticmethod
+    def fetch_state_loads(
+        data: bytes,
+    ) -> tuple[str | None, int | None, str | None, int | None, str, bool] | None: ...
 
 @final
 class FrontRecord:

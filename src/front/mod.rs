@@ -13,6 +13,7 @@ mod idle;
 mod observe;
 pub mod protocol;
 mod proxy;
+mod tail;
 pub mod tls;
 pub mod upload;
 
@@ -311,9 +312,18 @@ async fn handle(
             .boxed()
     });
     let mut upstream = upstream.lock().await;
-    upstream
+    let answer = upstream
         .forward(request, peer, &shared.config.upstream, secret)
-        .await
+        .await;
+    // A blob the application's pull-through cache is fetching: the body is the front's to send.
+    if let (Some(order), Some(storage), Some(root)) = (
+        tail::order_of(&answer),
+        &shared.storage,
+        &shared.config.blob_root,
+    ) {
+        return tail::respond(storage, root, order, answer);
+    }
+    answer
 }
 
 /// The repository of a request the front may answer itself, and whether it writes: a blob

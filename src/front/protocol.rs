@@ -10,6 +10,9 @@
 //!   application's refusal.
 //! - `OBSERVATIONS_PATH`: a JSON array of `Record`s, the requests the front answered itself,
 //!   for the application's metrics and access log.
+//! - `TAIL_HEADER` on the application's answer to a blob GET its pull-through cache is fetching:
+//!   a `TailOrder`; the front sends the body itself, from the fetch's upload as it grows
+//!   (`crate::front::tail`), following the fetch by its `FetchState`.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,53 @@ pub const PENDING_RECORDS_MAX: usize = 100_000;
 /// The largest batch of records the application reads (`PENDING_RECORDS_MAX` records are
 /// about 15 MB of JSON).
 pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// On the application's answer (whose own body is empty): the `TailOrder` the front sends the
+/// body by.
+pub const TAIL_HEADER: &str = "x-ocistore-tail";
+
+/// What the front streams for a blob being fetched: `length` bytes from `start` of blob
+/// `digest` of the cache's repository `name` (as stored).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TailOrder {
+    pub name: String,
+    pub digest: String,
+    pub start: u64,
+    pub length: u64,
+}
+
+/// The `state` file of a pull-through cache's fetch (`crate::layout::proxy_fetch`): which upload
+/// it fetches into and the blob's size, or why it failed (and the status to answer for that);
+/// `generation` tells one fetch from the next; `verified`, that the bytes match the digest. Written by the application's fetch, read by it
+/// and by the front's tail.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FetchState {
+    pub upload: Option<String>,
+    pub size: Option<u64>,
+    pub failed: Option<String>,
+    pub status: Option<u16>,
+    pub generation: String,
+    /// The bytes are all there and match the digest (the commit, whose fsync takes a while,
+    /// may still be under way): the answers' last bytes may go.
+    pub verified: bool,
+}
+
+impl FetchState {
+    /// None when `bytes` is not a state (a write caught halfway cannot be: states are
+    /// replaced whole, by rename).
+    pub fn parse(bytes: &[u8]) -> Option<FetchState> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        // serde would take an array for the fields in order: a state is an object.
+        value
+            .is_object()
+            .then(|| serde_json::from_value(value).ok())?
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a state serializes")
+    }
+}
 
 /// One request the front answered itself, as the application records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +132,26 @@ pub fn read_records(body: &[u8]) -> Result<Vec<Record>, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_states_read_what_the_application_writes() {
+        let state = FetchState {
+            upload: Some("6f9619ff-8b86-4011-b42d-00c04fc964ff".into()),
+            size: Some(42),
+            generation: "g".into(),
+            verified: true,
+            ..FetchState::default()
+        };
+        assert_eq!(FetchState::parse(state.to_json().as_bytes()), Some(state));
+        // Fields left out take their defaults; what is not a state is none.
+        let failed = FetchState::parse(br#"{"failed": "404", "status": 404}"#).unwrap();
+        assert_eq!(
+            (failed.failed.as_deref(), failed.verified),
+            (Some("404"), false)
+        );
+        assert_eq!(FetchState::parse(b"{\"upload\": "), None);
+        assert_eq!(FetchState::parse(b"[]"), None);
+    }
 
     #[test]
     fn records_round_trip_with_named_fields() {

@@ -116,7 +116,69 @@ impl PyFrontProtocol {
     #[classattr]
     const USER_HEADER: &'static str = protocol::USER_HEADER;
     #[classattr]
+    const TAIL_HEADER: &'static str = protocol::TAIL_HEADER;
+    #[classattr]
     const GRANT_SECONDS_MAX: f64 = protocol::GRANT_SECONDS_MAX;
+
+    /// The `TAIL_HEADER` value for `length` bytes from `start` of a blob being fetched.
+    #[staticmethod]
+    fn tail_order(name: String, digest: String, start: u64, length: u64) -> String {
+        let order = protocol::TailOrder {
+            name,
+            digest,
+            start,
+            length,
+        };
+        serde_json::to_string(&order).expect("an order serializes")
+    }
+
+    /// A fetch's state file's content (`protocol::FetchState`).
+    #[staticmethod]
+    #[pyo3(signature = (upload, size, failed, status, generation, verified))]
+    fn fetch_state_dumps(
+        upload: Option<String>,
+        size: Option<u64>,
+        failed: Option<String>,
+        status: Option<u16>,
+        generation: String,
+        verified: bool,
+    ) -> String {
+        protocol::FetchState {
+            upload,
+            size,
+            failed,
+            status,
+            generation,
+            verified,
+        }
+        .to_json()
+    }
+
+    /// `(upload, size, failed, status, generation, verified)` of a state file's content; None
+    /// when it holds no state.
+    #[staticmethod]
+    #[allow(clippy::type_complexity)]
+    fn fetch_state_loads(
+        data: &[u8],
+    ) -> Option<(
+        Option<String>,
+        Option<u64>,
+        Option<String>,
+        Option<u16>,
+        String,
+        bool,
+    )> {
+        protocol::FetchState::parse(data).map(|s| {
+            (
+                s.upload,
+                s.size,
+                s.failed,
+                s.status,
+                s.generation,
+                s.verified,
+            )
+        })
+    }
     #[classattr]
     const BATCH_BYTES_MAX: usize = protocol::BATCH_BYTES_MAX;
 }

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import fcntl
 import http.client
-import json
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._core import Digest, Layout
+from .._core import Digest, FrontProtocol, Layout
 from ..descriptor import Descriptor
 from ..errors import ErrBlobInvalidDigest, ErrBlobUnknown, OciStoreError
 from ..storage import Registry
@@ -79,19 +78,32 @@ class FetchState:
     failed: str | None = None
     status: int | None = None
     generation: str = ""
+    #: Every byte is there and matches the digest (the commit may still be under way).
+    verified: bool = False
 
 
 def _read_state(path: Path) -> FetchState | None:
     try:
-        raw = json.loads(path.read_bytes())
-        return FetchState(**raw) if isinstance(raw, dict) else None
-    except (OSError, ValueError, TypeError):
+        fields = FrontProtocol.fetch_state_loads(path.read_bytes())
+    except OSError:
         return None
+    return None if fields is None else FetchState(*fields)
 
 
 def _write_state(path: Path, state: FetchState) -> None:
+    """Replaced whole (a rename), so that no reader sees half of one. The format is the core's
+    (``protocol::FetchState``): the native front reads it too."""
     temporary = path.with_name(f".state.{uuid.uuid4().hex}")
-    temporary.write_text(json.dumps(state.__dict__))
+    temporary.write_text(
+        FrontProtocol.fetch_state_dumps(
+            state.upload,
+            state.size,
+            state.failed,
+            state.status,
+            state.generation,
+            state.verified,
+        )
+    )
     os.replace(temporary, path)
 
 
@@ -243,7 +255,8 @@ class BlobFetches:
                         reading = state.upload
                 available = os.fstat(fd).st_size if fd is not None else 0
                 # Everything but the answer's last byte may go before the blob is verified.
-                can = min(available, end - 1) - position
+                verified = state is not None and state.verified and state.upload == reading
+                can = min(available, end if verified else end - 1) - position
                 if can > 0 and fd is not None:
                     chunk = await asyncio.to_thread(os.pread, fd, min(can, TAIL_BLOCK), position)
                     if chunk:
@@ -382,6 +395,13 @@ class BlobFetches:
                     # Resume from what arrived, once it is saved: the next GET asks for the rest.
                     await asyncio.to_thread(writer.checkpoint, durable=False)
                     await asyncio.sleep(min(0.1 * 2**resumes, 2.0))
+            if writer.size == size and writer.digest() == digest:
+                # Verified: the answers may end now, while the commit makes the blob durable.
+                _write_state(
+                    state_path,
+                    FetchState(upload=writer.id, size=size, generation=generation, verified=True),
+                )
+                self._advanced(state_path)
             try:
                 await asyncio.to_thread(
                     writer.commit, Descriptor(media_type="", digest=digest, size=size)

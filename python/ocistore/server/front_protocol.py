@@ -36,6 +36,7 @@ class FrontProtocolHandlers(AppBase):
         secret = request.header(FRONT.SECRET_HEADER)
         if secret is None or not hmac.compare_digest(secret, front_secret):
             return False
+        request.via_front = True
         client = request.header(FRONT.CLIENT_HEADER)
         if client:
             host, _, port = client.rpartition(":")

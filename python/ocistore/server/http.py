@@ -100,6 +100,8 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         #: Every ``(key, value)`` of the query string, in order.
+        #: Whether the request came through the native front (it carried the front's secret).
+        self.via_front = False
         self.query_pairs = _core.query_pairs(scope.get("query_string", b"").decode("latin-1"))
         # The first value of a repeated parameter counts, as Go's FormValue reads it.
         self.query: dict[str, str] = {}

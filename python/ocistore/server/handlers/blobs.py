@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ..._core import Digest
+from ..._core import FrontProtocol as FRONT
 from ..base import AppBase
 from ..http import (
     Request,
@@ -87,6 +88,10 @@ class BlobHandlers(AppBase):
         else:
             start, length, status = byte_range.start, byte_range.length, 206
             headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
+        if request.via_front:
+            # The front sends the body itself, from the fetch's upload as it grows.
+            order = FRONT.tail_order(selected.storage_name, str(digest), start, length)
+            return Response(status, {**headers, FRONT.TAIL_HEADER: order})
         headers["Content-Length"] = str(length)
         stream = await self.proxy.blob_stream(selected, digest, start, length)
         return Response(status, headers, stream=stream)
