@@ -8,7 +8,8 @@ layers, ``--size-mib`` in all. A pull is what a client does: the manifest, then 
 at a time, each body read to the end. Each round, alternating and in this order:
 
 - **direct**: a pull from the upstream itself;
-- **cold**: a pull through a fresh ocistore cache (nothing cached), with the cache's CPU time;
+- **cold**: a pull through a fresh ocistore cache (nothing cached), with the cache's CPU time,
+  and the same through a fresh distribution 3 cache;
 - **warm**: the same pull through that cache again (everything cached);
 - **8 cold, ocistore / distribution 3**: eight clients pull at once through a fresh cache of each
   kind; what the upstream sent, counted by a relay between cache and upstream, as a multiple of
@@ -172,6 +173,13 @@ def round_once(workdir: Path, upstream_url: str, upstream_port: int, size: int) 
             cpu = tree_cpu_seconds(proc.pid)
             row["warm_mib_s"] = size / MIB / pull(url)
             row["warm_cpu_s_per_gib"] = (tree_cpu_seconds(proc.pid) - cpu) / (size / 1024 / MIB)
+    with tempfile.TemporaryDirectory(dir=workdir) as cache_root:
+        with distribution3_proxy(Path(cache_root), workdir, upstream_url) as (url, proc):
+            cpu = tree_cpu_seconds(proc.pid)
+            row["cold_distribution3_mib_s"] = size / MIB / pull(url)
+            row["cold_distribution3_cpu_s_per_gib"] = (tree_cpu_seconds(proc.pid) - cpu) / (
+                size / 1024 / MIB
+            )
     for kind in ("ocistore", "distribution3"):
         with relay(upstream_port) as pipe, tempfile.TemporaryDirectory(dir=workdir) as cache_root:
             remote = f"http://127.0.0.1:{pipe.port}"
@@ -211,6 +219,8 @@ def main() -> int:
         "cold_mib_s": "cold pull through the cache (MiB/s)",
         "cold_cpu_s_per_gib": "cache CPU, cold pull (s/GiB)",
         "cold_upstream_x": "upstream bytes, cold pull (x image)",
+        "cold_distribution3_mib_s": "cold pull through distribution 3's cache (MiB/s)",
+        "cold_distribution3_cpu_s_per_gib": "distribution 3's CPU, cold pull (s/GiB)",
         "warm_mib_s": "warm pull through the cache (MiB/s)",
         "warm_cpu_s_per_gib": "cache CPU, warm pull (s/GiB)",
         "eight_ocistore_s": "8 cold pulls at once, ocistore (s)",

@@ -18,6 +18,7 @@
 //!   _ocistore/gc.lock, _ocistore/quarantine/                    (ocistore's own)
 //!   _ocistore/aliases/<alg>/<hex>/link                          (ocistore's own)
 //!   _ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>/{lock,state}  (ocistore's own)
+//!   _ocistore/proxy/referrers/<name>/_referrers/<alg>/<hex>       (ocistore's own)
 //! ```
 //!
 //! Callers check names, tags and digests (`crate::grammar`, `Digest::parse`) before they ask
@@ -222,6 +223,12 @@ pub fn proxy_fetch(name: &str, digest: &Digest) -> String {
         &format!("{V2}/_ocistore/proxy/fetches/{name}/_blobs"),
         digest,
     )
+}
+
+/// `_ocistore/proxy/referrers/<name>/_referrers/<alg>/<hex>`: the last referrers index the
+/// upstream gave for subject `digest` of repository `name`, served when it cannot be reached.
+pub fn proxy_referrers(name: &str, digest: &Digest) -> String {
+    digest_dir(&format!("{V2}/_ocistore/proxy/referrers/{name}/_referrers"), digest)
 }
 
 /// Taken by the one process expiring a pull-through cache's content (any other skips its turn).

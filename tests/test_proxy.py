@@ -614,6 +614,39 @@ def test_tls_to_the_upstream_is_verified(upstream: Upstream, tmp_path: Path) -> 
                     assert http.get(f"/v2/secure/app/blobs/{layer}").status_code == 502
 
 
+def test_referrers_pass_through_and_are_kept(tmp_path: Path) -> None:
+    image = make_image(80, layers=1)
+    signature = make_image(81, layers=1, subject=image.manifest, artifact_type="application/x-sig")
+    sbom = make_image(82, layers=1, subject=image.manifest, artifact_type="application/x-sbom")
+    repo = Registry(tmp_path / "up").repository("team/signed")
+    push(repo, image, "v1")
+    push(repo, signature)
+    push(repo, sbom)
+    with (
+        ocistore_server(tmp_path / "up") as up,
+        relay(up.port) as pipe,
+    ):
+        config = proxy_config(tmp_path / "proxy.yml", f"http://127.0.0.1:{pipe.port}")
+        with (
+            ocistore_server(tmp_path / "cache", extra=["--config", str(config)]) as server,
+            server.client() as http,
+        ):
+            path = f"/v2/team/signed/referrers/{image.digest}"
+
+            def listed(params: dict[str, str] | None = None) -> set[str]:
+                r = http.get(path, params=params)
+                assert r.status_code == 200 and r.headers["content-type"] == OCI_INDEX
+                if params:
+                    assert r.headers["oci-filters-applied"] == "artifactType"
+                return {m["digest"] for m in r.json()["manifests"]}
+
+            both = {signature.digest, sbom.digest}
+            assert listed() == both
+            pipe.stop()  # the upstream is gone: the copy kept answers, filters too
+            assert listed() == both
+            assert listed({"artifactType": "application/x-sig"}) == {signature.digest}
+
+
 def test_tags_and_an_index_pass_through(upstream: Upstream, cache: tuple[Server, Relay]) -> None:
     server, _ = cache
     with server.client() as http:

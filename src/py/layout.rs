@@ -169,6 +169,11 @@ impl PyLayout {
     }
 
     #[staticmethod]
+    fn proxy_referrers(name: &str, digest: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(layout::proxy_referrers(name, &digest_arg(digest)?))
+    }
+
+    #[staticmethod]
     fn proxy_expiry_lock() -> String {
         layout::proxy_expiry_lock()
     }

@@ -312,6 +312,35 @@ class PullThroughCache:
 
     # listings
 
+    async def referrers(
+        self, selected: Selected, subject: Digest, artifact_type: str | None
+    ) -> tuple[int, bytes, dict[str, str]] | None:
+        """The upstream's referrers of ``subject`` (asked unfiltered, so that one copy kept
+        serves every filter), filtered here; the copy kept from the last answer when the
+        upstream cannot be reached; None when there is none (the cache's own then)."""
+        path = f"/v2/{selected.name}/referrers/{subject}"
+        kept = self.root / Layout.proxy_referrers(selected.storage_name, subject)
+        got = await self.passthrough_json(selected, path, "")
+        if got is not None and got[0] != 200:
+            return got
+        if got is not None:
+            body = got[1]
+            await asyncio.to_thread(_keep, kept, body)
+        else:
+            try:
+                body = await asyncio.to_thread(kept.read_bytes)
+            except OSError:
+                return None
+        headers = {"Content-Type": OCI_INDEX}
+        if artifact_type is not None:
+            index = json.loads(body)
+            index["manifests"] = [
+                m for m in index.get("manifests") or [] if m.get("artifactType") == artifact_type
+            ]
+            body = json.dumps(index).encode()
+            headers["OCI-Filters-Applied"] = "artifactType"
+        return 200, body, headers
+
     async def passthrough_json(
         self, selected: Selected, path: str, query: str
     ) -> tuple[int, bytes, dict[str, str]] | None:
@@ -340,3 +369,11 @@ class PullThroughCache:
         except (UpstreamError, ValueError) as unreachable:
             log.warning("listing %s from the cache: %s", path, unreachable)
             return None
+
+
+def _keep(path: Path, body: bytes) -> None:
+    """Replaces the kept copy whole (a rename), so that no reader sees half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    temporary.write_bytes(body)
+    os.replace(temporary, path)

@@ -92,16 +92,15 @@ class ListingHandlers(AppBase):
     async def referrers(self, request: Request, name: str, digest: str) -> Response:
         subject = Digest(digest)
         selected = self._proxied(request, name)
+        artifact_type = request.query.get("artifactType") or None
         if selected is not None:
             assert self.proxy is not None
-            path = f"/v2/{name}/referrers/{subject}"
-            got = await self.proxy.passthrough_json(selected, path, _without_ns(request))
+            got = await self.proxy.referrers(selected, subject, artifact_type)
             if got is not None:
                 status, body, headers = got
                 return Response(status, {**headers, **selected.headers()}, body)
             name = selected.storage_name
         repo = self._repository(name)
-        artifact_type = request.query.get("artifactType") or None
         index = await asyncio.to_thread(repo.referrers, subject, artifact_type)
         headers = {"Content-Type": OCI_INDEX}
         if artifact_type is not None:
