@@ -173,13 +173,15 @@ def round_once(workdir: Path, upstream_url: str, upstream_port: int, size: int) 
             cpu = tree_cpu_seconds(proc.pid)
             row["warm_mib_s"] = size / MIB / pull(url)
             row["warm_cpu_s_per_gib"] = (tree_cpu_seconds(proc.pid) - cpu) / (size / 1024 / MIB)
-    with tempfile.TemporaryDirectory(dir=workdir) as cache_root:
-        with distribution3_proxy(Path(cache_root), workdir, upstream_url) as (url, proc):
-            cpu = tree_cpu_seconds(proc.pid)
-            row["cold_distribution3_mib_s"] = size / MIB / pull(url)
-            row["cold_distribution3_cpu_s_per_gib"] = (tree_cpu_seconds(proc.pid) - cpu) / (
-                size / 1024 / MIB
-            )
+    with (
+        tempfile.TemporaryDirectory(dir=workdir) as cache_root,
+        distribution3_proxy(Path(cache_root), workdir, upstream_url) as (url, proc),
+    ):
+        cpu = tree_cpu_seconds(proc.pid)
+        row["cold_distribution3_mib_s"] = size / MIB / pull(url)
+        row["cold_distribution3_cpu_s_per_gib"] = (tree_cpu_seconds(proc.pid) - cpu) / (
+            size / 1024 / MIB
+        )
     for kind in ("ocistore", "distribution3"):
         with relay(upstream_port) as pipe, tempfile.TemporaryDirectory(dir=workdir) as cache_root:
             remote = f"http://127.0.0.1:{pipe.port}"
