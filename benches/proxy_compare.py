@@ -15,7 +15,10 @@ at a time, each body read to the end. Each round, alternating and in this order:
   kind; what the upstream sent, counted by a relay between cache and upstream, as a multiple of
   the image's size (1.0: each byte fetched once), and the time until the last client is done.
 
-The table shows the medians of the rounds. distribution 3 is the binary ``make peers`` installs
+Then the direct and the cold pull again over an emulated link to the upstream (a relay that
+passes at most ``--link-mib-s``, 100 by default: about a gigabit), where the link and not this
+machine's two cores bounds a pull, as it does for a mirror. The table shows the medians of the
+rounds. distribution 3 is the binary ``make peers`` installs
 (``.peers/registry``; ``OCISTORE_DISTRIBUTION3`` overrides). All loops are bounded in count and in
 time; servers listen on 127.0.0.1 only.
 """
@@ -159,6 +162,19 @@ def eight_cold(url: str) -> float:
     return time.perf_counter() - start
 
 
+def round_link(upstream_port: int, size: int, rate: float, workdir: Path) -> dict[str, float]:
+    """Direct and cold pulls over a link of ``rate`` bytes/s to the upstream (a relay that
+    passes no faster): where the link, not this machine's CPU, bounds a pull."""
+    row: dict[str, float] = {}
+    with relay(upstream_port, rate) as link:
+        row["link_direct_mib_s"] = size / MIB / pull(f"http://127.0.0.1:{link.port}")
+        with tempfile.TemporaryDirectory(dir=workdir) as cache_root:
+            config = {"proxy": {"remoteurl": f"http://127.0.0.1:{link.port}"}}
+            with ocistore(Path(cache_root), workdir, config) as (url, _):
+                row["link_cold_mib_s"] = size / MIB / pull(url)
+    return row
+
+
 def round_once(workdir: Path, upstream_url: str, upstream_port: int, size: int) -> dict[str, float]:
     row: dict[str, float] = {}
     row["direct_mib_s"] = size / MIB / pull(upstream_url)
@@ -201,6 +217,9 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--link-mib-s", type=float, default=100.0, help="the emulated link's speed (MiB/s)"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     if not DISTRIBUTION3.is_file():
@@ -213,6 +232,7 @@ def main() -> int:
             port = int(upstream_url.rsplit(":", 1)[1])
             for i in range(args.rounds):
                 row = round_once(workdir, upstream_url, port, size)
+                row.update(round_link(port, size, args.link_mib_s * MIB, workdir))
                 print(f"round {i + 1}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items()))
                 rows.append(row)
     medians = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
@@ -234,6 +254,14 @@ def main() -> int:
     for key, label in labels.items():
         print(f"{label:<58} {medians[key]:>10.2f}")
     print(f"{'cold / direct':<58} {medians['cold_mib_s'] / medians['direct_mib_s']:>10.2f}")
+    link = args.link_mib_s
+    print(
+        f"{f'over a {link:.0f} MiB/s link: direct (MiB/s)':<58} {medians['link_direct_mib_s']:>10.2f}"
+    )
+    print(f"{f'over a {link:.0f} MiB/s link: cold through the cache (MiB/s)':<58} "
+          f"{medians['link_cold_mib_s']:>10.2f}")  # fmt: skip
+    print(f"{'over the link: cold / direct':<58} "
+          f"{medians['link_cold_mib_s'] / medians['link_direct_mib_s']:>10.2f}")  # fmt: skip
     print(f"{'warm / direct (a plain ocistore serve)':<58} "
           f"{medians['warm_mib_s'] / medians['direct_mib_s']:>10.2f}")  # fmt: skip
     if args.json:

@@ -228,7 +228,10 @@ pub fn proxy_fetch(name: &str, digest: &Digest) -> String {
 /// `_ocistore/proxy/referrers/<name>/_referrers/<alg>/<hex>`: the last referrers index the
 /// upstream gave for subject `digest` of repository `name`, served when it cannot be reached.
 pub fn proxy_referrers(name: &str, digest: &Digest) -> String {
-    digest_dir(&format!("{V2}/_ocistore/proxy/referrers/{name}/_referrers"), digest)
+    digest_dir(
+        &format!("{V2}/_ocistore/proxy/referrers/{name}/_referrers"),
+        digest,
+    )
 }
 
 /// Taken by the one process expiring a pull-through cache's content (any other skips its turn).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -16,8 +17,12 @@ _REQUEST = re.compile(
 
 
 class Relay:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, rate: float | None = None) -> None:
+        """``rate``: the most bytes per second the server's answers pass at, over all
+        connections together (a link of that speed); None: as fast as they come."""
         self.target_port = target_port
+        self.rate = rate
+        self._sent_at = time.monotonic()  # when the link is free again
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
@@ -94,6 +99,13 @@ class Relay:
                     self.hold_after = None
                     self.holding.set()
                     self._released.wait()
+                if self.rate is not None:
+                    with self.lock:
+                        now = time.monotonic()
+                        self._sent_at = max(self._sent_at, now) + len(data) / self.rate
+                        wait = self._sent_at - now
+                    if wait > 0:
+                        time.sleep(wait)
                 client.sendall(data)
                 passed += len(data)
         except OSError:
@@ -123,8 +135,8 @@ def _close(s: socket.socket) -> None:
 
 
 @contextmanager
-def relay(target_port: int) -> Iterator[Relay]:
-    r = Relay(target_port)
+def relay(target_port: int, rate: float | None = None) -> Iterator[Relay]:
+    r = Relay(target_port, rate)
     try:
         yield r
     finally:
