@@ -164,28 +164,36 @@ def reference_registry(
     port = port or free_port()
     config = workdir / f"config-{port}.yml"
     config.write_text(reference_config(port, root, s3=s3, redirect=redirect, htpasswd=htpasswd))
-    log_path = workdir / f"registry-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, env=reference_env()
-    )
-    client = Client(port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.request("GET", "/v2/").status in (200, 401):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"docker-registry did not start: {log_path.read_text()}")
-            time.sleep(0.05)
+    with _serving([binary, "serve", str(config)], port, workdir / f"registry-{port}.log") as client:
         yield client
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+
+
+@contextmanager
+def _serving(
+    command: list[str], port: int, log_path: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Client]:
+    """Runs a Go registry until the block ends, once it answers ``GET /v2/`` (200, or 401
+    with auth)."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=dict(env or reference_env())
+        )
+        client = Client(port)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.request("GET", "/v2/").status in (200, 401):
+                        break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[0]} did not start: {log_path.read_text()}")
+                time.sleep(0.05)
+            yield client
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 #: distribution 3.1.1, installed by `make peers` (`go install`, never committed).
@@ -207,23 +215,5 @@ def distribution3(workdir: Path, config: Mapping[str, Any]) -> Iterator[Client]:
     path.write_text(yaml.safe_dump(full, sort_keys=False))
     log_path = workdir / f"distribution3-{port}.log"
     env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(DISTRIBUTION3), "serve", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        client = Client(port)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.request("GET", "/v2/").status in (200, 401):
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"distribution 3 did not start: {log_path.read_text()}")
-                time.sleep(0.05)
-            yield client
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    with _serving([str(DISTRIBUTION3), "serve", str(path)], port, log_path, env) as client:
+        yield client

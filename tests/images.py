@@ -155,3 +155,16 @@ def collect_while(
     if failures:
         raise failures[0]
     return results
+
+
+def tar_of(name: str, content: bytes) -> bytes:
+    """A tar archive holding one file: a layer a client can unpack (podman does)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()

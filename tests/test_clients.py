@@ -168,16 +168,10 @@ def test_oras_chunked_push_pull_and_referrer(server: Server, tmp_path: Path) -> 
 def test_podman_pull(server: Server, tmp_path: Path) -> None:
     """podman unpacks what it pulls, so this image has a real tar layer and matching diff_id."""
     import gzip
-    import io
-    import tarfile
 
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        content = b"hello from ocistore\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    layer_tar = buffer.getvalue()
+    from .images import tar_of
+
+    layer_tar = tar_of("hello.txt", b"hello from ocistore\n")
     layout = Layout(tmp_path / "layout")
     config = json.dumps(
         {

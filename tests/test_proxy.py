@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import gzip
-import io
 import json
 import os
 import random
@@ -16,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -38,7 +36,17 @@ from .auth_material import ISSUER, SERVICE, ec_key, key_pem, rsa_key, token_serv
 from .auth_material import certificate as make_certificate
 from .auth_material import pem as to_pem
 from .distribution import distribution3, reference_registry
-from .images import CONFIG, LAYER, Image, descriptor, digest_of, make_image, make_index, push
+from .images import (
+    CONFIG,
+    LAYER,
+    Image,
+    descriptor,
+    digest_of,
+    make_image,
+    make_index,
+    push,
+    tar_of,
+)
 from .relay import Relay, relay
 from .servers import Server, ocistore_server
 from .test_clients import blobs_of, skopeo
@@ -80,13 +88,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 
 def unpackable_image() -> Image:
     """An image podman can unpack: a real tar layer and its diff_id."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        content = b"hello through the cache\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    layer_tar = buffer.getvalue()
+    layer_tar = tar_of("hello.txt", b"hello through the cache\n")
     layer = gzip.compress(layer_tar, mtime=0)
     config = json.dumps(
         {
@@ -121,6 +123,18 @@ def cache(upstream: Upstream, tmp_path: Path) -> Iterator[tuple[Server, Relay]]:
             yield server, pipe
 
 
+def skopeo_pull(host: str, reference: str, out: Path) -> None:
+    skopeo("copy", "--preserve-digests", "--src-tls-verify=false",
+           f"docker://{host}/{reference}", f"oci:{out}:v1")  # fmt: skip
+
+
+def layout_blobs(image: Image) -> dict[str, bytes]:
+    """What an OCI layout of ``image`` holds under blobs/sha256, the manifest included."""
+    expected = {d.removeprefix("sha256:"): b for d, b in image.blobs.items()}
+    expected[image.digest.removeprefix("sha256:")] = image.manifest
+    return expected
+
+
 def blob_gets(pipe: Relay, digest: str) -> list[dict[str, str]]:
     """The GETs of the blob that carried credentials (the first request of a new proxy goes
     without, and is answered 401 with the upstream's challenge)."""
@@ -137,15 +151,8 @@ def test_skopeo_pulls_through_and_from_the_cache_once_the_upstream_is_gone(
     server, pipe = cache
     host = server.url.removeprefix("http://")
     first = tmp_path / "first"
-    skopeo(
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        f"docker://{host}/library/app:v1",
-        f"oci:{first}:v1",
-    )
-    expected = {d.removeprefix("sha256:"): b for d, b in upstream.app.blobs.items()}
-    expected[upstream.app.digest.removeprefix("sha256:")] = upstream.app.manifest
+    skopeo_pull(host, "library/app:v1", first)
+    expected = layout_blobs(upstream.app)
     assert blobs_of(first) == expected  # byte for byte, manifest included
     # Each blob came from the upstream once, with the configured credentials.
     for digest in upstream.app.blobs:
@@ -158,22 +165,10 @@ def test_skopeo_pulls_through_and_from_the_cache_once_the_upstream_is_gone(
     pipe.stop()
     # The upstream is gone: the tag and everything it names still pull from the cache.
     second = tmp_path / "second"
-    skopeo(
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        f"docker://{host}/library/app:v1",
-        f"oci:{second}:v1",
-    )
+    skopeo_pull(host, "library/app:v1", second)
     assert blobs_of(second) == expected
     by_digest = tmp_path / "digest"
-    skopeo(
-        "copy",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        f"docker://{host}/library/app@{upstream.app.digest}",
-        f"oci:{by_digest}:v1",
-    )
+    skopeo_pull(host, f"library/app@{upstream.app.digest}", by_digest)
     assert blobs_of(by_digest) == expected
     with server.client() as http:
         # Not cached and no upstream: a clear error, not a hang.
@@ -387,15 +382,8 @@ def test_a_chained_cache_pulls_through_a_cache_that_has_nothing_yet(
                 r = http.head(f"/v2/library/app/blobs/{digest}")
                 assert r.status_code == 200 and r.headers["content-length"] == str(len(data))
         out = tmp_path / "out"
-        skopeo(
-            "copy",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            f"docker://{host}/library/app:v1",
-            f"oci:{out}:v1",
-        )
-    expected = {d.removeprefix("sha256:"): b for d, b in upstream.app.blobs.items()}
-    expected[upstream.app.digest.removeprefix("sha256:")] = upstream.app.manifest
+        skopeo_pull(host, "library/app:v1", out)
+    expected = layout_blobs(upstream.app)
     assert blobs_of(out) == expected
     for digest in upstream.app.blobs:
         assert len(blob_gets(pipe, digest)) == 1  # through both caches, fetched once
@@ -419,18 +407,11 @@ def test_ocistore_in_front_of_distribution_3s_proxy(upstream: Upstream, tmp_path
         with ocistore_server(tmp_path / "outer", extra=["--config", str(config)]) as outer:
             host = outer.url.removeprefix("http://")
             out = tmp_path / "out"
-            skopeo(
-                "copy",
-                "--preserve-digests",
-                "--src-tls-verify=false",
-                f"docker://{host}/library/app:v1",
-                f"oci:{out}:v1",
-            )
+            skopeo_pull(host, "library/app:v1", out)
             with outer.client() as http:
                 r = http.get(f"/v2/library/big/blobs/{upstream.big_digest}")
                 assert r.status_code == 200 and r.content == upstream.big
-    expected = {d.removeprefix("sha256:"): b for d, b in upstream.app.blobs.items()}
-    expected[upstream.app.digest.removeprefix("sha256:")] = upstream.app.manifest
+    expected = layout_blobs(upstream.app)
     assert blobs_of(out) == expected
 
 

@@ -24,8 +24,11 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import httpx
 
 from .._core import Digest, Layout
 from ..errors import ErrManifestUnknown, ErrRepositoryUnknown, ErrTagUnknown, OciStoreError
@@ -49,6 +52,18 @@ log = logging.getLogger("ocistore.proxy")
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST])
 #: Largest manifest taken from an upstream (as for a push).
 MANIFEST_LIMIT = 4 * 1024 * 1024
+
+
+def _manifest_request(
+    selected: Selected, method: str, reference: str
+) -> AbstractAsyncContextManager[httpx.Response]:
+    return selected.upstream.request(
+        method,
+        f"/v2/{selected.name}/manifests/{reference}",
+        name=selected.name,
+        headers={"Accept": MANIFEST_ACCEPT},
+        ns=selected.ns,
+    )
 
 
 def _fetch_error(failed: FetchFailed) -> ApiError:
@@ -205,13 +220,7 @@ class PullThroughCache:
 
     async def _head_manifest(self, selected: Selected, tag: str) -> Digest | None:
         """The tag's digest upstream; None when the upstream does not have it."""
-        async with selected.upstream.request(
-            "HEAD",
-            f"/v2/{selected.name}/manifests/{tag}",
-            name=selected.name,
-            headers={"Accept": MANIFEST_ACCEPT},
-            ns=selected.ns,
-        ) as r:
+        async with _manifest_request(selected, "HEAD", tag) as r:
             if r.status_code == 404:
                 return None
             if r.status_code != 200:
@@ -227,13 +236,7 @@ class PullThroughCache:
     ) -> Digest:
         """Fetches a manifest, checks it against its digest, caches it (tagged ``tag``)."""
         try:
-            async with selected.upstream.request(
-                "GET",
-                f"/v2/{selected.name}/manifests/{reference}",
-                name=selected.name,
-                headers={"Accept": MANIFEST_ACCEPT},
-                ns=selected.ns,
-            ) as r:
+            async with _manifest_request(selected, "GET", reference) as r:
                 if r.status_code == 404:
                     raise ApiError(
                         404, "MANIFEST_UNKNOWN", f"manifest unknown to upstream: {reference}"

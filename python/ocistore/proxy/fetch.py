@@ -107,6 +107,21 @@ def _write_state(path: Path, state: FetchState) -> None:
     os.replace(temporary, path)
 
 
+def _record_failure(state_path: Path, reason: str, status: int) -> None:
+    """The fetch's state says it failed (what it fetched into stays named, to be resumed)."""
+    current = _read_state(state_path) or FetchState()
+    _write_state(
+        state_path,
+        FetchState(
+            upload=current.upload,
+            size=current.size,
+            failed=reason,
+            status=status,
+            generation=current.generation,
+        ),
+    )
+
+
 class BlobFetches:
     """The fetches of one registry's pull-through cache (filesystem storage)."""
 
@@ -308,32 +323,12 @@ class BlobFetches:
             log.warning("fetch of %s for %s failed: %s", digest, name, failed)
             if failed.status != 404 and self.metrics is not None:
                 self.metrics.proxy_error(upstream.config.remoteurl)
-            current = _read_state(state_path) or FetchState()
-            _write_state(
-                state_path,
-                FetchState(
-                    upload=current.upload,
-                    size=current.size,
-                    failed=str(failed),
-                    status=failed.status,
-                    generation=current.generation,
-                ),
-            )
+            _record_failure(state_path, str(failed), failed.status)
         except Exception as error:
             log.exception("fetch of %s for %s failed", digest, name)
             if self.metrics is not None:
                 self.metrics.proxy_error(upstream.config.remoteurl)
-            current = _read_state(state_path) or FetchState()
-            _write_state(
-                state_path,
-                FetchState(
-                    upload=current.upload,
-                    size=current.size,
-                    failed=f"the fetch failed: {error}",
-                    status=502,
-                    generation=current.generation,
-                ),
-            )
+            _record_failure(state_path, f"the fetch failed: {error}", 502)
         finally:
             os.close(fd)
             self._advanced(state_path)
