@@ -7,7 +7,7 @@ PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) -c 'imp
 	p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 	print(" ".join(map(shlex.quote, p["dependencies"] + p["optional-dependencies"]["test"])))')
 
-APT_PACKAGES := docker-registry skopeo podman
+APT_PACKAGES := docker-registry skopeo podman redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Peers the tests run beside ocistore, from the Go module proxy (never committed).
 PEERS := $(CURDIR)/.peers

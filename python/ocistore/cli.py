@@ -121,12 +121,17 @@ def _gc(args: argparse.Namespace) -> int:
         from .server.config import ConfigError, load_config
 
         try:
-            upstreams = [UpstreamConfig(**u) for u in load_config(args.config).proxy]
+            config = load_config(args.config)
         except ConfigError as e:
             print(f"ocistore: configuration error: {e}", file=sys.stderr)
             return 2
+        # The servers' shared descriptor cache (redis) forgets what is collected.
+        registry = Registry(args.root, descriptor_cache=config.descriptor_cache())
+        upstreams = [UpstreamConfig(**u) for u in config.proxy]
         if upstreams:
-            deleting = Registry(args.root, delete_enabled=True)
+            deleting = Registry(
+                args.root, delete_enabled=True, descriptor_cache=registry.descriptor_cache
+            )
             expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=print)
             verb = "would expire" if args.dry_run else "expired"
             print(
@@ -308,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     gc.add_argument(
         "--config",
-        help="the server's configuration: for a pull-through cache (proxy), first expire "
-        "what its repositories have not used within their ttl",
+        help="the server's configuration: a blob descriptor cache in redis forgets what is "
+        "collected; for a pull-through cache (proxy), first expire what its repositories "
+        "have not used within their ttl",
     )
     gc.add_argument(
         "--delete-untagged", action="store_true", help="also delete manifests no tag reaches"

@@ -119,7 +119,12 @@ def expire_and_collect(
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return None
-        deleting = Registry(root, delete_enabled=True, validation=registry.validation)
+        deleting = Registry(
+            root,
+            delete_enabled=True,
+            validation=registry.validation,
+            descriptor_cache=registry.descriptor_cache,
+        )
         expired = expire_cache(deleting, upstreams, log=log)
         collected = collect_garbage(deleting, min_age=min_age, log=log)
         return expired, collected

@@ -89,7 +89,10 @@ class AppBase:
             else config.manifest_validation()
         )
         self.registry = Registry(
-            driver, delete_enabled=config.delete_enabled, validation=validation
+            driver,
+            delete_enabled=config.delete_enabled,
+            validation=validation,
+            descriptor_cache=config.descriptor_cache(),
         )
         self.metrics = Metrics(self.registry)
         self.proxy: PullThroughCache | None = None

@@ -10,6 +10,7 @@ Accepted keys (anything else is an error at start, naming the key)::
            rootdirectory: /prefix, forcepathstyle: bool, chunksize: BYTES, secure: bool,
            v4auth: true}
       redirect: {disable: bool}                     # S3 blob GETs: 307 to a presigned URL
+      cache: {blobdescriptor: inmemory|redis, blobdescriptorsize: 10000}
       delete: {enabled: bool}                       # default false, as in distribution
       maintenance:
         uploadpurging: {enabled: bool, age: 168h, interval: 24h, dryrun: bool}
@@ -18,6 +19,8 @@ Accepted keys (anything else is an error at start, naming the key)::
            bodyidletimeout: 60s,                    # ocistore's: a stalled body ends the request
            headers: {Name: [value, ...]}, nativefront: bool,
            tls: {certificate: PEM, key: PEM, minimumtls: tls1.2|tls1.3}}
+    redis: {addr: HOST:PORT, password: ..., db: 0, dialtimeout: 1s, readtimeout: 1s,
+            pool: {maxactive: 64}}                  # for storage.cache.blobdescriptor: redis
     proxy: {remoteurl: URL, username: ..., password: ..., ttl: 168h, upstreams: [...]}
                                                     # a pull-through cache: ocistore.proxy.config
     auth:                                           # at most one of:
@@ -38,11 +41,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from ..storage.descriptor_cache import DescriptorCache, MemoryDescriptorCache, redis_cache
 from ..storage.driver import FilesystemDriver, ObjectStoreDriver
 from ..storage.validation import IndexChildren, ManifestValidation
 
@@ -117,6 +122,11 @@ class Config:
     index_platforms: list[list[str]] = field(default_factory=list)
     urls_allow: list[str] | None = None
     urls_deny: list[str] = field(default_factory=list)
+    #: ``storage.cache.blobdescriptor``: None, ``inmemory`` or ``redis`` (then ``redis`` holds
+    #: the connection: ``addr``, ``password``, ``db``, timeouts in seconds, ``maxactive``).
+    blob_descriptor_cache: str | None = None
+    blob_descriptor_size: int = 10_000
+    redis: dict[str, Any] | None = None
     #: ``proxy``: the pull-through cache's upstreams (``ocistore.proxy.config``), as
     #: ``UpstreamConfig`` fields; empty: not a cache.
     proxy: list[dict[str, Any]] = field(default_factory=list)
@@ -130,6 +140,15 @@ class Config:
         from .. import _core
 
         return ObjectStoreDriver(_core.ObjectStore(**self.s3))
+
+    def descriptor_cache(self) -> DescriptorCache | None:
+        """The blob descriptor cache ``storage.cache`` asks for (None: no cache)."""
+        if self.blob_descriptor_cache == "inmemory":
+            return MemoryDescriptorCache(self.blob_descriptor_size)
+        if self.blob_descriptor_cache == "redis":
+            assert self.redis is not None
+            return redis_cache(self.redis)
+        return None
 
     def manifest_validation(self) -> ManifestValidation:
         if self.validation_disabled:
@@ -176,6 +195,7 @@ _SCHEMA: dict[str, Any] = {
             "v4auth": bool,
         },
         "redirect": {"disable": bool},
+        "cache": {"blobdescriptor": str, "blobdescriptorsize": str},
         "delete": {"enabled": bool},
         "maintenance": {
             "uploadpurging": {"enabled": bool, "age": str, "interval": str, "dryrun": bool},
@@ -202,6 +222,19 @@ _SCHEMA: dict[str, Any] = {
         },
     },
     "proxy": dict,  # checked by ocistore.proxy.config
+    "redis": {
+        "addr": str,
+        "addrs": list,
+        "password": str,
+        "db": str,
+        "dialtimeout": str,
+        "readtimeout": str,
+        "writetimeout": str,
+        "pool": {"maxidle": str, "maxactive": str, "idletimeout": str},
+        "poolsize": str,
+        "maxidleconns": str,
+        "connmaxidletime": str,
+    },
     "auth": {
         "htpasswd": {"realm": str, "path": str},
         "token": {"realm": str, "service": str, "issuer": str, "rootcertbundle": str, "jwks": str},
@@ -321,6 +354,47 @@ def _validation(doc: dict[str, Any], config: Config) -> None:
             config.urls_deny = [str(p) for p in patterns]
 
 
+def _cache(doc: dict[str, Any], config: Config, duration: Callable[[str], float | None]) -> None:
+    """``storage.cache`` and ``redis``, as distribution reads them (``redis.addr`` as 2.x wrote
+    it, or the first of 3.x's ``addrs``)."""
+    kind = _get(doc, "storage.cache.blobdescriptor")
+    if kind is None:
+        return
+    kind = str(kind)
+    if kind not in ("inmemory", "redis"):
+        raise ConfigError(f"storage.cache.blobdescriptor: expected inmemory or redis, got {kind!r}")
+    config.blob_descriptor_cache = kind
+    if (size := _get(doc, "storage.cache.blobdescriptorsize")) is not None:
+        if not str(size).isdigit() or int(size) < 1:
+            raise ConfigError(f"storage.cache.blobdescriptorsize: expected a count, got {size!r}")
+        config.blob_descriptor_size = int(size)
+    if kind != "redis":
+        return
+    addr = _get(doc, "redis.addr") or next(iter(_get(doc, "redis.addrs") or []), None)
+    if addr is None:
+        raise ConfigError("storage.cache.blobdescriptor: redis needs redis.addr")
+    try:
+        parse_addr(str(addr))
+    except ValueError as e:
+        raise ConfigError(f"redis.addr: {e}") from None
+    options: dict[str, Any] = {"addr": str(addr)}
+    if (password := _get(doc, "redis.password")) is not None:
+        options["password"] = str(password)
+    if (db := _get(doc, "redis.db")) is not None:
+        if not str(db).isdigit():
+            raise ConfigError(f"redis.db: expected a number, got {db!r}")
+        options["db"] = int(db)
+    for key in ("dialtimeout", "readtimeout"):
+        if (seconds := duration(f"redis.{key}")) is not None:
+            options[key] = seconds
+    active = _get(doc, "redis.pool.maxactive") or _get(doc, "redis.poolsize")
+    if active is not None:
+        if not str(active).isdigit() or int(active) < 1:
+            raise ConfigError(f"redis.pool.maxactive: expected a count, got {active!r}")
+        options["maxactive"] = int(active)
+    config.redis = options
+
+
 def load_config(path: str | Path | None) -> Config:
     """Reads and validates a YAML configuration; ``None`` gives the defaults."""
     config = Config()
@@ -400,6 +474,7 @@ def load_config(path: str | Path | None) -> Config:
                 raise ConfigError(f"http.headers.{name}: expected a list of strings")
         config.headers = {str(k): list(v) for k, v in headers.items()}
     _validation(doc, config)
+    _cache(doc, config, duration)
     if (proxy := _get(doc, "proxy")) is not None:
         from ..proxy.config import ProxyConfigError, parse_proxy
 

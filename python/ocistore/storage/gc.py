@@ -172,6 +172,9 @@ class GarbageCollector:
                 self.say(f"deleting blob {digest}")
                 self.result.deleted_blobs.append(digest)
                 if not self.dry_run:
+                    if self.registry.descriptor_cache is not None:
+                        # Before the bytes go: no instance answers for them afterwards.
+                        self.registry.descriptor_cache.forget_blob(digest)
                     with contextlib.suppress(ErrBlobUnknown):
                         blobs.delete(digest)
 

@@ -62,6 +62,20 @@ class LinkedBlobStore:
             )
         return stored
 
+    def lookup(self, digest: DigestLike) -> tuple[Digest, int]:
+        """``(stored digest, size)`` of a blob this repository links: from the registry's
+        descriptor cache when it has it (no storage round trip), else looked up and cached.
+        ``ErrBlobUnknown`` when the repository does not link it."""
+        parsed = Digest(digest)
+        cache = self.registry.descriptor_cache
+        if cache is not None and (found := cache.get(self.repository.name, parsed)) is not None:
+            return found
+        stored = self.resolve(parsed)
+        size = self._global.stat(stored).size
+        if cache is not None:
+            cache.put(self.repository.name, parsed, (stored, size))
+        return stored, size
+
     def stat(self, digest: DigestLike) -> Descriptor:
         parsed = Digest(digest)
         found = self._global.stat(self.resolve(parsed))
@@ -171,6 +185,9 @@ class LinkedBlobStore:
         self.registry._check_delete()
         parsed = Digest(digest)
         self.resolve(parsed)  # ErrBlobUnknown unless linked
+        if self.registry.descriptor_cache is not None:
+            # Before the link goes: no instance answers for it afterwards.
+            self.registry.descriptor_cache.forget(self.repository.name, parsed)
         self.driver.delete(Layout.digest_dir(self._layers, parsed))
 
     def enumerate(self) -> Iterator[Digest]:

@@ -38,6 +38,7 @@ from ..interfaces import (
     GlobalScope,
 )
 from ..store import BlobStore
+from .descriptor_cache import DescriptorCache
 from .driver import FilesystemDriver, ObjectStoreDriver, StorageDriver
 from .names import check_repository_name, path_sort_key
 from .repository import Repository
@@ -60,10 +61,13 @@ class Registry:
         *,
         delete_enabled: bool = True,
         validation: ManifestValidation | None = None,
+        descriptor_cache: DescriptorCache | None = None,
     ) -> None:
         """``root``: a directory, or a storage driver (``ocistore.storage.driver``).
         ``validation``: what manifest pushes must satisfy (by default every child of an index
-        present, and foreign layers with any http or https URL)."""
+        present, and foreign layers with any http or https URL). ``descriptor_cache``: what
+        blob lookups found (``ocistore.storage.descriptor_cache``), kept up to date by deletes
+        and the garbage collector."""
         self.driver: StorageDriver = (
             root
             if isinstance(root, (FilesystemDriver, ObjectStoreDriver))
@@ -72,6 +76,7 @@ class Registry:
         self.root = self.driver.url
         self.delete_enabled = delete_enabled
         self.validation = validation or ManifestValidation()
+        self.descriptor_cache = descriptor_cache
         self._blobs = self.driver.blob_store()
         self.repositories_key = Layout.repositories()
 

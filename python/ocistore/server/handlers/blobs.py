@@ -38,9 +38,7 @@ class BlobHandlers(AppBase):
         blobs = self._repository(name).blobs()
         # The bytes may live under another digest (distribution's alias links); the answer
         # names the digest asked for.
-        stored = await self._lookup(blobs.resolve, parsed)
-        descriptor = await self._lookup(self.registry.blobs().stat, stored)
-        size = descriptor.size
+        stored, size = await self._lookup(blobs.lookup, parsed)
         etag = f'"{parsed}"'
         headers = {
             "Content-Type": "application/octet-stream",
