@@ -11,7 +11,8 @@ import pytest
 import redis
 import yaml
 from ocistore import Registry
-from ocistore._core import Digest
+from ocistore._core import Digest, Layout
+from ocistore.errors import ErrManifestUnknownRevision
 from ocistore.server.config import ConfigError, load_config
 from ocistore.storage.descriptor_cache import (
     DescriptorCache,
@@ -94,6 +95,27 @@ def test_lookups_use_and_fill_the_cache(tmp_path: Path) -> None:
     assert cache.get("c/app", digest) == (digest, 6)
     blobs.delete(digest)
     assert cache.get("c/app", digest) is None
+
+
+def test_manifest_revisions_are_cached_and_forgotten_when_deleted(tmp_path: Path) -> None:
+    from .images import make_image, push
+
+    cache = MemoryDescriptorCache()
+    registry = Registry(tmp_path / "root", descriptor_cache=cache)
+    repo = registry.repository("c/app")
+    image = make_image(3)
+    digest = Digest(push(repo, image, "v1"))
+    assert repo.manifests().get(digest).payload() == image.manifest
+    assert cache.get("c/app/_manifests", digest) == (digest, len(image.manifest))
+    # Served from the cache now, without the revision link.
+    link = tmp_path / "root" / Layout.revision_link("c/app", digest)
+    link.rename(link.with_name("moved"))
+    assert repo.manifests().get(digest).payload() == image.manifest
+    link.with_name("moved").rename(link)
+    repo.manifests().delete(digest)
+    assert cache.get("c/app/_manifests", digest) is None
+    with pytest.raises(ErrManifestUnknownRevision):
+        repo.manifests().get(digest)
 
 
 def test_a_blob_deleted_on_one_instance_is_gone_on_the_other_at_once(

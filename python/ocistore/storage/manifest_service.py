@@ -44,6 +44,11 @@ class ManifestService:
     def _link_key(self, digest: Digest) -> str:
         return Layout.revision_link(self.repository.name, digest)
 
+    def _cache_scope(self) -> str:
+        """The repository's manifests in the descriptor cache (``_manifests`` cannot be part of
+        a repository name, so this meets no repository's blobs)."""
+        return f"{self.repository.name}/_manifests"
+
     def _is_stored(self, digest: Digest) -> bool:
         return parse_link(self.driver.read(self._link_key(digest))) == digest
 
@@ -72,12 +77,18 @@ class ManifestService:
             f"unknown manifest {parsed} in repository {self.repository.name}",
             detail={"name": self.repository.name, "revision": str(parsed)},
         )
-        if not self._is_stored(parsed):
+        # The descriptor cache knows a revision found before (no link read); it forgets it
+        # when the manifest is deleted or its bytes collected.
+        cache, scope = self.registry.descriptor_cache, self._cache_scope()
+        cached = cache is not None and cache.get(scope, parsed) is not None
+        if not cached and not self._is_stored(parsed):
             raise unknown
         try:
             payload = self.registry.blobs().get(parsed)
         except ErrBlobUnknown:
             raise unknown from None
+        if cache is not None and not cached:
+            cache.put(scope, parsed, (parsed, len(payload)))
         manifest, _ = unmarshal_manifest(None, payload)
         # Addressed as it was asked for: a manifest pushed by a sha512 digest is that digest.
         manifest = manifest.in_algorithm(parsed.algorithm)
@@ -205,6 +216,8 @@ class ManifestService:
             subject = manifest.subject.digest if manifest.subject is not None else None
         except OciStoreError:
             pass  # unreadable: there is no index entry to remove
+        if self.registry.descriptor_cache is not None:
+            self.registry.descriptor_cache.forget(self._cache_scope(), parsed)
         tags = self.repository.tags()
         for tag in tags.lookup(parsed):
             tags.untag(tag)
