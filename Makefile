@@ -27,7 +27,13 @@ system-deps:
 $(DISTRIBUTION3):
 	GOBIN=$(PEERS) GOFLAGS=-mod=mod go install github.com/distribution/distribution/v3/cmd/registry@v3.1.1
 
-peers: $(DISTRIBUTION3)
+# Azurite 3.35: the Azure emulator the object-storage tests run on (npm, into .peers/npm).
+AZURITE := $(PEERS)/npm/node_modules/.bin/azurite-blob
+$(AZURITE):
+	mkdir -p $(PEERS)/npm
+	cd $(PEERS)/npm && npm install --silent --no-audit --no-fund azurite@3.35.0
+
+peers: $(DISTRIBUTION3) $(AZURITE)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

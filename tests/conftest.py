@@ -12,6 +12,8 @@ import pytest
 from ocistore import BlobStore, _core
 from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 
+from .azurite import ACCOUNT, KEY, Azurite
+from .azurite import azurite as run_azurite
 from .helpers import pattern
 from .seaweedfs import SeaweedFS
 from .seaweedfs import seaweedfs as run_seaweedfs
@@ -64,11 +66,34 @@ def object_store(weed: SeaweedFS, bucket: str, root_directory: str) -> _core.Obj
     )
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite blob service for the session; give each test its own container or root."""
+    with run_azurite(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azure_container(azurite: Azurite) -> str:
+    return azurite.container()
+
+
+def azure_store(server: Azurite, container: str, root_directory: str) -> _core.ObjectStore:
+    return _core.ObjectStore.azure(
+        ACCOUNT, KEY, container, service_url=server.service_url, root_directory=root_directory
+    )
+
+
+@pytest.fixture(params=["filesystem", "s3", "azure"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemDriver | ObjectStoreDriver:
-    """The storage driver a test runs on: a directory, or a fresh root directory in SeaweedFS."""
+    """The storage driver a test runs on: a directory, or a fresh root directory in SeaweedFS
+    (S3) or Azurite (Azure)."""
     if request.param == "filesystem":
         return FilesystemDriver(tmp_path / "root")
+    if request.param == "azure":
+        server = request.getfixturevalue("azurite")
+        container = request.getfixturevalue("azure_container")
+        return ObjectStoreDriver(azure_store(server, container, f"t-{uuid.uuid4().hex}"))
     weed = request.getfixturevalue("seaweedfs")
     bucket = request.getfixturevalue("s3_bucket")
     return ObjectStoreDriver(object_store(weed, bucket, f"t-{uuid.uuid4().hex}"))

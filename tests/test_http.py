@@ -32,8 +32,16 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
         ("granian", 2, "fs"),
         ("uvicorn", 1, "fs"),
         ("granian", 2, "s3"),
+        ("granian", 2, "azure"),
     ],
-    ids=["granian", "granian-no-front", "granian-2-workers", "uvicorn", "granian-2-workers-s3"],
+    ids=[
+        "granian",
+        "granian-no-front",
+        "granian-2-workers",
+        "uvicorn",
+        "granian-2-workers-s3",
+        "granian-2-workers-azure",
+    ],
 )
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -43,10 +51,17 @@ def server(
     # On a filesystem the native front is there by default: "fs-no-front" is the application
     # alone (as with TLS), the S3 runs have no front.
     extra = ["--no-native-front"] if storage == "fs-no-front" else []
-    if storage == "s3":
+    if storage in ("s3", "azure"):
         # Blob GETs proxied (no redirect) so every answer is the registry's own.
-        weed = request.getfixturevalue("seaweedfs")
-        section = {"s3": weed.storage_s3(weed.bucket()), "redirect": {"disable": True}}
+        if storage == "s3":
+            weed = request.getfixturevalue("seaweedfs")
+            section = {"s3": weed.storage_s3(weed.bucket()), "redirect": {"disable": True}}
+        else:
+            emulator = request.getfixturevalue("azurite")
+            section = {
+                "azure": emulator.storage_azure(emulator.container()),
+                "redirect": {"disable": True},
+            }
         config = base / "config.yml"
         config.write_text(yaml.safe_dump({"storage": section}))
         extra = ["--config", str(config)]
@@ -520,7 +535,18 @@ def test_config_errors_are_reported_at_start(tmp_path: Path) -> None:
         ("storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n", "age"),
         ("auth:\n  htpasswd: {}\n", "auth"),
         ("storage:\n  s3:\n    region: x\n", "storage.s3.bucket is required"),
-        ("storage:\n  s3:\n    bucket: b\n  filesystem:\n    rootdirectory: /x\n", "not both"),
+        ("storage:\n  s3:\n    bucket: b\n  filesystem:\n    rootdirectory: /x\n", "one of"),
+        ("storage:\n  azure:\n    accountname: a\n    container: c\n", "azure.accountkey"),
+        (
+            "storage:\n  azure:\n    accountname: a\n    accountkey: k\n    container: c\n"
+            "    chunksize: 1\n",
+            "storage.azure.chunksize",
+        ),
+        (
+            "storage:\n  azure:\n    accountname: a\n    accountkey: k\n    container: c\n"
+            "    serviceurl: ftp://x\n",
+            "serviceurl",
+        ),
         ("storage:\n  s3:\n    bucket: b\n    chunksize: 1024\n", "storage.s3.chunksize"),
         ("storage:\n  s3:\n    bucket: b\n    v4auth: false\n", "signature version 4"),
         ("storage:\n  s3:\n    bucket: b\n    encrypt: true\n", "storage.s3.encrypt"),

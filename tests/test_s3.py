@@ -10,7 +10,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ocistore.errors import ErrUnsupported
 from ocistore.storage import OCI_MANIFEST, collect_garbage
 from ocistore.storage.fsck import fsck
 
+from .azurite import Azurite
 from .distribution import reference_registry
 from .images import digest_of, make_image
 from .seaweedfs import SeaweedFS
@@ -33,11 +35,19 @@ from .test_http import push_image
 MIB = 1024 * 1024
 
 
-def s3_config(
-    path: Path, weed: SeaweedFS, bucket: str, root: str, *, redirect: bool = False
-) -> Path:
+@dataclass
+class Backend:
+    """An object store the tests run servers on: its ``storage`` section for a root, and the
+    URL its presigned links start with."""
+
+    name: str
+    section: Callable[[str], dict[str, Any]]
+    endpoint: str
+
+
+def backend_config(path: Path, backend: Backend, root: str, *, redirect: bool = False) -> Path:
     storage: dict[str, Any] = {
-        "s3": weed.storage_s3(bucket, root),
+        **backend.section(root),
         "delete": {"enabled": True},
         "redirect": {"disable": not redirect},
     }
@@ -45,13 +55,17 @@ def s3_config(
     return path
 
 
+def s3_backend(weed: SeaweedFS, bucket: str) -> Backend:
+    return Backend("s3", lambda root: {"s3": weed.storage_s3(bucket, root)}, weed.endpoint)
+
+
 @contextlib.contextmanager
 def s3_server(
-    tmp: Path, weed: SeaweedFS, bucket: str, root: str = "/ocistore", **options: Any
+    tmp: Path, backend: Backend, root: str = "/ocistore", **options: Any
 ) -> Iterator[Server]:
     tmp.mkdir(parents=True, exist_ok=True)
-    config = s3_config(tmp / "config.yml", weed, bucket, root, **options)
-    # --root only names where the server's log goes: the configuration stores in S3.
+    config = backend_config(tmp / "config.yml", backend, root, **options)
+    # --root only names where the server's log goes: the configuration stores in the bucket.
     with ocistore_server(tmp / "unused", extra=["--config", str(config)]) as server:
         yield server
 
@@ -61,9 +75,25 @@ def bucket(seaweedfs: SeaweedFS) -> str:
     return seaweedfs.bucket()
 
 
+@pytest.fixture(params=["s3", "azure"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """SeaweedFS (S3) or Azurite (Azure): the cross-instance tests run on both."""
+    if request.param == "s3":
+        return s3_backend(request.getfixturevalue("seaweedfs"), request.getfixturevalue("bucket"))
+    emulator: Azurite = request.getfixturevalue("azurite")
+    container = request.getfixturevalue("azure_container")
+    return Backend(
+        "azure", lambda root: {"azure": emulator.storage_azure(container, root)},
+        emulator.service_url,
+    )  # fmt: skip
+
+
 def test_key_layout_is_distributions(seaweedfs: SeaweedFS, bucket: str, tmp_path: Path) -> None:
     image = make_image(40, layers=2)
-    with s3_server(tmp_path, seaweedfs, bucket, "/layout") as server, server.client() as client:
+    with (
+        s3_server(tmp_path, s3_backend(seaweedfs, bucket), "/layout") as server,
+        server.client() as client,
+    ):
         digest = push_image(client, "team/app", image, "v1")
     keys = seaweedfs.list_keys(bucket, "layout/")
     v2 = "layout/docker/registry/v2"
@@ -84,12 +114,12 @@ def test_key_layout_is_distributions(seaweedfs: SeaweedFS, bucket: str, tmp_path
 
 
 def test_two_instances_share_a_bucket_and_continue_uploads(
-    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     data = random.Random(41).randbytes(13 * MIB + 12345)
     with (
-        s3_server(tmp_path / "a", seaweedfs, bucket, "/shared") as a,
-        s3_server(tmp_path / "b", seaweedfs, bucket, "/shared") as b,
+        s3_server(tmp_path / "a", backend, "/shared") as a,
+        s3_server(tmp_path / "b", backend, "/shared") as b,
         a.client() as ca,
         b.client() as cb,
     ):
@@ -129,9 +159,7 @@ def test_two_instances_share_a_bucket_and_continue_uploads(
         assert ca.get(location).status_code == 404
 
 
-def test_a_killed_server_mid_upload_resumes(
-    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
-) -> None:
+def test_a_killed_server_mid_upload_resumes(backend: Backend, tmp_path: Path) -> None:
     data = random.Random(43).randbytes(24 * MIB)
     sent = threading.Event()
 
@@ -142,7 +170,7 @@ def test_a_killed_server_mid_upload_resumes(
                 time.sleep(0.1)
             yield data[i : i + 512 * 1024]
 
-    with s3_server(tmp_path / "one", seaweedfs, bucket, "/crash") as server, server.client() as c:
+    with s3_server(tmp_path / "one", backend, "/crash") as server, server.client() as c:
         location = c.post("/v2/crash/app/blobs/uploads/").headers["location"]
         first = 6 * MIB
         assert c.patch(location, content=data[:first]).status_code == 202
@@ -159,7 +187,7 @@ def test_a_killed_server_mid_upload_resumes(
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
         worker.join(60)
-    with s3_server(tmp_path / "two", seaweedfs, bucket, "/crash") as server, server.client() as c:
+    with s3_server(tmp_path / "two", backend, "/crash") as server, server.client() as c:
         status = c.get(location)
         assert status.status_code == 204
         received = int(status.headers["range"].split("-")[1]) + 1
@@ -173,20 +201,18 @@ def test_a_killed_server_mid_upload_resumes(
         assert c.get(f"/v2/crash/app/blobs/{digest_of(data)}").content == data
 
 
-def test_blob_gets_redirect_to_presigned_urls(
-    seaweedfs: SeaweedFS, bucket: str, tmp_path: Path
-) -> None:
+def test_blob_gets_redirect_to_presigned_urls(backend: Backend, tmp_path: Path) -> None:
     data = random.Random(44).randbytes(3 * MIB)
     digest = digest_of(data)
     with (
-        s3_server(tmp_path, seaweedfs, bucket, "/redirect", redirect=True) as server,
+        s3_server(tmp_path, backend, "/redirect", redirect=True) as server,
         server.client() as client,
     ):
         r = client.post("/v2/r/app/blobs/uploads/", params={"digest": digest}, content=data)
         assert r.status_code == 201
         r = client.get(f"/v2/r/app/blobs/{digest}")
         assert r.status_code == 307
-        assert r.headers["location"].startswith(seaweedfs.endpoint)
+        assert r.headers["location"].startswith(backend.endpoint)
         assert r.headers["docker-content-digest"] == digest
         assert httpx.get(r.headers["location"]).content == data
         ranged = httpx.get(r.headers["location"], headers={"Range": "bytes=100-199"})
@@ -202,7 +228,9 @@ def test_blob_gets_redirect_to_presigned_urls(
 def test_skopeo_round_trip_on_s3(seaweedfs: SeaweedFS, bucket: str, tmp_path: Path) -> None:
     source = Layout(tmp_path / "source")
     source.index(image_manifest(source, "amd64", [12 * MIB + 5, 700_000, 3]), "v1")
-    with s3_server(tmp_path / "srv", seaweedfs, bucket, "/skopeo", redirect=True) as server:
+    with s3_server(
+        tmp_path / "srv", s3_backend(seaweedfs, bucket), "/skopeo", redirect=True
+    ) as server:
         ref = f"docker://{server.url.removeprefix('http://')}/skopeo/app:v1"
         skopeo("copy", "--preserve-digests", "--dest-tls-verify=false",
                f"oci:{source.root}:v1", ref)  # fmt: skip
@@ -240,7 +268,10 @@ def test_distribution_and_ocistore_share_one_bucket(
 ) -> None:
     """Differential: what one registry pushes to S3, the other serves, both ways."""
     ours, theirs = make_image(45, layers=2, layer_size=6 * MIB), make_image(46, layers=2)
-    with s3_server(tmp_path / "o", seaweedfs, bucket, "/both") as server, server.client() as c:
+    with (
+        s3_server(tmp_path / "o", s3_backend(seaweedfs, bucket), "/both") as server,
+        server.client() as c,
+    ):
         ours_digest = push_image(c, "mixed/app", ours, "ours")
     storage = seaweedfs.storage_s3(bucket, "/both")
     with reference_registry(tmp_path, tmp_path, s3=storage, redirect=False) as reference:
@@ -251,7 +282,10 @@ def test_distribution_and_ocistore_share_one_bucket(
         for digest, data in theirs.blobs.items():
             reference.push_blob("mixed/app", data, digest)
         theirs_digest = reference.put_manifest("mixed/app", "theirs", theirs.manifest, OCI_MANIFEST)
-    with s3_server(tmp_path / "o2", seaweedfs, bucket, "/both") as server, server.client() as c:
+    with (
+        s3_server(tmp_path / "o2", s3_backend(seaweedfs, bucket), "/both") as server,
+        server.client() as c,
+    ):
         assert sorted(c.get("/v2/mixed/app/tags/list").json()["tags"]) == ["ours", "theirs"]
         assert c.get("/v2/mixed/app/manifests/theirs").content == theirs.manifest
         assert c.get(f"/v2/mixed/app/manifests/{theirs_digest}").status_code == 200

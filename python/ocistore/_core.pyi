@@ -102,6 +102,18 @@ class ObjectStore:
         force_path_style: bool = True,
         chunk_size: int = 10485760,
     ) -> Self: ...
+    @staticmethod
+    def azure(
+        account: str,
+        key: str,
+        container: str,
+        *,
+        service_url: str | None = None,
+        realm: str | None = None,
+        root_directory: str = "",
+        chunk_size: int = 10485760,
+    ) -> ObjectStore:
+        """An Azure Blob Storage container (distribution's ``storage.azure``)."""
     @property
     def bucket(self) -> str: ...
     @property

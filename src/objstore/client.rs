@@ -16,7 +16,7 @@ use object_store::{
     UpdateVersion,
 };
 
-use super::config::S3Config;
+use super::config::{AzureConfig, S3Config};
 use super::keys::Root;
 use crate::error::{Result, StoreError};
 
@@ -62,6 +62,17 @@ impl Remote {
         Ok(Arc::new(Remote {
             bucket: s3.clone(),
             signer: Some(s3),
+            root: Root::new(&config.root_directory)?,
+            chunk_size: config.chunk_size,
+            url: config.url(),
+        }))
+    }
+
+    pub fn connect_azure(config: &AzureConfig) -> Result<Arc<Remote>> {
+        let azure = Arc::new(config.build()?);
+        Ok(Arc::new(Remote {
+            bucket: azure.clone(),
+            signer: Some(azure),
             root: Root::new(&config.root_directory)?,
             chunk_size: config.chunk_size,
             url: config.url(),

@@ -1,6 +1,8 @@
-//! The S3 settings, named after distribution's `storage.s3` keys.
+//! The object storage settings, named after distribution's `storage.s3` and `storage.azure`
+//! keys.
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 
 use super::keys::normalize_root;
 use crate::error::{Result, StoreError};
@@ -115,9 +117,126 @@ impl S3Config {
     }
 }
 
+/// Azure Blob Storage, as distribution's `storage.azure` names it: `accountname`,
+/// `accountkey`, `container`, `serviceurl` (or `realm`: `https://<account>.blob.<realm>`),
+/// `rootdirectory`. Multipart uploads are block blobs staged block by block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AzureConfig {
+    pub account: String,
+    pub key: String,
+    pub container: String,
+    /// The service URL (`https://<account>.blob.core.windows.net` by default; an emulator's
+    /// `http://127.0.0.1:10000/<account>`).
+    pub service_url: String,
+    pub root_directory: String,
+    pub chunk_size: u64,
+}
+
+impl AzureConfig {
+    pub fn new(
+        account: &str,
+        key: &str,
+        container: &str,
+        service_url: Option<&str>,
+        realm: Option<&str>,
+        root_directory: &str,
+        chunk_size: Option<u64>,
+    ) -> Result<AzureConfig> {
+        if account.is_empty() || container.is_empty() || container.contains('/') {
+            return Err(StoreError::Value(format!(
+                "invalid Azure account {account:?} or container {container:?}"
+            )));
+        }
+        let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
+        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+            return Err(StoreError::Value(format!(
+                "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}, not {chunk_size}"
+            )));
+        }
+        let service_url = match service_url.filter(|u| !u.is_empty()) {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                url.trim_end_matches('/').to_owned()
+            }
+            Some(url) => {
+                return Err(StoreError::Value(format!(
+                    "serviceurl {url:?} must start with http:// or https://"
+                )));
+            }
+            None => format!(
+                "https://{account}.blob.{}",
+                realm
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("core.windows.net")
+            ),
+        };
+        Ok(AzureConfig {
+            account: account.to_owned(),
+            key: key.to_owned(),
+            container: container.to_owned(),
+            service_url,
+            root_directory: normalize_root(root_directory)?,
+            chunk_size,
+        })
+    }
+
+    /// "azure://container/rootdir".
+    pub fn url(&self) -> String {
+        if self.root_directory.is_empty() {
+            format!("azure://{}", self.container)
+        } else {
+            format!("azure://{}/{}", self.container, self.root_directory)
+        }
+    }
+
+    pub fn build(&self) -> Result<MicrosoftAzure> {
+        MicrosoftAzureBuilder::new()
+            .with_account(&self.account)
+            .with_access_key(&self.key)
+            .with_container_name(&self.container)
+            .with_endpoint(self.service_url.clone())
+            .with_allow_http(self.service_url.starts_with("http://"))
+            .build()
+            .map_err(|e| StoreError::Value(format!("invalid Azure configuration: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn azure_settings_follow_distribution() {
+        let config = AzureConfig::new("acct", "a2V5", "reg", None, None, "/r/", None).unwrap();
+        assert_eq!(config.service_url, "https://acct.blob.core.windows.net");
+        assert_eq!(
+            (config.root_directory.as_str(), config.url()),
+            ("r", "azure://reg/r".into())
+        );
+        let china = AzureConfig::new(
+            "acct",
+            "a2V5",
+            "reg",
+            None,
+            Some("core.chinacloudapi.cn"),
+            "",
+            None,
+        );
+        assert_eq!(
+            china.unwrap().service_url,
+            "https://acct.blob.core.chinacloudapi.cn"
+        );
+        let emulator = "http://127.0.0.1:10000/devstoreaccount1/";
+        let local = AzureConfig::new("acct", "a2V5", "reg", Some(emulator), None, "", None);
+        assert_eq!(local.unwrap().service_url, emulator.trim_end_matches('/'));
+        for bad in [
+            AzureConfig::new("", "k", "reg", None, None, "", None),
+            AzureConfig::new("a", "k", "a/b", None, None, "", None),
+            AzureConfig::new("a", "k", "reg", Some("ftp://x"), None, "", None),
+            AzureConfig::new("a", "k", "reg", None, None, "", Some(1024)),
+        ] {
+            assert!(bad.is_err());
+        }
+    }
 
     fn config(endpoint: Option<&str>, chunk: Option<u64>) -> Result<S3Config> {
         S3Config::new(

@@ -12,4 +12,4 @@ pub mod upload;
 
 pub use blobs::ObjectBlobs;
 pub use client::Remote;
-pub use config::S3Config;
+pub use config::{AzureConfig, S3Config};

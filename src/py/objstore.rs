@@ -8,14 +8,18 @@ use pyo3::types::PyBytes;
 
 use crate::objstore::keys::{check_key, check_prefix};
 use crate::objstore::runtime::block_on;
-use crate::objstore::{Remote, S3Config};
+use crate::objstore::{AzureConfig, Remote, S3Config};
 use crate::py::buffer::InputBuffer;
 
 /// An S3 bucket (or S3-compatible server) with distribution's S3 driver settings. Keys are
 /// relative to `root_directory`; every method releases the GIL while it waits for the store.
 #[pyclass(frozen, module = "ocistore._core", name = "ObjectStore")]
 pub struct PyObjectStore {
-    config: S3Config,
+    /// The bucket (S3) or container (Azure).
+    bucket: String,
+    root_directory: String,
+    chunk_size: u64,
+    url: String,
     pub(crate) remote: Arc<Remote>,
 }
 
@@ -55,28 +59,76 @@ impl PyObjectStore {
             Some(chunk_size),
         )?;
         let remote = Remote::connect(&config)?;
-        Ok(Self { config, remote })
+        Ok(Self {
+            bucket: config.bucket.clone(),
+            root_directory: config.root_directory.clone(),
+            chunk_size: config.chunk_size,
+            url: config.url(),
+            remote,
+        })
+    }
+
+    /// An Azure Blob Storage container, with distribution's `storage.azure` settings
+    /// (`service_url`, else `https://<account>.blob.<realm>`).
+    #[staticmethod]
+    #[pyo3(signature = (
+        account,
+        key,
+        container,
+        *,
+        service_url = None,
+        realm = None,
+        root_directory = "",
+        chunk_size = 10485760,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn azure(
+        account: &str,
+        key: &str,
+        container: &str,
+        service_url: Option<&str>,
+        realm: Option<&str>,
+        root_directory: &str,
+        chunk_size: u64,
+    ) -> PyResult<Self> {
+        let config = AzureConfig::new(
+            account,
+            key,
+            container,
+            service_url,
+            realm,
+            root_directory,
+            Some(chunk_size),
+        )?;
+        let remote = Remote::connect_azure(&config)?;
+        Ok(Self {
+            bucket: config.container.clone(),
+            root_directory: config.root_directory.clone(),
+            chunk_size: config.chunk_size,
+            url: config.url(),
+            remote,
+        })
     }
 
     #[getter]
     fn bucket(&self) -> &str {
-        &self.config.bucket
+        &self.bucket
     }
 
     #[getter]
     fn root_directory(&self) -> &str {
-        &self.config.root_directory
+        &self.root_directory
     }
 
     #[getter]
     fn chunk_size(&self) -> u64 {
-        self.config.chunk_size
+        self.chunk_size
     }
 
     /// "s3://bucket/rootdirectory".
     #[getter]
     fn url(&self) -> String {
-        self.config.url()
+        self.url.clone()
     }
 
     /// The object's bytes; None if there is no such object.
@@ -167,6 +219,6 @@ impl PyObjectStore {
     }
 
     fn __repr__(&self) -> String {
-        format!("<ObjectStore {}>", self.config.url())
+        format!("<ObjectStore {}>", self.url)
     }
 }

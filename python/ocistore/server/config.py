@@ -8,7 +8,9 @@ Accepted keys (anything else is an error at start, naming the key)::
       filesystem: {rootdirectory: PATH}             # or:
       s3: {bucket: NAME, region: us-east-1, regionendpoint: URL, accesskey: ..., secretkey: ...,
            rootdirectory: /prefix, forcepathstyle: bool, chunksize: BYTES, secure: bool,
-           v4auth: true}
+           v4auth: true}                            # or:
+      azure: {accountname: ..., accountkey: ..., container: NAME, serviceurl: URL | realm: ...,
+              rootdirectory: /prefix, chunksize: BYTES}
       redirect: {disable: bool}                     # S3 blob GETs: 307 to a presigned URL
       cache: {blobdescriptor: inmemory|redis, blobdescriptorsize: 10000}
       delete: {enabled: bool}                       # default false, as in distribution
@@ -106,6 +108,8 @@ class Config:
     tls_minimum: str = "tls1.2"
     #: ``storage.s3`` as ``ocistore._core.ObjectStore`` keyword arguments; None: filesystem.
     s3: dict[str, Any] | None = None
+    #: ``storage.azure`` as ``ocistore._core.ObjectStore.azure`` keyword arguments.
+    azure: dict[str, Any] | None = None
     redirect: bool = True
     #: None: the native front on filesystem storage.
     native_front: bool | None = None
@@ -135,11 +139,16 @@ class Config:
     front_secret: str | None = None
 
     def storage_driver(self) -> FilesystemDriver | ObjectStoreDriver:
-        if self.s3 is None:
-            return FilesystemDriver(self.root)
         from .. import _core
 
+        if self.azure is not None:
+            return ObjectStoreDriver(_core.ObjectStore.azure(**self.azure))
+        if self.s3 is None:
+            return FilesystemDriver(self.root)
         return ObjectStoreDriver(_core.ObjectStore(**self.s3))
+
+    def object_storage(self) -> bool:
+        return self.s3 is not None or self.azure is not None
 
     def descriptor_cache(self) -> DescriptorCache | None:
         """The blob descriptor cache ``storage.cache`` asks for (None: no cache)."""
@@ -167,7 +176,7 @@ class Config:
     def front_in_use(self) -> bool:
         """Whether ``serve`` puts the native front before the application: as configured, and
         by default on filesystem storage."""
-        return self.s3 is None if self.native_front is None else self.native_front
+        return not self.object_storage() if self.native_front is None else self.native_front
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -193,6 +202,15 @@ _SCHEMA: dict[str, Any] = {
             "chunksize": str,
             "secure": bool,
             "v4auth": bool,
+        },
+        "azure": {
+            "accountname": str,
+            "accountkey": str,
+            "container": str,
+            "serviceurl": str,
+            "realm": str,
+            "rootdirectory": str,
+            "chunksize": str,
         },
         "redirect": {"disable": bool},
         "cache": {"blobdescriptor": str, "blobdescriptorsize": str},
@@ -313,6 +331,38 @@ def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def _azure_options(azure: dict[str, Any]) -> dict[str, Any]:
+    """distribution's ``storage.azure`` keys as ``ocistore._core.ObjectStore.azure``
+    arguments."""
+    for key in ("accountname", "accountkey", "container"):
+        if not azure.get(key):
+            raise ConfigError(f"storage.azure.{key} is required")
+    options: dict[str, Any] = {
+        "account": str(azure["accountname"]),
+        "key": str(azure["accountkey"]),
+        "container": str(azure["container"]),
+    }
+    if (url := azure.get("serviceurl")) is not None:
+        options["service_url"] = str(url)
+    if (realm := azure.get("realm")) is not None:
+        options["realm"] = str(realm)
+    if (root := azure.get("rootdirectory")) is not None:
+        options["root_directory"] = str(root).strip("/")
+    if (chunk := azure.get("chunksize")) is not None:
+        if not str(chunk).isascii() or not str(chunk).isdigit() or int(chunk) < 5 * 1024 * 1024:
+            raise ConfigError(
+                f"storage.azure.chunksize: expected bytes, at least 5242880, got {chunk!r}"
+            )
+        options["chunk_size"] = int(chunk)
+    from .. import _core
+
+    try:  # builds no connection: a setting the store cannot use fails here, at start
+        _core.ObjectStore.azure(**options)
+    except ValueError as e:
+        raise ConfigError(f"storage.azure: {e}") from None
+    return options
+
+
 def _validation(doc: dict[str, Any], config: Config) -> None:
     """``validation``, as distribution 3 reads it."""
     disabled = _get(doc, "validation.disabled")
@@ -428,10 +478,13 @@ def load_config(path: str | Path | None) -> Config:
         config.addr = str(addr)
     if (root := _get(doc, "storage.filesystem.rootdirectory")) is not None:
         config.root = str(root)
+    kinds = [k for k in ("filesystem", "s3", "azure") if _get(doc, f"storage.{k}") is not None]
+    if len(kinds) > 1:
+        raise ConfigError(f"storage: configure one of filesystem, s3 or azure, not {kinds}")
     if (s3 := _get(doc, "storage.s3")) is not None:
-        if _get(doc, "storage.filesystem") is not None:
-            raise ConfigError("storage: configure one of filesystem or s3, not both")
         config.s3 = _s3_options(s3)
+    if (azure := _get(doc, "storage.azure")) is not None:
+        config.azure = _azure_options(azure)
     if (disable := _get(doc, "storage.redirect.disable")) is not None:
         config.redirect = not disable
     if (delete := _get(doc, "storage.delete.enabled")) is not None:
@@ -488,7 +541,7 @@ def load_config(path: str | Path | None) -> Config:
             config.proxy = [u.to_dict() for u in parse_proxy(proxy, seconds)]
         except ProxyConfigError as e:
             raise ConfigError(str(e)) from None
-        if config.s3 is not None:
+        if config.object_storage():
             raise ConfigError("proxy: the pull-through cache needs filesystem storage for now")
     if (auth := _get(doc, "auth")) is not None:
         config.auth = {str(kind): dict(options or {}) for kind, options in auth.items()}

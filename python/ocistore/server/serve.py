@@ -43,11 +43,11 @@ PRIVATE_PREFIX = "ocistore-front-"
 
 def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     host, port = parse_addr(config.addr)
-    if config.s3 is None:
+    if not config.object_storage():
         Path(config.root).mkdir(parents=True, exist_ok=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")
-    if config.native_front and config.s3 is not None:
+    if config.native_front and config.object_storage():
         raise ConfigError("http.nativefront serves filesystem storage only")
     config.native_front = config.front_in_use()
     if not config.native_front:
