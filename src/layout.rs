@@ -15,7 +15,7 @@
 //!   repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link      (ocistore's own)
 //!   repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/<alg>/<offset>}
 //!   _uploads/<uuid>/...                                         (uploads of no repository)
-//!   _ocistore/gc.lock, _ocistore/quarantine/                    (ocistore's own)
+//!   _ocistore/gc.lock, _ocistore/quarantine/, _ocistore/imports/ (ocistore's own)
 //!   _ocistore/aliases/<alg>/<hex>/link                          (ocistore's own)
 //!   _ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>/{lock,state}  (ocistore's own)
 //!   _ocistore/proxy/referrers/<name>/_referrers/<alg>/<hex>       (ocistore's own)
@@ -237,6 +237,12 @@ pub fn proxy_referrers(name: &str, digest: &Digest) -> String {
 /// Taken by the one process expiring a pull-through cache's content (any other skips its turn).
 pub fn proxy_expiry_lock() -> String {
     format!("{V2}/_ocistore/proxy/expiry.lock")
+}
+
+/// `_ocistore/imports/<key>.json`: the journal of an unfinished `ocistore import` (each
+/// unfinished blob's upload, to resume it), `key` naming the source and the repository.
+pub fn import_journal(key: &str) -> String {
+    format!("{V2}/_ocistore/imports/{key}.json")
 }
 
 /// The lock between pushes (shared) and the garbage collector's deletes (exclusive).

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import yaml
 from ocistore import Registry
-from ocistore.bulk import import_image
 from ocistore.errors import ErrUnsupported
 from ocistore.storage import OCI_MANIFEST, collect_garbage
 from ocistore.storage.fsck import fsck
@@ -259,8 +258,37 @@ def test_filesystem_tools_refuse_object_storage(seaweedfs: SeaweedFS, bucket: st
         collect_garbage(registry)
     with pytest.raises(ErrUnsupported, match="fsck needs filesystem storage"):
         fsck(registry)
-    with pytest.raises(ErrUnsupported, match="ocistore import needs filesystem storage"):
-        import_image("/nonexistent", "a", "v1", registry=registry)
+
+
+def test_import_writes_straight_to_the_bucket(backend: Backend, tmp_path: Path) -> None:
+    # `ocistore import --config`: the blobs go into the bucket in parallel multipart uploads
+    # (a 12 MiB layer is three parts of 5 MiB), a second import skips every blob unread, and a
+    # server on the bucket serves the image.
+    import subprocess
+    import sys
+
+    source = Layout(tmp_path / "layout")
+    descriptor = image_manifest(source, "amd64", [12 * MIB + 7, 300_000, 40_000])
+    source.index(descriptor, "v1")
+    config = backend_config(tmp_path / "config.yml", backend, "/imports")
+
+    def run_import() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "ocistore.cli", "import", "--config", str(config),
+             str(source.root), "imported/app:v1"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "4 blobs ingested, 0 already present" in run_import()
+    assert "0 blobs ingested, 4 already present" in run_import()
+    with s3_server(tmp_path / "srv", backend, "/imports") as server, server.client() as client:
+        r = client.get("/v2/imported/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.headers["docker-content-digest"] == descriptor["digest"]
+        for layer in r.json()["layers"]:
+            got = client.get(f"/v2/imported/app/blobs/{layer['digest']}").content
+            assert got == (source.root / "blobs" / "sha256" / layer["digest"][7:]).read_bytes()
 
 
 def test_distribution_and_ocistore_share_one_bucket(

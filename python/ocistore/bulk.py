@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._core import Digest
+from ._core import Digest, Layout
 from .descriptor import Descriptor, go_json
 from .errors import ErrBlobUnknown, ErrBlobUploadUnknown, OciStoreError
 from .storage import Registry, Repository, unmarshal_manifest
@@ -175,14 +175,16 @@ def _hash_reader(reader: _RangeReader) -> tuple[Digest, int]:
 
 
 class _Journal:
-    """Remembers the upload of each unfinished blob of one import, across runs."""
+    """Remembers the upload of each unfinished blob of one import, across runs (in the store:
+    a file, or an object on object storage)."""
 
     def __init__(self, registry: Registry, key: str) -> None:
-        self.path = registry.v2 / "_ocistore" / "imports" / f"{key}.json"
+        self.driver = registry.driver
+        self.key = Layout.import_journal(key)
         self.lock = threading.Lock()
         try:
-            self.uploads: dict[str, str] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            self.uploads: dict[str, str] = json.loads(self.driver.read(self.key) or b"{}")
+        except ValueError:
             self.uploads = {}
 
     def get(self, digest: Digest) -> str | None:
@@ -195,13 +197,11 @@ class _Journal:
                 self.uploads.pop(str(digest), None)
             else:
                 self.uploads[str(digest)] = upload_id
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.uploads))
-            os.replace(tmp, self.path)
+            # Replaced whole (an atomic write on either driver).
+            self.driver.write(self.key, json.dumps(self.uploads).encode())
 
     def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.driver.delete(self.key)
 
 
 def _docker_save(tar: _Tar) -> tuple[list[tuple[Manifest, list[_Blob]]], list[str]]:
@@ -265,7 +265,6 @@ def import_image(
     """Imports the image in ``source`` into ``repository`` (tagged ``tag`` if given).
     ``caching`` is the blob writers' page-cache mode (see ``BlobStore.create``); ``jobs`` blobs
     are ingested at once (default: four per core in ``direct`` mode, else one per core)."""
-    registry.driver.require_filesystem("ocistore import")  # its journal and O_DIRECT writes
     path = Path(source)
     repo = registry.repository(repository)
     src: _Source

@@ -194,13 +194,22 @@ def _import(args: argparse.Namespace) -> int:
     from .bulk import import_image
 
     repository, tag = _split_reference(args.target)
+    registry = Registry(args.root)
+    if args.config is not None:
+        from .server.config import ConfigError, load_config
+
+        try:
+            registry = Registry(load_config(args.config).storage_driver())
+        except ConfigError as e:
+            print(f"ocistore: configuration error: {e}", file=sys.stderr)
+            return 2
     total = _source_size(Path(args.source))
     with tqdm(
         total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="import", file=sys.stderr,
         disable=None,
     ) as bar:  # fmt: skip
         result = import_image(
-            args.source, repository, tag, registry=Registry(args.root), jobs=args.jobs,
+            args.source, repository, tag, registry=registry, jobs=args.jobs,
             progress=bar.update,
         )  # fmt: skip
     print(
@@ -350,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("target", metavar="REPO[:TAG]")
     imp.add_argument(
         "--jobs", type=int, default=None, help="parallel blob ingests (default: four per core)"
+    )
+    imp.add_argument(
+        "--config",
+        help="a server configuration: import into its storage (S3, Azure) instead of --root",
     )
     imp.set_defaults(run=_import)
 

@@ -174,6 +174,11 @@ impl PyLayout {
     }
 
     #[staticmethod]
+    fn import_journal(key: &str) -> String {
+        layout::import_journal(key)
+    }
+
+    #[staticmethod]
     fn proxy_expiry_lock() -> String {
         layout::proxy_expiry_lock()
     }
