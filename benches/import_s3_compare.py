@@ -64,7 +64,7 @@ def main() -> int:
         layout = base / "layout"
         make_layout(layout, args.size_mib * 1024 * 1024, args.layers)
         seconds: dict[str, list[float]] = {"ocistore": [], "distribution3": []}
-        with seaweedfs(base / "weed") as weed:
+        with seaweedfs(base) as weed:
             for i in range(args.rounds):
                 s3 = weed.storage_s3(weed.bucket())
                 seconds["ocistore"].append(ocistore_import(layout, {"s3": s3}, base))
