@@ -28,6 +28,7 @@ import httpx
 import pytest
 import yaml
 from ocistore import Registry
+from ocistore._core import Layout
 from ocistore.server.auth import libtrust_key_id
 from ocistore.server.config import ConfigError, load_config
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST
@@ -247,7 +248,13 @@ def test_a_fetch_whose_proxy_died_is_resumed_by_the_next_one(
             client = threading.Thread(target=lambda: _get_quietly(server, path), daemon=True)
             client.start()
             assert pipe.holding.wait(30)
-            time.sleep(0.5)  # what arrived is written
+            # What arrived is written into the fetch's upload.
+            uploads = tmp_path / "cache" / Layout.uploads("library/big")
+            deadline = time.monotonic() + 30
+            while not any(p.stat().st_size > 0 for p in uploads.glob("*/data")):
+                assert time.monotonic() < deadline, "nothing of the fetch was written"
+                time.sleep(0.05)
+            time.sleep(0.2)
             os.killpg(server.proc.pid, signal.SIGKILL)  # the proxy dies mid-fetch
             server.proc.wait()
         pipe.release()
@@ -418,42 +425,48 @@ def test_ocistore_in_front_of_distribution_3s_proxy(upstream: Upstream, tmp_path
 def test_expiry_keeps_a_blob_another_cached_repository_still_uses(
     upstream: Upstream, tmp_path: Path
 ) -> None:
+    def pull(http: httpx.Client, name: str) -> None:
+        r = http.get(f"/v2/{name}/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.content == upstream.app.manifest
+        for digest, data in upstream.app.blobs.items():
+            assert http.get(f"/v2/{name}/blobs/{digest}").content == data
+
+    cache = Registry(tmp_path / "cache")
     with relay(upstream.port) as pipe:
-        config = proxy_config(tmp_path / "proxy.yml", f"http://127.0.0.1:{pipe.port}", ttl="2s")
+        remote = f"http://127.0.0.1:{pipe.port}"
+        config = proxy_config(tmp_path / "proxy.yml", remote, ttl="2s")
         with (
             ocistore_server(tmp_path / "cache", extra=["--config", str(config)]) as server,
             server.client() as http,
         ):
-
-            def pull(name: str) -> None:
-                r = http.get(f"/v2/{name}/manifests/v1", headers={"Accept": OCI_MANIFEST})
-                assert r.status_code == 200 and r.content == upstream.app.manifest
-                for digest, data in upstream.app.blobs.items():
-                    assert http.get(f"/v2/{name}/blobs/{digest}").content == data
-
-            pull("library/app")
-            pull("library/twin")
+            pull(http, "library/app")
+            pull(http, "library/twin")
             # library/twin is used, library/app is not: its manifest expires (the server's
             # expiry runs every second for a ttl of 2 s).
-            cache = Registry(tmp_path / "cache")
             deadline = time.monotonic() + 30
             while cache.repository("library/app").manifests().exists(upstream.app.digest):
                 assert time.monotonic() < deadline, "library/app never expired"
-                pull("library/twin")
+                pull(http, "library/twin")
                 time.sleep(0.3)
             assert cache.repository("library/twin").manifests().exists(upstream.app.digest)
-            pipe.stop()
-            # The collector, told to keep nothing for its age: the shared blobs stay, since
-            # library/twin's manifest refers to them.
-            done = subprocess.run(
-                [sys.executable, "-m", "ocistore.cli", "gc", "--min-age", "0s",
-                 "--config", str(config), str(tmp_path / "cache")],
-                capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            for digest in upstream.app.blobs:
-                assert Path(cache.blobs().path(digest)).exists()
-            pull("library/twin")
+        pipe.stop()
+        # The collector, told to keep nothing for its age (and with a ttl nothing reaches, so
+        # that the steps below do not race the clock): the shared blobs stay, since
+        # library/twin's manifest refers to them.
+        kept = proxy_config(tmp_path / "kept.yml", remote, ttl="1h")
+        done = subprocess.run(
+            [sys.executable, "-m", "ocistore.cli", "gc", "--min-age", "0s",
+             "--config", str(kept), str(tmp_path / "cache")],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        for digest in upstream.app.blobs:
+            assert Path(cache.blobs().path(digest)).exists()
+        with (
+            ocistore_server(tmp_path / "cache", extra=["--config", str(kept)]) as server,
+            server.client() as http,
+        ):
+            pull(http, "library/twin")  # the upstream is gone: all from the cache
             # library/app's manifest is gone and the upstream with it: an error, no content.
             r = http.get("/v2/library/app/manifests/v1", headers={"Accept": OCI_MANIFEST})
             assert r.status_code == 502
