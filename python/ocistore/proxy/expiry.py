@@ -81,24 +81,22 @@ def expire_cache(
         if ttl <= 0:
             continue
         repo = registry.repository(name)
-        for digest in list(repo.manifests().enumerate()):
-            age = _age(root / Layout.revision_link(name, digest), now)
-            if age is not None and age > ttl:
+        manifests, blobs = repo.manifests(), repo.blobs()
+        for what, digests, link, remove, expired in (
+            ("manifest", manifests.enumerate(), Layout.revision_link, manifests.delete,
+             result.manifests),
+            ("blob link", blobs.enumerate(), Layout.layer_link, blobs.delete, result.blobs),
+        ):  # fmt: skip
+            for digest in list(digests):
+                age = _age(root / link(name, digest), now)
+                if age is None or age <= ttl:
+                    continue
                 if log is not None:
-                    log(f"expired manifest {name}@{digest}")
-                result.manifests.append((name, digest))
+                    log(f"expired {what} {name}@{digest}")
+                expired.append((name, digest))
                 if not dry_run:
                     with contextlib.suppress(OciStoreError):
-                        repo.manifests().delete(digest)
-        for digest in list(repo.blobs().enumerate()):
-            age = _age(root / Layout.layer_link(name, digest), now)
-            if age is not None and age > ttl:
-                if log is not None:
-                    log(f"expired blob link {name}@{digest}")
-                result.blobs.append((name, digest))
-                if not dry_run:
-                    with contextlib.suppress(OciStoreError):
-                        repo.blobs().delete(digest)
+                        remove(digest)
     return result
 
 
