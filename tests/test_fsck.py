@@ -24,6 +24,29 @@ def test_a_clean_tree_is_clean(tmp_path: Path) -> None:
     assert report.bytes_checked == sum(map(len, image.blobs.values())) + len(image.manifest)
 
 
+def test_alias_links_are_what_they_should_be_and_repair_leaves_them(tmp_path: Path) -> None:
+    # A blob pushed by a sha512 digest is stored under its sha256 and linked under both, each
+    # link holding "sha256:..." (distribution's layout): fsck takes that for what it is, and
+    # --repair changes nothing of it. An alias to bytes that are gone is dangling.
+    import hashlib
+
+    registry = Registry(tmp_path)
+    push(registry.repository("alias/app"), make_image(9), tag="v1")  # a repository fsck walks
+    blobs = registry.repository("alias/app").blobs()
+    data = b"stored under its sha256"
+    sha512 = "sha512:" + hashlib.sha512(data).hexdigest()
+    writer = blobs.create(algorithm="sha512")
+    writer.write(data)
+    writer.commit(sha512)
+    for repair in (False, True):
+        report = fsck(registry, repair=repair)
+        assert report.problems == [], report.problems
+    assert blobs.get(sha512) == data
+    registry.blobs().delete(digest_of(data))
+    kinds = sorted(p.kind for p in fsck(registry, repair=True).problems)
+    assert kinds == ["dangling-layer-link", "dangling-layer-link"]  # the sha256 and the alias
+
+
 # The malformed link hides layer 1 from the repository and layer 2 is gone: both make the
 # manifest incomplete until repaired.
 EXPECTED_KINDS = [
