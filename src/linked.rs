@@ -58,17 +58,14 @@ pub fn is_linked(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<b
 /// an algorithm stored under another (sha512) is found through ocistore's global alias.
 /// `BlobUnknown` when the registry does not have the blob (or the collector took it).
 pub fn link(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<()> {
+    // A blob stored under its own digest (outside any repository, or by an older ocistore)
+    // when there is no alias.
     let stored = if layout::stored_algorithm(digest.algorithm()) == digest.algorithm() {
-        Some(digest.clone())
+        digest.clone()
     } else {
-        read_link(links, &layout::blob_alias(digest))?
+        read_link(links, &layout::blob_alias(digest))?.unwrap_or_else(|| digest.clone())
     };
-    match stored {
-        Some(stored) => link_stored_as(links, name, digest, &stored),
-        None => Err(StoreError::BlobUnknown {
-            digest: digest.to_string(),
-        }),
-    }
+    link_stored_as(links, name, digest, &stored)
 }
 
 /// `link`, for a blob whose bytes are stored under another digest (`stored`, the target of

@@ -240,3 +240,37 @@ def test_a_sha512_manifest_is_exported_and_imported_under_its_digest(tmp_path: P
     copied = target.repository("alg/copy")
     assert copied.tags().resolve("v1") == digest
     assert copied.manifests().get(digest).payload() == image.manifest
+
+
+def test_sha512_layers_round_trip_through_export_and_import(tmp_path: Path) -> None:
+    # Layers named by sha512 digests: pushed into a repository they are stored under their
+    # sha256 (distribution's alias layout); export writes them under the digest the manifest
+    # names, and import links them back, under that digest.
+    import hashlib
+    import json
+
+    from ocistore import Digest, unmarshal_manifest
+    from ocistore.storage import OCI_MANIFEST
+
+    source = Registry(tmp_path / "source")
+    repo = source.repository("alg/layers")
+    layer = b"a layer named by its sha512" * 1000
+    config = b'{"architecture":"amd64","os":"linux"}'
+    layer512 = "sha512:" + hashlib.sha512(layer).hexdigest()
+    repo.blobs().put("application/vnd.oci.image.layer.v1.tar", layer, algorithm="sha512")
+    config_desc = repo.blobs().put("application/vnd.oci.image.config.v1+json", config)
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config_desc.media_type, "digest": str(config_desc.digest),
+                   "size": config_desc.size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer512,
+                    "size": len(layer)}],
+    }  # fmt: skip
+    manifest, _ = unmarshal_manifest(OCI_MANIFEST, json.dumps(body).encode())
+    repo.manifests().put(manifest, tag="v1")
+    export_image(source, "alg/layers", "v1", tmp_path / "out")
+    assert (tmp_path / "out/blobs/sha512" / layer512[7:]).read_bytes() == layer
+    target = Registry(tmp_path / "target")
+    import_image(tmp_path / "out", "alg/copy", "v1", registry=target)
+    assert target.repository("alg/copy").blobs().get(Digest(layer512)) == layer

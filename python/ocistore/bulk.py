@@ -12,6 +12,7 @@ of starting over, and finished blobs are skipped.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -419,8 +420,13 @@ def export_image(
         target = root / "blobs" / d.algorithm / d.hex
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            store.stat(d)  # ErrBlobUnknown names a missing blob before a copy fails on it
-            shutil.copyfile(store.path(d), target)
+            # Where the repository keeps the bytes (a sha512 blob under its sha256, by an
+            # alias link); a manifest, or a blob it does not link, under its own digest.
+            stored = d
+            with contextlib.suppress(ErrBlobUnknown):
+                stored = repo.blobs().resolve(d)
+            store.stat(stored)  # ErrBlobUnknown names a missing blob before a copy fails on it
+            shutil.copyfile(store.path(stored), target)
 
     def walk(d: Digest) -> Manifest:
         manifest = repo.manifests().get(d)
