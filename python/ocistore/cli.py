@@ -156,13 +156,32 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_of(args: argparse.Namespace) -> Registry | None:
+    """The registry a command works on: the storage of ``--config`` (S3, Azure, a filesystem)
+    when given, else ``args.root``; None (after saying why) when the configuration is bad."""
+    if getattr(args, "config", None) is None:
+        if args.root is None:
+            print("ocistore: give ROOT or --config", file=sys.stderr)
+            return None
+        return Registry(args.root)
+    from .server.config import ConfigError, load_config
+
+    try:
+        return Registry(load_config(args.config).storage_driver())
+    except ConfigError as e:
+        print(f"ocistore: configuration error: {e}", file=sys.stderr)
+        return None
+
+
 def _fsck(args: argparse.Namespace) -> int:
     from .storage.fsck import fsck
 
+    registry = _registry_of(args)
+    if registry is None:
+        return 2
     rate = args.rate_mib * 1024 * 1024 if args.rate_mib else None
     report = fsck(
-        Registry(args.root), repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate,
-        log=print,
+        registry, repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate, log=print,
     )  # fmt: skip
     left = sum(1 for p in report.problems if not p.repaired)
     print(
@@ -194,15 +213,9 @@ def _import(args: argparse.Namespace) -> int:
     from .bulk import import_image
 
     repository, tag = _split_reference(args.target)
-    registry = Registry(args.root)
-    if args.config is not None:
-        from .server.config import ConfigError, load_config
-
-        try:
-            registry = Registry(load_config(args.config).storage_driver())
-        except ConfigError as e:
-            print(f"ocistore: configuration error: {e}", file=sys.stderr)
-            return 2
+    registry = _registry_of(args)
+    if registry is None:
+        return 2
     total = _source_size(Path(args.source))
     with tqdm(
         total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="import", file=sys.stderr,
@@ -338,7 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc.set_defaults(run=_gc)
 
     fsck = commands.add_parser("fsck", help="check (and --repair) a storage tree")
-    fsck.add_argument("root", metavar="ROOT")
+    fsck.add_argument("root", metavar="ROOT", nargs="?")
+    fsck.add_argument(
+        "--config", help="a server configuration: check its storage (S3, Azure) instead of ROOT"
+    )
     fsck.add_argument("--repair", action="store_true", help="fix what can be fixed without loss")
     fsck.add_argument("--jobs", type=int, help="blobs hashed in parallel (default: one per core)")
     fsck.add_argument("--rate-mib", type=float, help="hash at most this many MiB/s in all")

@@ -293,6 +293,15 @@ impl Remote {
     }
 
     /// A presigned GET URL.
+    /// Copies an object within the store (server-side).
+    pub async fn copy(&self, source: &str, target: &str) -> Result<()> {
+        let (from, to) = (self.path(source)?, self.path(target)?);
+        self.bucket
+            .copy(&from, &to)
+            .await
+            .map_err(failed("COPY", &from))
+    }
+
     pub async fn signed_url(&self, key: &str, expires: Duration) -> Result<String> {
         let path = self.path(key)?;
         let signer = self

@@ -204,6 +204,13 @@ impl PyObjectStore {
         Ok(py.detach(|| block_on(self.remote.delete_tree(key)))?)
     }
 
+    /// Copies the object `source` to `target` in the store (no byte through here).
+    fn copy(&self, py: Python<'_>, source: &str, target: &str) -> PyResult<()> {
+        check_key(source)?;
+        check_key(target)?;
+        Ok(py.detach(|| block_on(self.remote.copy(source, target)))?)
+    }
+
     /// A presigned GET URL for the object, valid for `expires_seconds`.
     fn signed_url(&self, py: Python<'_>, key: &str, expires_seconds: f64) -> PyResult<String> {
         check_key(key)?;

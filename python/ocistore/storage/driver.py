@@ -10,10 +10,10 @@ the same keys distribution's filesystem and S3 drivers use. Two drivers:
 
 ``ObjectStoreDriver``
     S3-compatible object storage through the Rust core (``ocistore._core.ObjectStore``, the
-    ``object_store`` crate). A PUT is atomic; directories are key prefixes. Garbage collection,
-    ``fsck`` and bulk import need the filesystem driver (their protocols rely on ``flock`` and
-    modification times), so on object storage ``gc_lock`` has nothing to exclude and ``touch``
-    only reports whether the object exists.
+    ``object_store`` crate). A PUT is atomic; directories are key prefixes. Garbage collection
+    needs the filesystem driver (its protocol relies on ``flock`` and modification times), so
+    on object storage ``gc_lock`` has nothing to exclude and ``touch`` only reports whether
+    the object exists.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ reported for a person to decide.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import threading
@@ -25,10 +26,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .. import _core
+from .. import _core, hashing
 from .._core import Digest, Layout
 from ..errors import OciStoreError
-from .driver import remove_tree
+from .driver import ObjectStoreDriver, remove_tree
 from .links import read_link, write_link
 from .registry import Registry
 
@@ -109,6 +110,10 @@ def fsck(
     rate_bytes_per_second: float | None = None,
     log: Callable[[Problem], object] | None = None,
 ) -> Report:
+    if isinstance(registry.driver, ObjectStoreDriver):
+        return _fsck_object_storage(
+            registry, registry.driver, repair, jobs, rate_bytes_per_second, log
+        )
     registry.driver.require_filesystem("fsck")
     report = Report()
     lock = threading.Lock()
@@ -249,4 +254,139 @@ def fsck(
                 # resume and nothing to lose. Debris, tidied by --repair (upload purging would
                 # remove it too, by age).
                 remove_tree(upload)
+    return report
+
+
+#: Reads of a blob's bytes while fsck hashes them on object storage (sequential: the store's
+#: reader streams the rest of a blob after its first blocks).
+OBJECT_READ = 8 * 1024 * 1024
+
+
+def _fsck_object_storage(
+    registry: Registry,
+    driver: ObjectStoreDriver,
+    repair: bool,
+    jobs: int | None,
+    rate_bytes_per_second: float | None,
+    log: Callable[[Problem], object] | None,
+) -> Report:
+    """``fsck`` on object storage: the same checks and repairs over the store's keys. Blobs are
+    re-hashed from streaming reads, ``jobs`` at a time; a corrupt one is copied into the
+    quarantine (in the store) before its key goes. What only a filesystem leaves behind (empty
+    directories, uploads without a data file) does not arise."""
+    report = Report()
+    lock = threading.Lock()
+    store = driver.store
+
+    def problem(kind: str, key: str, detail: str, fix: Callable[[], object] | None = None) -> None:
+        found = Problem(kind, key, detail)
+        if repair and fix is not None:
+            fix()
+            found.repaired = True
+        with lock:
+            report.problems.append(found)
+        if log is not None:
+            log(found)
+
+    limit = _RateLimit(rate_bytes_per_second)
+    blobs = Layout.blobs() + "/"
+    candidates: list[Digest] = []
+    for key in store.walk(blobs):
+        parts = key[len(blobs) :].split("/")
+        digest: Digest | None = None
+        if len(parts) == 4 and parts[3] == Layout.UPLOAD_DATA and parts[2].startswith(parts[1]):
+            with contextlib.suppress(ValueError):
+                digest = Digest(f"{parts[0]}:{parts[2]}")
+        if digest is None:
+            problem("stray-in-blob-tree", key, "not a blob's data")
+        else:
+            candidates.append(digest)
+
+    def check_blob(digest: Digest) -> None:
+        key = Layout.blob_data(digest)
+        hasher = hashing.new(digest.algorithm)
+        try:
+            with registry.blobs().open(digest) as reader:
+                size = reader.size
+                for offset in range(0, size, OBJECT_READ):
+                    block = reader.read_at(offset, min(OBJECT_READ, size - offset))
+                    limit.take(len(block))
+                    hasher.update(block)
+        except OciStoreError as e:
+            problem("unreadable-blob", key, str(e))
+            return
+        with lock:
+            report.blobs_checked += 1
+            report.bytes_checked += size
+        actual = Digest.from_bytes(digest.algorithm, hasher.digest())
+        if actual != digest:
+
+            def move_aside() -> None:
+                store.copy(key, f"{Layout.quarantine()}/{digest.algorithm}-{digest.hex}")
+                store.delete(key)
+
+            problem("corrupt-blob", key, f"bytes hash to {actual}", move_aside)
+
+    with concurrent.futures.ThreadPoolExecutor(jobs or 2 * (os.cpu_count() or 2)) as pool:
+        for future in [pool.submit(check_blob, d) for d in candidates]:
+            future.result()
+
+    def stored(digest: Digest) -> bool:
+        return store.stat(Layout.blob_data(digest)) is not None
+
+    def check_links(base: str, what: str) -> None:
+        for alg in driver.list(base):
+            for name in driver.list(f"{base}/{alg}"):
+                key = f"{base}/{alg}/{name}/{Layout.LINK}"
+                try:
+                    named = Digest(f"{alg}:{name}")
+                except ValueError:
+                    problem(f"malformed-{what}-link", key, "not named after a digest")
+                    continue
+                data = driver.read(key)
+                if data is None:
+                    continue  # a prefix some servers keep listing after its objects went
+                held = Layout.parse_link(data)
+                alias = what == "layer" and held is not None and held.algorithm != named.algorithm
+                if held != named and not alias:
+                    problem(
+                        f"malformed-{what}-link",
+                        key,
+                        f"holds {held or 'nothing readable'}, names {named}",
+                        partial(driver.write, key, str(named).encode()),
+                    )
+                target = held if alias and held is not None else named
+                if not stored(target):
+                    problem(
+                        f"dangling-{what}-link",
+                        key,
+                        f"{target} is not stored",
+                        partial(driver.delete, key),
+                    )
+
+    for name in registry.repositories():
+        repo = registry.repository(name)
+        check_links(Layout.layers(name), "layer")
+        check_links(Layout.revisions(name), "revision")
+        for digest in list(repo.manifests().enumerate()):
+            try:
+                manifest = repo.manifests().get(digest)
+            except OciStoreError as e:
+                problem("unreadable-manifest", Layout.repository(name), f"{digest}: {e}")
+                continue
+            for ref in manifest.references():
+                if ref.urls or repo.manifests().exists(ref.digest):
+                    continue
+                try:
+                    repo.blobs().stat(ref.digest)
+                except OciStoreError:
+                    problem(
+                        "incomplete-manifest",
+                        Layout.repository(name),
+                        f"{digest} needs {ref.digest}",
+                    )
+        for tag in repo.tags().all():
+            target = repo.tags().resolve(tag)
+            if not repo.manifests().exists(target):
+                problem("tag-to-missing-manifest", Layout.tag_dir(name, tag), f"points at {target}")
     return report
