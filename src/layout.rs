@@ -211,7 +211,12 @@ pub fn ocistore_dir() -> String {
 /// when that is another (`stored_algorithm`), so that a mount naming no repository finds it.
 /// distribution keeps that only in repositories' links; this global copy is ocistore's own.
 pub fn blob_alias(digest: &Digest) -> String {
-    digest_link(&format!("{V2}/_ocistore/aliases"), digest)
+    digest_link(&blob_aliases(), digest)
+}
+
+/// `_ocistore/aliases`: where every `blob_alias` is.
+pub fn blob_aliases() -> String {
+    format!("{V2}/_ocistore/aliases")
 }
 
 /// `_ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>`: a pull-through cache's fetch of a blob

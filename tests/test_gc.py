@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from ocistore import Digest, Registry, unmarshal_manifest
 from ocistore.errors import ErrBlobUnknown, ErrManifestVerification
 from ocistore.storage import OCI_INDEX, GarbageCollector, collect_garbage, purge_uploads
@@ -232,3 +233,30 @@ def test_sha512_manifests_are_marked_swept_and_checked(tmp_path: Path) -> None:
     assert report.blobs_checked == len(image.blobs) + 1
     assert {p.kind for p in report.problems} == {"dangling-layer-link"}
     assert len(report.problems) == len(untagged.blobs)
+
+
+def test_an_alias_goes_with_the_blob_it_names(tmp_path: Path) -> None:
+    # A blob pushed by a sha512 digest leaves ocistore's global alias (sha512 -> the sha256
+    # its bytes are stored under). While the blob is kept, so is the alias; once the collector
+    # deletes the blob, the alias goes too, and a mount by the sha512 digest finds nothing.
+    import hashlib
+    from datetime import timedelta
+
+    from ocistore._core import Layout
+    from ocistore.errors import ErrBlobUnknown
+    from ocistore.storage import collect_garbage
+
+    registry = Registry(tmp_path / "root")
+    data = b"bytes a sha512 push stored under their sha256"
+    sha512 = "sha512:" + hashlib.sha512(data).hexdigest()
+    repo = registry.repository("alias/gc")
+    repo.blobs().put("application/octet-stream", data, algorithm="sha512")
+    alias = tmp_path / "root" / Layout.blob_alias(sha512)
+    collect_garbage(registry, min_age=timedelta(hours=1))  # recent: kept, alias and all
+    assert alias.is_file()
+    data_file = registry.blobs().path(digest_of(data))
+    os.utime(data_file, (time.time() - 60, time.time() - 60))  # past the collector's slack
+    collect_garbage(registry, min_age=timedelta(0))  # no manifest refers to it: collected
+    assert not Path(data_file).exists() and not alias.exists()
+    with pytest.raises(ErrBlobUnknown):
+        registry.repository("alias/other").blobs().link(sha512)

@@ -184,6 +184,11 @@ impl PyLayout {
     }
 
     #[staticmethod]
+    fn blob_aliases() -> String {
+        layout::blob_aliases()
+    }
+
+    #[staticmethod]
     fn blob_alias(digest: &Bound<'_, PyAny>) -> PyResult<String> {
         Ok(layout::blob_alias(&digest_arg(digest)?))
     }

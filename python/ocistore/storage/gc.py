@@ -31,7 +31,7 @@ from pathlib import Path
 from .._core import Digest, Layout
 from ..errors import ErrBlobUnknown, OciStoreError
 from .driver import StorageDriver
-from .links import read_link
+from .links import parse_link, read_link
 from .manifests import ImageIndex
 from .registry import Registry
 from .repository import Repository
@@ -114,7 +114,25 @@ class GarbageCollector:
     def run(self) -> GCResult:
         self.mark()
         self.sweep()
+        if not self.dry_run:
+            self.prune_aliases()
         return self.result
+
+    def prune_aliases(self) -> None:
+        """Removes the global aliases (``Layout.blob_alias``) whose bytes are gone: a sha512
+        digest's record of the sha256 its blob is stored under, left behind when the collector
+        deletes that blob. Under the exclusive lock, checked again there: a commit rewrites its
+        alias after publishing, under the shared lock."""
+        driver, base = self.registry.driver, Layout.blob_aliases()
+        for alg in driver.list(base):
+            for hex_ in driver.list(f"{base}/{alg}"):
+                key = f"{base}/{alg}/{hex_}"
+                with self.registry.gc_lock(exclusive=True):
+                    target = parse_link(driver.read(f"{key}/{Layout.LINK}"))
+                    if target is not None and driver.exists(Layout.blob_data(target)):
+                        continue
+                    self.say(f"removing alias {alg}:{hex_}")
+                    driver.delete(key)
 
     def mark(self) -> None:
         registry, result = self.registry, self.result
