@@ -32,6 +32,7 @@ from ..errors import OciStoreError
 from .driver import ObjectStoreDriver, remove_tree
 from .links import read_link, write_link
 from .registry import Registry
+from .repository import Repository
 
 __all__ = ["Problem", "Report", "fsck"]
 
@@ -58,6 +59,61 @@ class Report:
     def clean(self) -> bool:
         """True when nothing is left unrepaired."""
         return all(p.repaired for p in self.problems)
+
+
+class _Reporter:
+    """Collects problems from every checking thread, repairing what ``repair`` allows."""
+
+    def __init__(self, repair: bool, log: Callable[[Problem], object] | None) -> None:
+        self.report = Report()
+        self.repair = repair
+        self.log = log
+        self.lock = threading.Lock()
+
+    def __call__(
+        self, kind: str, where: Path | str, detail: str, fix: Callable[[], object] | None = None
+    ) -> None:
+        found = Problem(kind, str(where), detail)
+        if self.repair and fix is not None:
+            fix()
+            found.repaired = True
+        with self.lock:
+            self.report.problems.append(found)
+        if self.log is not None:
+            self.log(found)
+
+    def checked(self, size: int) -> None:
+        with self.lock:
+            self.report.blobs_checked += 1
+            self.report.bytes_checked += size
+
+
+def _link_target(what: str, named: Digest, held: Digest | None) -> tuple[bool, Digest]:
+    """Whether a link at ``named`` holding ``held`` is malformed, and the digest whose bytes it
+    must find stored. A blob link may hold another algorithm's digest (distribution's alias: a
+    blob pushed by sha512 is stored under its sha256, as ``linked::resolve`` reads it); any
+    other link holds the digest it is filed under."""
+    alias = what == "layer" and held is not None and held.algorithm != named.algorithm
+    if alias and held is not None:
+        return False, held
+    return held != named, named
+
+
+def _check_manifests(repo: Repository, problem: _Reporter, where: Path | str) -> None:
+    """Every stored manifest of ``repo`` readable, and every blob it needs linked."""
+    for digest in list(repo.manifests().enumerate()):
+        try:
+            manifest = repo.manifests().get(digest)
+        except OciStoreError as e:
+            problem("unreadable-manifest", where, f"{digest}: {e}")
+            continue
+        for ref in manifest.references():
+            if ref.urls or repo.manifests().exists(ref.digest):
+                continue
+            try:
+                repo.blobs().stat(ref.digest)
+            except OciStoreError:
+                problem("incomplete-manifest", where, f"{digest} needs {ref.digest}")
 
 
 class _RateLimit:
@@ -114,22 +170,7 @@ def fsck(
         return _fsck_object_storage(
             registry, registry.driver, repair, jobs, rate_bytes_per_second, log
         )
-    registry.driver.require_filesystem("fsck")
-    report = Report()
-    lock = threading.Lock()
-
-    def problem(
-        kind: str, path: Path, detail: str, fix: Callable[[], object] | None = None
-    ) -> None:
-        found = Problem(kind, str(path), detail)
-        if repair and fix is not None:
-            fix()
-            found.repaired = True
-        with lock:
-            report.problems.append(found)
-        if log is not None:
-            log(found)
-
+    problem = _Reporter(repair, log)
     root = registry.driver.require_filesystem("fsck")
     quarantine = root / Layout.quarantine()
     limit = _RateLimit(rate_bytes_per_second)
@@ -143,9 +184,7 @@ def fsck(
         except OSError as e:
             problem("unreadable-blob", data, str(e))
             return
-        with lock:
-            report.blobs_checked += 1
-            report.bytes_checked += size
+        problem.checked(size)
         if actual != digest:
 
             def move_aside() -> None:
@@ -192,18 +231,14 @@ def fsck(
                         remove_tree(link.parent)
                     continue
                 held = read_link(link)
-                # A blob link may name its bytes by another algorithm's digest (distribution's
-                # alias: a blob pushed by sha512 is stored under its sha256, as
-                # `linked::resolve` reads it); a revision link holds its own digest.
-                alias = what == "layer" and held is not None and held.algorithm != named.algorithm
-                if held != named and not alias:
+                malformed, target = _link_target(what, named, held)
+                if malformed:
                     problem(
                         f"malformed-{what}-link",
                         link,
                         f"holds {held or 'nothing readable'}, names {named}",
                         partial(write_link, link, named),
                     )
-                target = held if alias and held is not None else named
                 if not stored(target):
                     problem(
                         f"dangling-{what}-link",
@@ -216,19 +251,7 @@ def fsck(
         repo = registry.repository(name)
         check_links(root / Layout.layers(name), "layer")
         check_links(root / Layout.revisions(name), "revision")
-        for digest in list(repo.manifests().enumerate()):
-            try:
-                manifest = repo.manifests().get(digest)
-            except OciStoreError as e:
-                problem("unreadable-manifest", repo.path, f"{digest}: {e}")
-                continue
-            for ref in manifest.references():
-                if ref.urls or repo.manifests().exists(ref.digest):
-                    continue
-                try:
-                    repo.blobs().stat(ref.digest)
-                except OciStoreError:
-                    problem("incomplete-manifest", repo.path, f"{digest} needs {ref.digest}")
+        _check_manifests(repo, problem, repo.path)
         tags = root / Layout.tags(name)
         for tag in _listdir(tags):
             current = root / Layout.tag_current_link(name, tag)
@@ -254,7 +277,7 @@ def fsck(
                 # resume and nothing to lose. Debris, tidied by --repair (upload purging would
                 # remove it too, by age).
                 remove_tree(upload)
-    return report
+    return problem.report
 
 
 #: Reads of a blob's bytes while fsck hashes them on object storage (sequential: the store's
@@ -274,20 +297,8 @@ def _fsck_object_storage(
     re-hashed from streaming reads, ``jobs`` at a time; a corrupt one is copied into the
     quarantine (in the store) before its key goes. What only a filesystem leaves behind (empty
     directories, uploads without a data file) does not arise."""
-    report = Report()
-    lock = threading.Lock()
+    problem = _Reporter(repair, log)
     store = driver.store
-
-    def problem(kind: str, key: str, detail: str, fix: Callable[[], object] | None = None) -> None:
-        found = Problem(kind, key, detail)
-        if repair and fix is not None:
-            fix()
-            found.repaired = True
-        with lock:
-            report.problems.append(found)
-        if log is not None:
-            log(found)
-
     limit = _RateLimit(rate_bytes_per_second)
     blobs = Layout.blobs() + "/"
     candidates: list[Digest] = []
@@ -315,9 +326,7 @@ def _fsck_object_storage(
         except OciStoreError as e:
             problem("unreadable-blob", key, str(e))
             return
-        with lock:
-            report.blobs_checked += 1
-            report.bytes_checked += size
+        problem.checked(size)
         actual = Digest.from_bytes(digest.algorithm, hasher.digest())
         if actual != digest:
 
@@ -347,15 +356,14 @@ def _fsck_object_storage(
                 if data is None:
                     continue  # a prefix some servers keep listing after its objects went
                 held = Layout.parse_link(data)
-                alias = what == "layer" and held is not None and held.algorithm != named.algorithm
-                if held != named and not alias:
+                malformed, target = _link_target(what, named, held)
+                if malformed:
                     problem(
                         f"malformed-{what}-link",
                         key,
                         f"holds {held or 'nothing readable'}, names {named}",
                         partial(driver.write, key, str(named).encode()),
                     )
-                target = held if alias and held is not None else named
                 if not stored(target):
                     problem(
                         f"dangling-{what}-link",
@@ -368,25 +376,9 @@ def _fsck_object_storage(
         repo = registry.repository(name)
         check_links(Layout.layers(name), "layer")
         check_links(Layout.revisions(name), "revision")
-        for digest in list(repo.manifests().enumerate()):
-            try:
-                manifest = repo.manifests().get(digest)
-            except OciStoreError as e:
-                problem("unreadable-manifest", Layout.repository(name), f"{digest}: {e}")
-                continue
-            for ref in manifest.references():
-                if ref.urls or repo.manifests().exists(ref.digest):
-                    continue
-                try:
-                    repo.blobs().stat(ref.digest)
-                except OciStoreError:
-                    problem(
-                        "incomplete-manifest",
-                        Layout.repository(name),
-                        f"{digest} needs {ref.digest}",
-                    )
+        _check_manifests(repo, problem, Layout.repository(name))
         for tag in repo.tags().all():
             target = repo.tags().resolve(tag)
             if not repo.manifests().exists(target):
                 problem("tag-to-missing-manifest", Layout.tag_dir(name, tag), f"points at {target}")
-    return report
+    return problem.report
