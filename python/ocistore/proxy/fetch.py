@@ -122,6 +122,52 @@ def _record_failure(state_path: Path, reason: str, status: int) -> None:
     )
 
 
+class _Following:
+    """How a request waits on a fetch: it notes which fetch it joined and answers that one's
+    failure, waits (woken early by a fetch in this process) with a pause that doubles, once a
+    second without progress offers to take the fetch over (its fetcher may have died: then the
+    lock is free), and gives up after ``STALL_LIMIT``."""
+
+    def __init__(
+        self,
+        fetches: BlobFetches,
+        upstream: Upstream,
+        name: str,
+        storage_name: str,
+        digest: Digest,
+    ) -> None:
+        self.fetches, self.upstream = fetches, upstream
+        self.name, self.storage_name, self.digest = name, storage_name, digest
+        self.state_path = fetches._dir(storage_name, digest) / "state"
+        self.joined: str | None = None
+        self.progressed()
+
+    def progressed(self) -> None:
+        self.idle, self.pause, self.take_over_at = 0.0, POLL_FIRST, TAKE_OVER_AFTER
+
+    def state(self) -> FetchState | None:
+        """The fetch's state; ``FetchFailed`` when the fetch joined has failed."""
+        state = _read_state(self.state_path)
+        if state is not None:
+            if self.joined is None:
+                self.joined = state.generation
+            if state.failed:
+                raise FetchFailed(state.failed, status=state.status or 502)
+        return state
+
+    async def wait(self) -> None:
+        await self.fetches._wait(self.state_path, self.pause)
+        self.idle += self.pause
+        self.pause = min(self.pause * 2, POLL_LAST)
+        if self.idle >= self.take_over_at:
+            self.take_over_at += TAKE_OVER_AFTER
+            self.fetches.ensure(
+                self.upstream, self.name, self.storage_name, self.digest, self.joined
+            )
+        if self.idle >= STALL_LIMIT:
+            raise FetchFailed(f"the upstream fetch of {self.digest} stalled", status=504)
+
+
 class BlobFetches:
     """The fetches of one registry's pull-through cache (filesystem storage)."""
 
@@ -197,32 +243,18 @@ class BlobFetches:
         self._leading.add(task)
         task.add_done_callback(self._leading.discard)
 
-    async def state(self, storage_name: str, digest: Digest) -> FetchState | None:
-        return _read_state(self._dir(storage_name, digest) / "state")
-
     async def wait_size(
         self, upstream: Upstream, name: str, storage_name: str, digest: Digest
     ) -> int:
         """The blob's size once the fetch knows it (from the upstream's answer)."""
-        waited, pause = 0.0, POLL_FIRST
-        joined: str | None = None
+        following = _Following(self, upstream, name, storage_name, digest)
         while True:
             if (stored := self.published(storage_name, digest)) is not None:
                 return self.registry.blobs().stat(stored).size
-            state = await self.state(storage_name, digest)
-            if joined is None and state is not None:
-                joined = state.generation
-            if state is not None and state.failed:
-                raise FetchFailed(state.failed, status=state.status or 502)
+            state = following.state()
             if state is not None and state.size is not None:
                 return state.size
-            await self._wait(self._dir(storage_name, digest) / "state", pause)
-            waited += pause
-            pause = min(pause * 2, POLL_LAST)
-            if waited >= TAKE_OVER_AFTER:
-                self.ensure(upstream, name, storage_name, digest, joined)
-            if waited >= STALL_LIMIT:
-                raise FetchFailed(f"the upstream fetch of {digest} made no progress", status=504)
+            await following.wait()
 
     async def tail(
         self,
@@ -239,10 +271,9 @@ class BlobFetches:
         position, end = start, start + length
         if length == 0:
             return
+        following = _Following(self, upstream, name, storage_name, digest)
         fd: int | None = None
         reading: str | None = None
-        joined: str | None = None
-        idle, pause = 0.0, POLL_FIRST
         try:
             while position < end:
                 if (stored := self.published(storage_name, digest)) is not None:
@@ -255,11 +286,7 @@ class BlobFetches:
                             position += len(chunk)
                             yield chunk
                     return
-                state = await self.state(storage_name, digest)
-                if joined is None and state is not None:
-                    joined = state.generation
-                if state is not None and state.failed:
-                    raise FetchFailed(state.failed, status=state.status or 502)
+                state = following.state()
                 if state is not None and state.upload and state.upload != reading:
                     if fd is not None:
                         os.close(fd)
@@ -276,19 +303,10 @@ class BlobFetches:
                     chunk = await asyncio.to_thread(os.pread, fd, min(can, TAIL_BLOCK), position)
                     if chunk:
                         position += len(chunk)
-                        idle, pause = 0.0, POLL_FIRST
+                        following.progressed()
                         yield chunk
                         continue
-                await self._wait(self._dir(storage_name, digest) / "state", pause)
-                idle += pause
-                pause = min(pause * 2, POLL_LAST)
-                if idle >= TAKE_OVER_AFTER and int(idle / TAKE_OVER_AFTER) != int(
-                    (idle - pause) / TAKE_OVER_AFTER
-                ):
-                    # Whoever fetched may have died: the lock is free then, and this takes over.
-                    self.ensure(upstream, name, storage_name, digest, joined)
-                if idle >= STALL_LIMIT:
-                    raise FetchFailed(f"the upstream fetch of {digest} stalled", status=504)
+                await following.wait()
         finally:
             if fd is not None:
                 os.close(fd)
