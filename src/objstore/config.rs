@@ -15,6 +15,18 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 10 * 1024 * 1024;
 pub const MAX_CHUNK_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub const DEFAULT_REGION: &str = "us-east-1";
 
+/// The part (S3) or block (Azure) size of multipart uploads; distribution's default if none.
+fn check_chunk_size(chunk_size: Option<u64>) -> Result<u64> {
+    let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        return Err(StoreError::Value(format!(
+            "chunk_size must be between {MIN_CHUNK_SIZE} (5 MiB, S3's smallest part) and \
+             {MAX_CHUNK_SIZE} (5 GiB), not {chunk_size}"
+        )));
+    }
+    Ok(chunk_size)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Config {
     pub bucket: String,
@@ -48,13 +60,7 @@ impl S3Config {
         if bucket.is_empty() || bucket.contains('/') {
             return Err(StoreError::Value(format!("invalid bucket name {bucket:?}")));
         }
-        let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
-        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-            return Err(StoreError::Value(format!(
-                "chunk_size must be between {MIN_CHUNK_SIZE} (5 MiB, S3's smallest part) and \
-                 {MAX_CHUNK_SIZE} (5 GiB), not {chunk_size}"
-            )));
-        }
+        let chunk_size = check_chunk_size(chunk_size)?;
         if access_key.is_some() != secret_key.is_some() {
             return Err(StoreError::Value(
                 "access_key and secret_key go together: give both or neither".into(),
@@ -147,12 +153,7 @@ impl AzureConfig {
                 "invalid Azure account {account:?} or container {container:?}"
             )));
         }
-        let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE);
-        if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-            return Err(StoreError::Value(format!(
-                "chunk_size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}, not {chunk_size}"
-            )));
-        }
+        let chunk_size = check_chunk_size(chunk_size)?;
         let service_url = match service_url.filter(|u| !u.is_empty()) {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
                 url.trim_end_matches('/').to_owned()

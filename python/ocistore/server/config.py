@@ -301,6 +301,13 @@ def _get(doc: dict[str, Any], path: str) -> Any:
     return node
 
 
+def _chunk_size(value: Any, key: str) -> int:
+    """A multipart part size in bytes, as distribution's object storage drivers take it."""
+    if not str(value).isascii() or not str(value).isdigit() or int(value) < 5 * 1024 * 1024:
+        raise ConfigError(f"{key}: expected bytes, at least 5242880, got {value!r}")
+    return int(value)
+
+
 def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
     """distribution's ``storage.s3`` keys as ``ocistore._core.ObjectStore`` arguments."""
     if not s3.get("bucket"):
@@ -323,11 +330,7 @@ def _s3_options(s3: dict[str, Any]) -> dict[str, Any]:
     if (path_style := s3.get("forcepathstyle")) is not None:
         options["force_path_style"] = path_style
     if (chunk := s3.get("chunksize")) is not None:
-        if not str(chunk).isascii() or not str(chunk).isdigit() or int(chunk) < 5 * 1024 * 1024:
-            raise ConfigError(
-                f"storage.s3.chunksize: expected bytes, at least 5242880, got {chunk!r}"
-            )
-        options["chunk_size"] = int(chunk)
+        options["chunk_size"] = _chunk_size(chunk, "storage.s3.chunksize")
     return options
 
 
@@ -349,11 +352,7 @@ def _azure_options(azure: dict[str, Any]) -> dict[str, Any]:
     if (root := azure.get("rootdirectory")) is not None:
         options["root_directory"] = str(root).strip("/")
     if (chunk := azure.get("chunksize")) is not None:
-        if not str(chunk).isascii() or not str(chunk).isdigit() or int(chunk) < 5 * 1024 * 1024:
-            raise ConfigError(
-                f"storage.azure.chunksize: expected bytes, at least 5242880, got {chunk!r}"
-            )
-        options["chunk_size"] = int(chunk)
+        options["chunk_size"] = _chunk_size(chunk, "storage.azure.chunksize")
     from .. import _core
 
     try:  # builds no connection: a setting the store cannot use fails here, at start
