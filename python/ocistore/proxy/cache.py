@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from .. import _core
 from .._core import Digest, Layout
 from ..errors import ErrManifestUnknown, ErrRepositoryUnknown, ErrTagUnknown, OciStoreError
 from ..server.http import ApiError
@@ -243,19 +244,15 @@ class PullThroughCache:
                     )
                 if r.status_code != 200:
                     raise UpstreamError(f"GET manifest {reference} answered {r.status_code}")
-                payload = bytearray()
-                async for chunk in r.aiter_bytes():
-                    payload += chunk
-                    if len(payload) > MANIFEST_LIMIT:
-                        raise ApiError(
-                            502, "MANIFEST_INVALID", "the upstream's manifest is too large"
-                        )
+                payload = await _read_limited(r)
+                if payload is None:
+                    raise ApiError(502, "MANIFEST_INVALID", "the upstream's manifest is too large")
                 content_type = r.headers.get("content-type")
         except UpstreamError as unreachable:
             self._upstream_failed(selected)
             raise ApiError(502, "UNKNOWN", f"the upstream failed: {unreachable}") from None
         try:
-            manifest, _ = unmarshal_manifest(content_type, bytes(payload))
+            manifest, _ = unmarshal_manifest(content_type, payload)
         except OciStoreError as bad:
             raise ApiError(502, "MANIFEST_INVALID", f"the upstream's manifest: {bad}") from None
         if expected is not None:
@@ -328,7 +325,8 @@ class PullThroughCache:
             return got
         if got is not None:
             body = got[1]
-            await asyncio.to_thread(_keep, kept, body)
+            # Replaced whole; a copy lost with a power cut is fetched again.
+            await asyncio.to_thread(_core.write_file_atomic, kept, body, durable=False)
         else:
             try:
                 body = await asyncio.to_thread(kept.read_bytes)
@@ -354,12 +352,8 @@ class PullThroughCache:
             async with selected.upstream.request(
                 "GET", url, name=selected.name, ns=selected.ns
             ) as r:
-                body = bytearray()
-                async for chunk in r.aiter_bytes():
-                    body += chunk
-                    if len(body) > MANIFEST_LIMIT:
-                        return None
-                if r.status_code >= 500:
+                body = await _read_limited(r)
+                if body is None or r.status_code >= 500:
                     return None
                 passed = {
                     k: v
@@ -368,15 +362,17 @@ class PullThroughCache:
                 }
                 if r.status_code == 200:
                     json.loads(body)  # a listing the client can read, or the cache's own
-                return r.status_code, bytes(body), passed
+                return r.status_code, body, passed
         except (UpstreamError, ValueError) as unreachable:
             log.warning("listing %s from the cache: %s", path, unreachable)
             return None
 
 
-def _keep(path: Path, body: bytes) -> None:
-    """Replaces the kept copy whole (a rename), so that no reader sees half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    temporary.write_bytes(body)
-    os.replace(temporary, path)
+async def _read_limited(response: httpx.Response) -> bytes | None:
+    """An upstream answer's body, or None when it is larger than a manifest may be."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MANIFEST_LIMIT:
+            return None
+    return bytes(body)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import _core
 from .._core import Digest, FrontProtocol, Layout
 from ..descriptor import Descriptor
 from ..errors import ErrBlobInvalidDigest, ErrBlobUnknown, OciStoreError
@@ -91,20 +92,13 @@ def _read_state(path: Path) -> FetchState | None:
 
 
 def _write_state(path: Path, state: FetchState) -> None:
-    """Replaced whole (a rename), so that no reader sees half of one. The format is the core's
+    """Replaced whole (a rename), so that no reader sees half of one; not waiting for the disk
+    (a state lost with a power cut costs a fetch from the start). The format is the core's
     (``protocol::FetchState``): the native front reads it too."""
-    temporary = path.with_name(f".state.{uuid.uuid4().hex}")
-    temporary.write_text(
-        FrontProtocol.fetch_state_dumps(
-            state.upload,
-            state.size,
-            state.failed,
-            state.status,
-            state.generation,
-            state.verified,
-        )
+    dumped = FrontProtocol.fetch_state_dumps(
+        state.upload, state.size, state.failed, state.status, state.generation, state.verified
     )
-    os.replace(temporary, path)
+    _core.write_file_atomic(path, dumped.encode(), durable=False)
 
 
 def _record_failure(state_path: Path, reason: str, status: int) -> None:
