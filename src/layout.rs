@@ -15,7 +15,8 @@
 //!   repositories/<name>/_referrers/<alg>/<subject hex>/<alg>/<hex>/link      (ocistore's own)
 //!   repositories/<name>/_uploads/<uuid>/{data,startedat,hashstates/<alg>/<offset>}
 //!   _uploads/<uuid>/...                                         (uploads of no repository)
-//!   _ocistore/gc.lock, _ocistore/quarantine/, _ocistore/imports/ (ocistore's own)
+//!   _ocistore/gc.lock, _ocistore/gc.collector, _ocistore/quarantine/, _ocistore/imports/
+//!   _ocistore/gc/{lease,clock,marks/<key>,claims/<key>}   (object storage's GC; ocistore's own)
 //!   _ocistore/aliases/<alg>/<hex>/link                          (ocistore's own)
 //!   _ocistore/proxy/fetches/<name>/_blobs/<alg>/<hex>/{lock,state}  (ocistore's own)
 //!   _ocistore/proxy/referrers/<name>/_referrers/<alg>/<hex>       (ocistore's own)
@@ -255,6 +256,47 @@ pub fn gc_lock() -> String {
     format!("{V2}/_ocistore/gc.lock")
 }
 
+/// `_ocistore/gc/marks/<key>`: the mark of the object at `key` (a blob's data, a revision
+/// link) on object storage, where an object's modification time cannot be refreshed: a push
+/// writes it before checking the object is there, and the collector keeps what was marked
+/// after its cutoff. Keys under the registry's `docker/registry/v2` drop that prefix.
+pub fn gc_mark(key: &str) -> String {
+    format!("{V2}/_ocistore/gc/marks/{}", under_v2(key))
+}
+
+/// `_ocistore/gc/claims/<key>`: written by the collector before it decides on the object at
+/// `key` and removed once it has; a push that finds it waits (see `crate::objstore::gc`).
+pub fn gc_claim(key: &str) -> String {
+    format!("{V2}/_ocistore/gc/claims/{}", under_v2(key))
+}
+
+/// `_ocistore/gc/claims`: where every `gc_claim` is.
+pub fn gc_claims() -> String {
+    format!("{V2}/_ocistore/gc/claims")
+}
+
+/// `_ocistore/gc/lease`: held by the one collector of object storage, renewed while it runs.
+pub fn gc_lease() -> String {
+    format!("{V2}/_ocistore/gc/lease")
+}
+
+/// `_ocistore/gc/clock`: written and read back for the storage's own clock, which the marks'
+/// times are in.
+pub fn gc_clock() -> String {
+    format!("{V2}/_ocistore/gc/clock")
+}
+
+/// Taken (without waiting) by the one collector of a filesystem tree.
+pub fn gc_collector_lock() -> String {
+    format!("{V2}/_ocistore/gc.collector")
+}
+
+fn under_v2(key: &str) -> &str {
+    key.strip_prefix(V2)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(key)
+}
+
 /// Where `fsck` moves blobs whose bytes do not match their name (never deleted).
 pub fn quarantine() -> String {
     format!("{V2}/_ocistore/quarantine")
@@ -340,6 +382,18 @@ mod tests {
         assert_eq!(upload_data(None, "u"), "docker/registry/v2/_uploads/u/data");
         assert_eq!(upload::hash_state("sha256", 7), "hashstates/sha256/7");
         assert_eq!(gc_lock(), "docker/registry/v2/_ocistore/gc.lock");
+        assert_eq!(
+            gc_mark("docker/registry/v2/blobs/sha256/ab/abc/data"),
+            "docker/registry/v2/_ocistore/gc/marks/blobs/sha256/ab/abc/data"
+        );
+        assert_eq!(
+            gc_claim("docker/registry/v2/repositories/a/_manifests/revisions/sha256/ab/link"),
+            "docker/registry/v2/_ocistore/gc/claims/repositories/a/_manifests/revisions/sha256/ab/link"
+        );
+        assert_eq!(
+            gc_mark("other/key"),
+            "docker/registry/v2/_ocistore/gc/marks/other/key"
+        );
     }
 
     #[test]

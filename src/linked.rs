@@ -85,9 +85,17 @@ pub fn link_stored_as(
         });
     }
     if stored != digest {
-        link_if_absent(links, &layout::blob_alias(digest), stored)?;
+        link_alias(links, digest, stored)?;
     }
     link_if_absent(links, &layout::layer_link(name, digest), stored)
+}
+
+/// Writes (or keeps, marked for the collector, which removes aliases whose bytes are gone) the
+/// global alias of `digest` to the digest it is `stored` under.
+fn link_alias(links: &dyn LinkStore, digest: &Digest, stored: &Digest) -> Result<()> {
+    let alias = layout::blob_alias(digest);
+    links.mark(&alias)?;
+    link_if_absent(links, &alias, stored)
 }
 
 /// Why `commit` did not finish.
@@ -132,7 +140,7 @@ pub fn commit(
     let write_links = |stored: &Digest| -> Result<()> {
         if stored != expected {
             link_if_absent(links, &layout::layer_link(name, stored), stored)?;
-            link_if_absent(links, &layout::blob_alias(expected), stored)?;
+            link_alias(links, expected, stored)?;
         }
         link_if_absent(links, &layout::layer_link(name, expected), stored)
     };
@@ -196,6 +204,16 @@ mod tests {
         fn gc_lock(&self, exclusive: bool) -> Result<Hold> {
             self.step(format!("gc_lock exclusive={exclusive}"));
             Ok(Box::new(()))
+        }
+        fn gc_claim(&self, key: &str) -> Result<Box<dyn crate::storage::GcClaim>> {
+            unreachable!("the linked-blob protocol never claims ({key})")
+        }
+        fn gc_lease(
+            &self,
+            owner: &str,
+            _ttl: std::time::Duration,
+        ) -> Result<std::result::Result<Box<dyn crate::storage::GcLease>, String>> {
+            unreachable!("the linked-blob protocol never takes the lease ({owner})")
         }
     }
 
@@ -319,11 +337,15 @@ mod tests {
             steps,
             [
                 format!("write {canonical}"),
+                // The global alias is marked before it is looked at, for the collector.
+                format!("mark {}", layout::blob_alias(&sha512)),
                 format!("write {}", layout::blob_alias(&sha512)),
                 format!("write {alias}"),
                 "publish".to_owned(),
                 "gc_lock exclusive=false".to_owned(),
                 format!("mark {}", layout::blob_data(&sha256)),
+                // The links are checked again after the mark.
+                format!("mark {}", layout::blob_alias(&sha512)),
             ]
         );
         let objects = store.objects.lock().unwrap().clone();

@@ -9,6 +9,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
@@ -196,8 +197,46 @@ pub trait LinkStore: Send + Sync {
     /// it started); false when there is no such object.
     fn mark(&self, key: &str) -> Result<bool>;
     /// The lock between pushes (shared: many at once) and the collector's deletes (exclusive).
-    /// Object storage has nothing to exclude yet: its collector is offline.
+    /// Object storage has no lock: there pushes and the collector meet through `mark` and
+    /// `gc_claim` instead (`crate::objstore::gc`), and this holds nothing.
     fn gc_lock(&self, exclusive: bool) -> Result<Hold>;
+    /// The collector's hold on the object at `key` while it decides whether to delete it: a
+    /// mark made before the claim is seen by `GcClaim::marked_at`, and a mark made after it
+    /// waits for the claim to end (the filesystem: the exclusive GC lock).
+    fn gc_claim(&self, key: &str) -> Result<Box<dyn GcClaim>>;
+    /// The one collector's lease, taken without waiting: `Err(holder)` (who holds it, for the
+    /// message) while another collector holds it. `ttl`: how long it lasts unrenewed (on a
+    /// filesystem the lease is an `flock`, which dies with its process).
+    fn gc_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<std::result::Result<Box<dyn GcLease>, String>>;
+}
+
+/// `LinkStore::gc_claim`: released when dropped.
+pub trait GcClaim: Send + Sync {
+    /// When the object was last marked or written, in UNIX seconds of the storage's clock; None
+    /// when there is no such object.
+    fn marked_at(&self) -> Result<Option<f64>>;
+    /// Whether a delete may still rely on the claim (on object storage a claim lapses, so that
+    /// a push never waits on a collector that died).
+    fn holds(&self) -> bool;
+    /// Removes the object's mark, once the object is deleted.
+    fn forget(&self) -> Result<()>;
+}
+
+/// `LinkStore::gc_lease`: released when dropped or by `release`.
+pub trait GcLease: Send + Sync {
+    /// The storage's clock when the lease was taken (UNIX seconds): the collection's start,
+    /// which marks are compared with.
+    fn started_at(&self) -> f64;
+    /// Renews the lease when it is due; false when it was lost (another collector took it
+    /// after it expired) and the collection must stop deleting.
+    fn renew(&self) -> Result<bool>;
+    /// Whether the lease is surely still held (renewed recently enough).
+    fn holds(&self) -> bool;
+    fn release(&self) -> Result<()>;
 }
 
 /// What happens to an upload's pages once they are written.

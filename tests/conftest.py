@@ -15,6 +15,7 @@ from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 from .azurite import ACCOUNT, KEY, Azurite
 from .azurite import azurite as run_azurite
 from .helpers import pattern
+from .object_stores import Backend, s3_backend
 from .seaweedfs import SeaweedFS
 from .seaweedfs import seaweedfs as run_seaweedfs
 
@@ -97,3 +98,18 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemDriver 
     weed = request.getfixturevalue("seaweedfs")
     bucket = request.getfixturevalue("s3_bucket")
     return ObjectStoreDriver(object_store(weed, bucket, f"t-{uuid.uuid4().hex}"))
+
+
+@pytest.fixture(params=["s3", "azure"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """SeaweedFS (S3) or Azurite (Azure): the cross-instance tests run servers on both, each in
+    a root directory of its own."""
+    if request.param == "s3":
+        weed = request.getfixturevalue("seaweedfs")
+        return s3_backend(weed, request.getfixturevalue("s3_bucket"))
+    emulator: Azurite = request.getfixturevalue("azurite")
+    container = request.getfixturevalue("azure_container")
+    return Backend(
+        "azure", lambda root: {"azure": emulator.storage_azure(container, root)},
+        emulator.service_url,
+    )  # fmt: skip

@@ -11,15 +11,20 @@ import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
 
 from . import hashing
-from .errors import OciStoreError
+from .errors import ErrCollectorBusy, ErrCollectorLeaseLost, OciStoreError
 from .server.config import parse_duration
 from .storage import DEFAULT_MIN_AGE, Registry, collect_garbage, purge_uploads
+from .storage.gc import DEFAULT_LEASE_TTL
 from .store import BlobStore
+
+if TYPE_CHECKING:
+    from .server.config import Config
+    from .storage.driver import FilesystemDriver, ObjectStoreDriver
 
 #: Files at least this large get a progress bar (on a terminal).
 PROGRESS_MIN = 64 * 1024 * 1024
@@ -114,37 +119,43 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    registry = Registry(args.root)
+    """Exit codes: 0 done, 2 a configuration error, 3 another collector holds the lease (or this
+    one lost it)."""
+    config: Config | None = None
+    storage: str | FilesystemDriver | ObjectStoreDriver = args.root
     if args.config is not None:
-        from .proxy.config import UpstreamConfig
-        from .proxy.expiry import expire_cache
         from .server.config import ConfigError, load_config
 
         try:
             config = load_config(args.config)
+            # ROOT, when given, wins over the configuration's storage (a filesystem tree the
+            # configuration's cache and proxy settings apply to).
+            storage = args.root if args.root is not None else config.storage_driver()
         except ConfigError as e:
             print(f"ocistore: configuration error: {e}", file=sys.stderr)
             return 2
         # The servers' shared descriptor cache (redis) forgets what is collected.
-        registry = Registry(args.root, descriptor_cache=config.descriptor_cache())
-        upstreams = [UpstreamConfig(**u) for u in config.proxy]
-        if upstreams:
-            deleting = Registry(
-                args.root, delete_enabled=True, descriptor_cache=registry.descriptor_cache
-            )
-            expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=print)
-            verb = "would expire" if args.dry_run else "expired"
-            print(
-                f"pull-through cache: {verb} {len(expired.manifests)} manifests and "
-                f"{len(expired.blobs)} blob links"
-            )
-    result = collect_garbage(
-        registry,
-        dry_run=args.dry_run,
-        delete_untagged=args.delete_untagged,
-        min_age=args.min_age,
-        log=print,
-    )
+        registry = Registry(storage, descriptor_cache=config.descriptor_cache())
+    elif args.root is not None:
+        registry = Registry(storage)
+    else:
+        print("ocistore: give ROOT or --config", file=sys.stderr)
+        return 2
+    try:
+        if config is not None:
+            _gc_configured(args, config, registry, storage)
+        result = collect_garbage(
+            registry,
+            dry_run=args.dry_run,
+            delete_untagged=args.delete_untagged,
+            min_age=args.min_age,
+            wait=args.wait,
+            lease_ttl=args.lease_ttl,
+            log=print,
+        )
+    except (ErrCollectorBusy, ErrCollectorLeaseLost) as e:
+        print(f"ocistore: {e}", file=sys.stderr)
+        return 3
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{len(result.marked)} blobs marked, {verb} {len(result.deleted_blobs)} blobs and "
@@ -154,6 +165,35 @@ def _gc(args: argparse.Namespace) -> int:
     for name, digest, error in result.unreadable:
         print(f"warning: {name}: manifest {digest} unreadable: {error}", file=sys.stderr)
     return 0
+
+
+def _gc_configured(
+    args: argparse.Namespace,
+    config: Config,
+    registry: Registry,
+    storage: str | FilesystemDriver | ObjectStoreDriver,
+) -> None:
+    """What a configuration adds to a collection: a pull-through cache's expiry, and the
+    upload purging its ``storage.maintenance.uploadpurging`` asks for."""
+    from .proxy.config import UpstreamConfig
+    from .proxy.expiry import expire_cache
+
+    upstreams = [UpstreamConfig(**u) for u in config.proxy]
+    if upstreams:
+        deleting = Registry(
+            storage, delete_enabled=True, descriptor_cache=registry.descriptor_cache
+        )
+        expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=print)
+        verb = "would expire" if args.dry_run else "expired"
+        print(
+            f"pull-through cache: {verb} {len(expired.manifests)} manifests and "
+            f"{len(expired.blobs)} blob links"
+        )
+    if config.purge_enabled:
+        age = timedelta(seconds=config.purge_age_seconds)
+        dry = args.dry_run or config.purge_dry_run
+        for upload in purge_uploads(registry, older_than=age, dry_run=dry):
+            print(("would purge upload " if dry else "purged upload ") + upload)
 
 
 def _registry_of(args: argparse.Namespace) -> Registry | None:
@@ -331,13 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
     gc = commands.add_parser(
         "gc", help="delete blobs no manifest references (safe while pushes continue)"
     )
-    gc.add_argument("root", metavar="ROOT")
+    gc.add_argument("root", metavar="ROOT", nargs="?")
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     gc.add_argument(
         "--config",
-        help="the server's configuration: a blob descriptor cache in redis forgets what is "
-        "collected; for a pull-through cache (proxy), first expire what its repositories "
-        "have not used within their ttl",
+        help="the server's configuration: collect its storage (S3, Azure, a filesystem) "
+        "unless ROOT is given; a blob descriptor cache in redis forgets what is collected; "
+        "uploads are purged as storage.maintenance.uploadpurging says; for a pull-through "
+        "cache (proxy), first expire what its repositories have not used within their ttl",
+    )
+    gc.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another collector to finish (default: exit at once, code 3)",
+    )
+    gc.add_argument(
+        "--lease-ttl",
+        type=_duration,
+        default=DEFAULT_LEASE_TTL,
+        help="object storage: how long the collector's lease lasts unrenewed, so how long a "
+        "collector that dies holds others off (default 1m)",
     )
     gc.add_argument(
         "--delete-untagged", action="store_true", help="also delete manifests no tag reaches"

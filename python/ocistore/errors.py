@@ -20,6 +20,8 @@ __all__ = [
     "ErrBlobUploadInUse",
     "ErrBlobUploadInvalid",
     "ErrBlobUploadUnknown",
+    "ErrCollectorBusy",
+    "ErrCollectorLeaseLost",
     "ErrDescriptorInvalid",
     "ErrDigestInvalid",
     "ErrDigestInvalidFormat",
@@ -245,3 +247,18 @@ class ErrUnsupported(OciStoreError):
 class ErrAccessDenied(OciStoreError):
     code = "DENIED"
     status = 403
+
+
+class ErrCollectorBusy(OciStoreError):
+    """Another garbage collector holds the storage's lease."""
+
+    code = "UNAVAILABLE"
+    status = 503
+
+
+class ErrCollectorLeaseLost(OciStoreError):
+    """The collector's lease lapsed (it could not renew it in time) or was taken over; the
+    collection stopped deleting."""
+
+    code = "UNAVAILABLE"
+    status = 503

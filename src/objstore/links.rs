@@ -1,15 +1,16 @@
-//! Links and the GC mark on object storage (`crate::storage::LinkStore`): a PUT replaces an
-//! object atomically, the mark is an existence check (the collector on object storage runs
-//! offline, so there is nothing to refresh and no lock to take).
+//! Links and the GC protocol on object storage (`crate::storage::LinkStore`): a PUT replaces an
+//! object atomically; marks, claims and the collector's lease are `super::gc`'s.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::client::Remote;
+use super::gc::{self, ObjectClaim, ObjectLease};
 use super::runtime::block_on;
 use crate::error::Result;
-use crate::storage::{Hold, LinkStore};
+use crate::storage::{GcClaim, GcLease, Hold, LinkStore};
 
 pub struct ObjectLinks {
     remote: Arc<Remote>,
@@ -32,10 +33,23 @@ impl LinkStore for ObjectLinks {
     }
 
     fn mark(&self, key: &str) -> Result<bool> {
-        Ok(block_on(self.remote.head(key))?.is_some())
+        block_on(gc::mark(&self.remote, key))
     }
 
     fn gc_lock(&self, _exclusive: bool) -> Result<Hold> {
         Ok(Box::new(()))
+    }
+
+    fn gc_claim(&self, key: &str) -> Result<Box<dyn GcClaim>> {
+        Ok(Box::new(ObjectClaim::take(self.remote.clone(), key)?))
+    }
+
+    fn gc_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<std::result::Result<Box<dyn GcLease>, String>> {
+        Ok(ObjectLease::acquire(self.remote.clone(), owner, ttl)?
+            .map(|lease| Box::new(lease) as Box<dyn GcLease>))
     }
 }

@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod client;
 pub mod config;
+pub mod gc;
 pub mod keys;
 pub mod links;
 pub mod runtime;

@@ -199,6 +199,26 @@ impl PyLayout {
     }
 
     #[staticmethod]
+    fn gc_mark(key: &str) -> String {
+        layout::gc_mark(key)
+    }
+
+    #[staticmethod]
+    fn gc_claim(key: &str) -> String {
+        layout::gc_claim(key)
+    }
+
+    #[staticmethod]
+    fn gc_claims() -> String {
+        layout::gc_claims()
+    }
+
+    #[staticmethod]
+    fn gc_lease() -> String {
+        layout::gc_lease()
+    }
+
+    #[staticmethod]
     fn quarantine() -> String {
         layout::quarantine()
     }

@@ -24,6 +24,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objstore::PyObjectStore>()?;
     m.add_class::<writer::PyUpload>()?;
     m.add_class::<store::PyGcLock>()?;
+    m.add_class::<store::PyGcClaim>()?;
+    m.add_class::<store::PyGcLease>()?;
     m.add_class::<front::PyFront>()?;
     m.add_class::<front::PyFrontProtocol>()?;
     m.add_class::<front::PyFrontRecord>()?;

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
@@ -9,11 +11,14 @@ use super::objstore::PyObjectStore;
 use super::reader::PyBlobReader;
 use super::writer::PyUpload;
 use crate::digest::Algorithm;
+use crate::error::Result;
 use crate::layout;
 use crate::linked;
 use crate::objstore::ObjectBlobs;
 use crate::py::buffer::InputBuffer;
-use crate::storage::{BlobBackend, BlobUpload, Caching, Hold, LinkStore, Location};
+use crate::storage::{
+    BlobBackend, BlobUpload, Caching, GcClaim, GcLease, Hold, LinkStore, Location,
+};
 use crate::store::backend::FsBlobs;
 
 /// A file path as the filesystem store has always returned it, or an object key as a str.
@@ -72,6 +77,88 @@ impl PyGcLock {
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) {
         self.hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// `Storage.gc_claim(key)`: the collector's hold on one object (`crate::storage::GcClaim`),
+/// taken when made and released by `__exit__` (or `release`).
+#[pyclass(frozen, module = "ocistore._core", name = "GcClaim")]
+pub struct PyGcClaim {
+    claim: Mutex<Option<Box<dyn GcClaim>>>,
+}
+
+impl PyGcClaim {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn GcClaim) -> Result<T> + Send,
+    ) -> PyResult<T> {
+        let claim = self.claim.lock().unwrap_or_else(|e| e.into_inner());
+        let claim = claim
+            .as_deref()
+            .ok_or_else(|| PyValueError::new_err("the claim was released"))?;
+        Ok(py.detach(|| f(claim))?)
+    }
+}
+
+#[pymethods]
+impl PyGcClaim {
+    /// When the object was last written or marked (UNIX seconds, the storage's clock); None
+    /// when it is gone.
+    fn marked_at(&self, py: Python<'_>) -> PyResult<Option<f64>> {
+        self.with(py, |claim| claim.marked_at())
+    }
+
+    /// Whether a delete may still rely on the claim.
+    fn holds(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |claim| Ok(claim.holds()))
+    }
+
+    /// Removes the object's mark (once the object is deleted).
+    fn forget(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |claim| claim.forget())
+    }
+
+    fn release(&self, py: Python<'_>) {
+        let claim = self.claim.lock().unwrap_or_else(|e| e.into_inner()).take();
+        py.detach(|| drop(claim));
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) {
+        self.release(py);
+    }
+}
+
+/// `Storage.gc_lease(owner)`: the one collector's lease (`crate::storage::GcLease`).
+#[pyclass(frozen, module = "ocistore._core", name = "GcLease")]
+pub struct PyGcLease {
+    lease: Box<dyn GcLease>,
+}
+
+#[pymethods]
+impl PyGcLease {
+    /// The storage's clock when the lease was taken (UNIX seconds).
+    #[getter]
+    fn started_at(&self) -> f64 {
+        self.lease.started_at()
+    }
+
+    /// Renews the lease when due; False when it was lost.
+    fn renew(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(py.detach(|| self.lease.renew())?)
+    }
+
+    fn holds(&self) -> bool {
+        self.lease.holds()
+    }
+
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.detach(|| self.lease.release())?)
     }
 }
 
@@ -275,6 +362,33 @@ impl PyStorage {
             links: self.links.clone(),
             exclusive,
             hold: Mutex::new(None),
+        }
+    }
+
+    /// The collector's claim on the object at `key` (the exclusive GC lock on a filesystem),
+    /// as a context manager.
+    fn gc_claim(&self, py: Python<'_>, key: &str) -> PyResult<PyGcClaim> {
+        let claim = py.detach(|| self.links.gc_claim(key))?;
+        Ok(PyGcClaim {
+            claim: Mutex::new(Some(claim)),
+        })
+    }
+
+    /// The one collector's lease for a term of `ttl_seconds`, or (a str) who holds it now.
+    #[pyo3(signature = (owner, ttl_seconds = 60.0))]
+    fn gc_lease<'py>(
+        &self,
+        py: Python<'py>,
+        owner: &str,
+        ttl_seconds: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ttl = Duration::try_from_secs_f64(ttl_seconds)
+            .ok()
+            .filter(|ttl| *ttl >= Duration::from_secs(1))
+            .ok_or_else(|| PyValueError::new_err("the lease's term must be at least 1 second"))?;
+        match py.detach(|| self.links.gc_lease(owner, ttl))? {
+            Ok(lease) => Ok(Bound::new(py, PyGcLease { lease })?.into_any()),
+            Err(holder) => Ok(PyString::new(py, &holder).into_any()),
         }
     }
 

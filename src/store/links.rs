@@ -3,17 +3,19 @@
 //! `flock` on `_ocistore/gc.lock` (shared by pushes, exclusive for the collector's deletes).
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::path::Path;
-use std::time::SystemTime;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::Layout;
 use super::fsutil::{create_dir_all_durable, write_atomic};
 use crate::error::{IoContext, Result};
 use crate::layout;
-use crate::storage::{Hold, LinkStore};
+use crate::storage::{GcClaim, GcLease, Hold, LinkStore};
 
 pub struct FsLinks {
     layout: Layout,
@@ -67,24 +69,119 @@ impl LinkStore for FsLinks {
     }
 
     fn gc_lock(&self, exclusive: bool) -> Result<Hold> {
-        let path = self.layout.path(&layout::gc_lock());
-        create_dir_all_durable(path.parent().expect("the lock has a directory"))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at("open", &path)?;
         let how = if exclusive {
             FlockArg::LockExclusive
         } else {
             FlockArg::LockShared
         };
-        let lock: Flock<File> = Flock::lock(file, how)
-            .map_err(|(_, errno)| io::Error::from(errno))
-            .at("lock", &path)?;
-        Ok(Box::new(lock))
+        let lock = lock_file(&self.layout.path(&layout::gc_lock()), how)?;
+        Ok(Box::new(lock.expect("a waiting lock is always taken")))
+    }
+
+    fn gc_claim(&self, key: &str) -> Result<Box<dyn GcClaim>> {
+        let lock = lock_file(
+            &self.layout.path(&layout::gc_lock()),
+            FlockArg::LockExclusive,
+        )?;
+        Ok(Box::new(FsClaim {
+            _lock: lock.expect("a waiting lock is always taken"),
+            path: self.layout.path(key),
+        }))
+    }
+
+    fn gc_lease(
+        &self,
+        owner: &str,
+        _ttl: Duration,
+    ) -> Result<std::result::Result<Box<dyn GcLease>, String>> {
+        let path = self.layout.path(&layout::gc_collector_lock());
+        let Some(mut lock) = lock_file(&path, FlockArg::LockExclusiveNonblock)? else {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Ok(Err(holder.trim().to_owned()));
+        };
+        // Who holds it, for the message another collector gives.
+        lock.set_len(0).at("truncate", &path)?;
+        lock.write_all(owner.as_bytes()).at("write", &path)?;
+        let started_at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        Ok(Ok(Box::new(FsLease {
+            lock: Mutex::new(Some(lock)),
+            started_at,
+        })))
+    }
+}
+
+/// Opens (creating) and locks `path`; None when a non-blocking lock is taken elsewhere.
+fn lock_file(path: &Path, how: FlockArg) -> Result<Option<Flock<File>>> {
+    create_dir_all_durable(path.parent().expect("a lock file has a directory"))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at("open", path)?;
+    match Flock::lock(file, how) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, Errno::EWOULDBLOCK)) if how == FlockArg::LockExclusiveNonblock => Ok(None),
+        Err((_, errno)) => Err(io::Error::from(errno)).at("lock", path),
+    }
+}
+
+/// The filesystem's claim: the exclusive GC lock, and the object's modification time as its
+/// mark.
+struct FsClaim {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+impl GcClaim for FsClaim {
+    fn marked_at(&self) -> Result<Option<f64>> {
+        match fs::metadata(&self.path).and_then(|m| m.modified()) {
+            Ok(time) => Ok(Some(
+                time.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            )),
+            Err(e) if absent(&e) => Ok(None),
+            Err(e) => Err(e).at("stat", &self.path),
+        }
+    }
+
+    fn holds(&self) -> bool {
+        true
+    }
+
+    fn forget(&self) -> Result<()> {
+        Ok(()) // the mark was the object's own time
+    }
+}
+
+/// The filesystem's lease: an `flock` the kernel releases if the collector dies.
+struct FsLease {
+    lock: Mutex<Option<Flock<File>>>,
+    started_at: f64,
+}
+
+impl GcLease for FsLease {
+    fn started_at(&self) -> f64 {
+        self.started_at
+    }
+
+    fn renew(&self) -> Result<bool> {
+        Ok(self.holds())
+    }
+
+    fn holds(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn release(&self) -> Result<()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Ok(())
     }
 }
 
@@ -119,5 +216,40 @@ mod tests {
         let tried = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock);
         assert!(tried.is_err(), "shared holds keep the collector out");
         drop(first);
+    }
+
+    #[test]
+    fn the_collectors_claim_and_lease() {
+        let root = tempfile::tempdir().unwrap();
+        let links = FsLinks::new(root.path());
+        links.write("a/link", b"x").unwrap();
+        let claim = links.gc_claim("a/link").unwrap();
+        assert!(claim.marked_at().unwrap().unwrap() > 1e9);
+        assert!(claim.holds());
+        // A claim is the exclusive lock: pushes wait for it.
+        let lock_file = File::open(root.path().join(layout::gc_lock())).unwrap();
+        assert!(Flock::lock(lock_file, FlockArg::LockSharedNonblock).is_err());
+        drop(claim);
+        let absent = links.gc_claim("a/none").unwrap();
+        assert_eq!(absent.marked_at().unwrap(), None);
+        drop(absent);
+
+        let lease = links
+            .gc_lease("first collector", Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+        let refused = links
+            .gc_lease("second collector", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(refused.err().as_deref(), Some("first collector"));
+        assert!(lease.renew().unwrap());
+        lease.release().unwrap();
+        assert!(!lease.holds());
+        assert!(
+            links
+                .gc_lease("second collector", Duration::from_secs(60))
+                .unwrap()
+                .is_ok()
+        );
     }
 }

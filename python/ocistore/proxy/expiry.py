@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from .._core import Digest, Layout
-from ..errors import OciStoreError
+from ..errors import ErrCollectorBusy, OciStoreError
 from ..storage import Registry
 from ..storage.gc import DEFAULT_MIN_AGE, GCResult, collect_garbage
 from .config import UpstreamConfig
@@ -124,5 +124,8 @@ def expire_and_collect(
             descriptor_cache=registry.descriptor_cache,
         )
         expired = expire_cache(deleting, upstreams, log=log)
-        collected = collect_garbage(deleting, min_age=min_age, log=log)
+        try:
+            collected = collect_garbage(deleting, min_age=min_age, log=log)
+        except ErrCollectorBusy:
+            return None  # an operator's `ocistore gc` is at it: the round is theirs
         return expired, collected

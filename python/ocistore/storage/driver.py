@@ -9,11 +9,10 @@ the same keys distribution's filesystem and S3 drivers use. Two drivers:
     GC lock is an ``flock``; ``touch`` refreshes modification times for the GC protocol.
 
 ``ObjectStoreDriver``
-    S3-compatible object storage through the Rust core (``ocistore._core.ObjectStore``, the
-    ``object_store`` crate). A PUT is atomic; directories are key prefixes. Garbage collection
-    needs the filesystem driver (its protocol relies on ``flock`` and modification times), so
-    on object storage ``gc_lock`` has nothing to exclude and ``touch`` only reports whether
-    the object exists.
+    Object storage (S3, Azure) through the Rust core (``ocistore._core.ObjectStore``, the
+    ``object_store`` crate). A PUT is atomic; directories are key prefixes. There is no lock:
+    ``touch`` writes a mark object and waits out a collector's claim, ``gc_claim`` and
+    ``gc_lease`` are objects too (``ocistore.storage.gc`` has the protocol).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import _core
+from .._core import GcClaim, GcLease
 from ..errors import ErrUnsupported
 from ..store import BlobStore
 
@@ -102,14 +102,22 @@ class StorageDriver(Protocol):
         """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
         ...
 
+    def gc_claim(self, key: str) -> GcClaim:
+        """The collector's claim on the object at ``key``, held until released."""
+        ...
+
+    def gc_lease(self, owner: str, ttl_seconds: float = 60.0) -> GcLease | str:
+        """The one collector's lease, or who holds it."""
+        ...
+
     def require_filesystem(self, what: str) -> Path:
         """The root directory, or ``ErrUnsupported`` naming ``what`` needs one."""
         ...
 
 
 class _CoreLinks:
-    """The GC mark and the GC lock, for either driver: the core's (``crate::linked``), the very
-    ones its commits and the native front take."""
+    """The GC mark, lock, claim and lease, for either driver: the core's (``crate::linked``),
+    the very ones its commits and the native front take."""
 
     _core: _core.Storage
 
@@ -120,6 +128,12 @@ class _CoreLinks:
     def gc_lock(self, *, exclusive: bool = False) -> Iterator[None]:
         with self._core.gc_lock(exclusive):
             yield
+
+    def gc_claim(self, key: str) -> GcClaim:
+        return self._core.gc_claim(check_key(key))
+
+    def gc_lease(self, owner: str, ttl_seconds: float = 60.0) -> GcLease | str:
+        return self._core.gc_lease(owner, ttl_seconds)
 
 
 class FilesystemDriver(_CoreLinks):
@@ -202,8 +216,6 @@ class FilesystemDriver(_CoreLinks):
 class ObjectStoreDriver(_CoreLinks):
     def __init__(self, store: _core.ObjectStore) -> None:
         self.store = store
-        # Marks are existence checks and the lock excludes nothing there: garbage collection
-        # refuses object storage.
         self._core = _core.Storage.on_object_store(store)
 
     @property

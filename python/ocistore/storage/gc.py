@@ -1,42 +1,52 @@
-"""Garbage collection and upload purging, safe while pushes continue.
+"""Garbage collection and upload purging, safe while pushes continue, on any storage.
 
-The protocol:
+The protocol (one owner of its rules for pushes and the collector: the core's ``LinkStore``,
+``crate::store::links`` on a filesystem and ``crate::objstore::gc`` on object storage):
 
-1. The collector notes the time ``t0`` and computes ``cutoff = t0 - min_age - SLACK``.
-2. Mark: every manifest revision in every repository is marked with what it references (config,
-   layers, child manifests). With ``delete_untagged``, revisions that no tag reaches (directly,
-   through an index, or as a referrer of a reached manifest) are deleted instead, under the
-   exclusive lock, if their link is older than ``cutoff`` and still no tag points at them.
-3. Sweep: every blob not marked is deleted under the exclusive lock, after checking once more
-   that its data file's modification time is older than ``cutoff``.
+1. The collector takes the storage's **lease** (one collector at a time; a second one waits
+   with ``wait`` or fails with ``ErrCollectorBusy``) and reads the storage's clock ``t0``:
+   ``cutoff = t0 - min_age - SLACK``.
+2. **Mark**: every manifest revision in every repository is marked with what it references
+   (config, layers, child manifests). With ``delete_untagged``, revisions that no tag reaches
+   (directly, through an index, or as a referrer of a reached manifest) are deleted instead if
+   their link was last written or marked before ``cutoff`` and still no tag points at them.
+3. **Sweep**: every blob not marked is deleted if its data was last written or marked before
+   ``cutoff``; global aliases whose bytes are gone go too.
 
-Pushes refresh the modification time of what they make referenced (a committed or mounted blob,
-each blob and child manifest a manifest put verifies, the manifest itself) and do so under the
-shared lock, together with writing the links. So a blob is either deleted before a push looks at
-it (and the push is refused with ``MANIFEST_BLOB_UNKNOWN``, nothing half-stored), or the push
-refreshed it and the collector's second look keeps it. ``min_age`` (default one hour) protects
-blobs uploaded for an image whose manifest has not arrived yet; ``SLACK`` covers file systems
-whose timestamps lag the clock by a tick.
+Every delete happens under a **claim** on the object (``Storage.gc_claim``) and after reading
+its mark under it. Pushes **mark** what they make referenced (a committed or mounted blob,
+each blob and child manifest a manifest put verifies, the manifest itself, a tagged manifest)
+before they check it is there. On a filesystem the claim is the exclusive GC lock and the mark
+the file's modification time, refreshed under the shared lock. On object storage the mark is
+an object of its own, written before the push looks for a claim, and the claim an object
+written before the collector reads the marks: either the collector sees the mark and keeps
+the object, or the push sees the claim, waits for the verdict and finds the object gone (and
+is refused, ``MANIFEST_BLOB_UNKNOWN``, nothing half-stored) or kept. ``min_age`` (default one
+hour) protects blobs uploaded for an image whose manifest has not arrived yet; ``SLACK``
+covers timestamps of one-second resolution.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from .._core import Digest, Layout
-from ..errors import ErrBlobUnknown, OciStoreError
+from .._core import Digest, GcClaim, GcLease, Layout
+from ..errors import ErrBlobUnknown, ErrCollectorBusy, ErrCollectorLeaseLost, OciStoreError
 from .driver import StorageDriver
-from .links import parse_link, read_link
+from .links import parse_link
 from .manifests import ImageIndex
 from .registry import Registry
 from .repository import Repository
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
     "DEFAULT_MIN_AGE",
     "GCResult",
     "GarbageCollector",
@@ -45,6 +55,9 @@ __all__ = [
 ]
 
 DEFAULT_MIN_AGE = timedelta(hours=1)
+#: How long a collector's lease on object storage lasts unrenewed: a collector that dies holds
+#: others off this long.
+DEFAULT_LEASE_TTL = timedelta(minutes=1)
 SLACK = 1.0
 
 
@@ -55,24 +68,17 @@ class GCResult:
     deleted_manifests: list[tuple[str, Digest]] = field(default_factory=list)
     kept_recent: list[Digest] = field(default_factory=list)
     unreadable: list[tuple[str, Digest, str]] = field(default_factory=list)
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return None
+    removed_aliases: list[str] = field(default_factory=list)
 
 
 def _reachable(repo: Repository) -> set[Digest]:
     """Manifests reached from tags, through indexes, and referrers of reached manifests."""
     manifests = repo.manifests()
-    tags = repo.tags()
+    driver = repo.registry.driver
     reached: set[Digest] = set()
     pending = []
-    root = repo.registry.driver.require_filesystem("garbage collection")
-    for tag in tags.all():
-        digest = read_link(root / Layout.tag_current_link(repo.name, tag))
+    for tag in repo.tags().all():
+        digest = parse_link(driver.read(Layout.tag_current_link(repo.name, tag)))
         if digest is not None:
             pending.append(digest)
     while pending:
@@ -90,8 +96,14 @@ def _reachable(repo: Repository) -> set[Digest]:
     return reached
 
 
+def collector_name() -> str:
+    """Who a collector is, in the lease, for the message another one gives."""
+    return f"ocistore gc on {socket.gethostname()} (pid {os.getpid()}, {uuid.uuid4().hex[:8]})"
+
+
 class GarbageCollector:
-    """One collection, in two phases: ``mark()`` then ``sweep()`` (``run()`` does both)."""
+    """One collection, in two phases: ``mark()`` then ``sweep()`` (``run()`` does both and
+    releases the lease; after calling the phases directly, call ``release()``)."""
 
     def __init__(
         self,
@@ -100,43 +112,102 @@ class GarbageCollector:
         dry_run: bool = False,
         delete_untagged: bool = False,
         min_age: timedelta = DEFAULT_MIN_AGE,
+        wait: float = 0.0,
+        lease_ttl: timedelta = DEFAULT_LEASE_TTL,
         log: Callable[[str], object] | None = None,
     ) -> None:
-        # The protocol stands on flock and modification times, which object storage lacks.
-        registry.driver.require_filesystem("garbage collection")
         self.registry = registry
+        self.lease_ttl = lease_ttl
         self.dry_run = dry_run
         self.delete_untagged = delete_untagged
+        self.min_age = min_age
+        self.wait = wait
         self.say = log or (lambda _message: None)
-        self.cutoff = time.time() - min_age.total_seconds() - SLACK
         self.result = GCResult()
+        self._lease: GcLease | None = None
+        self.cutoff = 0.0
+
+    def acquire(self) -> None:
+        """Takes the storage's lease (waiting up to ``wait`` seconds for another collector to
+        finish) and sets the cutoff from the storage's clock."""
+        if self._lease is not None:
+            return
+        deadline = time.monotonic() + self.wait
+        owner = collector_name()
+        ttl = self.lease_ttl.total_seconds()
+        while isinstance(lease := self.registry.driver.gc_lease(owner, ttl), str):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ErrCollectorBusy(
+                    f"another garbage collector is running on {self.registry.driver.url}: "
+                    f"{lease}; try again later (or wait for it with --wait)",
+                    detail={"holder": lease},
+                )
+            time.sleep(min(2.0, left))
+        self._lease = lease
+        self.cutoff = lease.started_at - self.min_age.total_seconds() - SLACK
+
+    def release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+
+    def _held(self) -> GcLease:
+        self.acquire()
+        assert self._lease is not None
+        if not self._lease.renew() or not self._lease.holds():
+            raise ErrCollectorLeaseLost(
+                f"the garbage collector lost its lease on {self.registry.driver.url} (it "
+                "could not renew it in time, or another collector took it over); it stopped "
+                "deleting: run it again"
+            )
+        return self._lease
+
+    def _may_delete(self, claim: GcClaim, what: str) -> bool:
+        """The last look before a delete: the lease is still ours and the claim still holds."""
+        self._held()
+        if claim.holds():
+            return True
+        self.say(f"keeping {what}: its claim lapsed before the delete (slow storage)")
+        return False
 
     def run(self) -> GCResult:
-        self.mark()
-        self.sweep()
-        if not self.dry_run:
-            self.prune_aliases()
+        try:
+            self.mark()
+            self.sweep()
+            if not self.dry_run:
+                self.prune_aliases()
+        finally:
+            self.release()
         return self.result
 
     def prune_aliases(self) -> None:
         """Removes the global aliases (``Layout.blob_alias``) whose bytes are gone: a sha512
         digest's record of the sha256 its blob is stored under, left behind when the collector
-        deletes that blob. Under the exclusive lock, checked again there: a commit rewrites its
-        alias after publishing, under the shared lock."""
+        deletes that blob. A commit marks its alias before it looks at it."""
         driver, base = self.registry.driver, Layout.blob_aliases()
         for alg in driver.list(base):
             for hex_ in driver.list(f"{base}/{alg}"):
-                key = f"{base}/{alg}/{hex_}"
-                with self.registry.gc_lock(exclusive=True):
-                    target = parse_link(driver.read(f"{key}/{Layout.LINK}"))
+                key = f"{base}/{alg}/{hex_}/{Layout.LINK}"
+                with driver.gc_claim(key) as claim:
+                    marked = claim.marked_at()
+                    if marked is None or marked >= self.cutoff:
+                        continue
+                    target = parse_link(driver.read(key))
                     if target is not None and driver.exists(Layout.blob_data(target)):
                         continue
+                    if not self._may_delete(claim, f"alias {alg}:{hex_}"):
+                        continue
                     self.say(f"removing alias {alg}:{hex_}")
-                    driver.delete(key)
+                    self.result.removed_aliases.append(f"{alg}:{hex_}")
+                    driver.delete(f"{base}/{alg}/{hex_}")
+                    claim.forget()
 
     def mark(self) -> None:
         registry, result = self.registry, self.result
+        self._held()
         for name in registry.repositories():
+            self._held()  # renewed as it goes: a mark phase may outlast the lease's term
             repo = registry.repository(name)
             manifests = repo.manifests()
             reachable = _reachable(repo) if self.delete_untagged else set()
@@ -162,29 +233,33 @@ class GarbageCollector:
                         result.marked.add(repo.blobs().resolve(ref.digest))
 
     def _delete_untagged(self, repo: Repository, digest: Digest) -> bool:
-        root = self.registry.driver.require_filesystem("garbage collection")
-        link = root / Layout.revision_link(repo.name, digest)
-        with self.registry.gc_lock(exclusive=True):
-            mtime = _mtime(link)
-            if mtime is None or mtime >= self.cutoff or repo.tags().lookup(digest):
+        with self.registry.driver.gc_claim(Layout.revision_link(repo.name, digest)) as claim:
+            marked = claim.marked_at()
+            if marked is None or marked >= self.cutoff or repo.tags().lookup(digest):
+                return False
+            if not self._may_delete(claim, f"{repo.name}@{digest}"):
                 return False
             self.say(f"{repo.name}: deleting untagged manifest {digest}")
             self.result.deleted_manifests.append((repo.name, digest))
             if not self.dry_run:
                 repo.manifests().delete(digest)
+                claim.forget()
             return True
 
     def sweep(self) -> None:
-        blobs = self.registry.blobs()
+        blobs, driver = self.registry.blobs(), self.registry.driver
+        self._held()
         for digest in list(blobs.enumerate()):
             if digest in self.result.marked:
                 continue
-            data = Path(blobs.path(digest))
-            with self.registry.gc_lock(exclusive=True):
-                mtime = _mtime(data)
-                if mtime is None:
+            with driver.gc_claim(Layout.blob_data(digest)) as claim:
+                marked = claim.marked_at()
+                if marked is None:
                     continue
-                if mtime >= self.cutoff:
+                if marked >= self.cutoff:
+                    self.result.kept_recent.append(digest)
+                    continue
+                if not self._may_delete(claim, f"blob {digest}"):
                     self.result.kept_recent.append(digest)
                     continue
                 self.say(f"deleting blob {digest}")
@@ -195,6 +270,7 @@ class GarbageCollector:
                         self.registry.descriptor_cache.forget_blob(digest)
                     with contextlib.suppress(ErrBlobUnknown):
                         blobs.delete(digest)
+                    claim.forget()
 
 
 def collect_garbage(
@@ -203,12 +279,21 @@ def collect_garbage(
     dry_run: bool = False,
     delete_untagged: bool = False,
     min_age: timedelta = DEFAULT_MIN_AGE,
+    wait: float = 0.0,
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL,
     log: Callable[[str], object] | None = None,
 ) -> GCResult:
     """Marks from every manifest (and, with ``delete_untagged``, deletes manifests no tag
-    reaches), then sweeps unreferenced blobs older than ``min_age``."""
+    reaches), then sweeps unreferenced blobs older than ``min_age``. ``ErrCollectorBusy`` when
+    another collector holds the lease for longer than ``wait`` seconds."""
     return GarbageCollector(
-        registry, dry_run=dry_run, delete_untagged=delete_untagged, min_age=min_age, log=log
+        registry,
+        dry_run=dry_run,
+        delete_untagged=delete_untagged,
+        min_age=min_age,
+        wait=wait,
+        lease_ttl=lease_ttl,
+        log=log,
     ).run()
 
 

@@ -187,6 +187,9 @@ class ManifestService:
             check_tag(each)
         digest = manifest.digest
         with self.registry.gc_lock():
+            # Marked before anything is looked at: a collector deciding on an untagged revision
+            # of the same digest keeps it, or deletes it first and this put stores it again.
+            self.driver.touch(self._link_key(digest))
             self._verify(manifest)
             stored = self.registry.blobs().put(
                 manifest.media_type, manifest.payload(), algorithm=manifest.algorithm

@@ -62,6 +62,9 @@ class TagService:
         digest = descriptor.digest if isinstance(descriptor, Descriptor) else Digest(descriptor)
         check_tag(tag)
         with self.registry.gc_lock():
+            # Marked first: a collector about to delete the untagged revision keeps it, or
+            # deletes it before the check below, which then refuses the tag.
+            self.driver.touch(Layout.revision_link(self.repository.name, digest))
             if not self.repository.manifests().exists(digest):
                 raise ErrManifestUnknownRevision(
                     f"cannot tag {tag!r}: manifest {digest} is not in repository "
