@@ -42,10 +42,15 @@ def s3_backend(weed: SeaweedFS, bucket: str) -> Backend:
 
 @contextlib.contextmanager
 def s3_server(
-    tmp: Path, backend: Backend, root: str = "/ocistore", **options: Any
+    tmp: Path,
+    backend: Backend,
+    root: str = "/ocistore",
+    *,
+    extra: tuple[str, ...] = (),
+    **options: Any,
 ) -> Iterator[Server]:
     tmp.mkdir(parents=True, exist_ok=True)
     config = backend_config(tmp / "config.yml", backend, root, **options)
     # --root only names where the server's log goes: the configuration stores in the bucket.
-    with ocistore_server(tmp / "unused", extra=["--config", str(config)]) as server:
+    with ocistore_server(tmp / "unused", extra=["--config", str(config), *extra]) as server:
         yield server

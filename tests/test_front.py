@@ -5,6 +5,7 @@ front."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from ocistore.server.config import Config, ConfigError
 from ocistore.server.serve import serve
 
 from .images import OCI_MANIFEST, make_image
+from .object_stores import Backend, s3_server
 from .servers import Server, ocistore_server
 
 REPO = "front/test"
@@ -556,9 +559,76 @@ def test_uploads_beyond_the_large_block_limit_arrive_whole(tmp_path: Path) -> No
             sock.close()
 
 
-def test_front_refuses_object_storage() -> None:
-    with pytest.raises(ConfigError, match="filesystem storage only"):
-        serve(Config(native_front=True, s3={"bucket": "b"}))
+@contextlib.contextmanager
+def object_pair(
+    backend: Backend, tmp: Path, *, redirect: bool = False, apart: bool = False
+) -> Iterator[tuple[Server, Server]]:
+    """The application alone and the front before another application, on one root directory
+    of an object store (or each on its own, ``apart``)."""
+    root = f"/front-{uuid.uuid4().hex[:8]}"
+    with (
+        s3_server(tmp / "app", backend, root + "-app" * apart, redirect=redirect,
+                  extra=("--no-native-front",)) as app,
+        s3_server(tmp / "front", backend, root, redirect=redirect) as front,
+    ):  # fmt: skip
+        yield app, front
+
+
+def test_on_object_storage_the_same_answers_as_the_application(
+    backend: Backend, tmp_path: Path
+) -> None:
+    # Blob GETs streamed from the store (storage.redirect.disable), HEADs, ranges: as on a
+    # filesystem, every case the front answers is answered as the application does.
+    with object_pair(backend, tmp_path) as (app, front), front.client() as f, app.client() as a:
+        for repo, data in [(REPO, BIG), (REPO, SMALL), (REPO, b""), ("front/other", SMALL)]:
+            push(f, repo, data)
+        for method, path, headers, by_front in CASES:
+            expected = a.request(method, path, headers=headers)
+            got = f.request(method, path, headers=headers)
+            assert answered_by_front(got) == by_front, (method, path, headers)
+            assert comparable(got) == comparable(expected), (method, path, headers)
+
+
+def test_on_object_storage_gets_redirect_to_the_store(backend: Backend, tmp_path: Path) -> None:
+    with (
+        object_pair(backend, tmp_path, redirect=True) as (app, front),
+        front.client() as f,
+        app.client() as a,
+    ):
+        digest = push(f, REPO, BIG)
+        for headers in [{}, {"Range": "bytes=10-19"}]:
+            expected = a.get(f"/v2/{REPO}/blobs/{digest}", headers=headers)
+            got = f.get(f"/v2/{REPO}/blobs/{digest}", headers=headers)
+            assert got.status_code == 307 and answered_by_front(got)
+            location = got.headers["location"]
+            assert location.startswith(backend.endpoint)
+            assert {k: v for k, v in comparable(got)[1].items() if k != "location"} == {
+                k: v for k, v in comparable(expected)[1].items() if k != "location"
+            }
+            fetched = httpx.get(location, headers=headers)
+            assert fetched.content == (BIG[10:20] if headers else BIG)
+        head = f.head(f"/v2/{REPO}/blobs/{digest}")  # a HEAD is answered, not redirected
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(BIG))
+
+
+def test_on_object_storage_uploads_answer_as_the_application(
+    backend: Backend, tmp_path: Path
+) -> None:
+    # PATCH bodies larger than a part (5 MiB): the front writes the multipart upload itself.
+    data = os.urandom(11 * 1024 * 1024 + 7)
+    with (
+        object_pair(backend, tmp_path, apart=True) as (app, front),
+        app.client() as a,
+        front.client() as f,
+    ):
+        expected = upload_session(a, "up/same", data)
+        got = upload_session(f, "up/same", data)
+        assert f.get(f"/v2/up/same/blobs/{digest_of(data)}").content == data
+    assert [answer for _, answer in got] == [answer for _, answer in expected]
+    assert [by for by, _ in got] == [
+        True, True, False, False, False, True, False, True,
+        False, False, False, False, False, True, True, False,
+    ]  # fmt: skip
 
 
 # -- the core's Front on its own -------------------------------------------------------------

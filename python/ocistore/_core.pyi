@@ -132,6 +132,9 @@ class ObjectStore:
     def delete(self, key: str) -> bool: ...
     def copy(self, source: str, target: str) -> None: ...
     def signed_url(self, key: str, expires_seconds: float) -> str: ...
+    def blob_redirect_url(self, digest: Digest | str) -> str:
+        """The presigned URL a GET of the blob is redirected to (valid 20 minutes, as
+        distribution's S3 driver gives them)."""
 
 @final
 class Storage:
@@ -351,8 +354,9 @@ class Layout:
 @final
 class Front:
     """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
-    once, answers blob GET/HEAD under ``blob_root`` itself, writes upload bodies there when
-    ``uploads``, and passes the rest to the application on the unix socket ``upstream``, with
+    once, answers blob GET/HEAD under ``blob_root`` (or on ``object_store``, a GET redirected
+    to a presigned URL with ``redirect``) itself, writes upload bodies there when ``uploads``,
+    and passes the rest to the application on the unix socket ``upstream``, with
     ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
     request body the client sends nothing of, or a response it takes nothing of, for
     ``body_idle_timeout`` seconds ends the request (0: never)."""
@@ -365,6 +369,8 @@ class Front:
         upstream: str | PathLike[str],
         secret: str,
         blob_root: str | PathLike[str] | None = None,
+        object_store: ObjectStore | None = None,
+        redirect: bool = True,
         uploads: bool = False,
         authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,

@@ -11,10 +11,14 @@ use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 
+use std::sync::Arc;
+
 use super::Body;
 use crate::digest::Digest;
 use crate::grammar::{self, ByteRange, valid_name};
 use crate::linked;
+use crate::objstore::runtime::runtime;
+use crate::objstore::{Remote, blobs};
 use crate::storage::{BlobSource, Storage};
 
 /// Reads of a GET body, one kept ahead of the socket.
@@ -23,6 +27,8 @@ const READ_BLOCK: u64 = crate::blocks::GET_READ_BLOCK as u64;
 /// What the front found for a blob request it may answer.
 pub struct LocalBlob {
     pub digest: Digest,
+    /// The digest its bytes are stored under (`linked::resolve`).
+    pub stored: Digest,
     pub source: Box<dyn BlobSource>,
     pub size: u64,
     /// `(start, length)` of a satisfiable single range, None for the whole blob.
@@ -59,16 +65,16 @@ pub fn lookup(storage: &Storage, path: &str, headers: &HeaderMap) -> Option<Loca
     };
     Some(LocalBlob {
         digest,
+        stored,
         source,
         size,
         range,
     })
 }
 
-/// The response for `blob`: headers as the application sends them, the body read from disk in
-/// blocks, one read ahead.
-pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> Response<Body> {
-    let digest = blob.digest.to_string();
+/// The headers of every blob answer, as the application sends them.
+fn blob_headers(digest: &Digest, extra: &[(String, String)]) -> http::response::Builder {
+    let digest = digest.to_string();
     let mut builder = Response::builder()
         .header("Docker-Distribution-API-Version", "registry/2.0")
         .header(header::CONTENT_TYPE, "application/octet-stream")
@@ -79,6 +85,71 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
     for (name, value) in extra {
         builder = builder.header(name.as_str(), value.as_str());
     }
+    builder
+}
+
+/// The response for `blob`: headers as the application sends them, the body read from disk in
+/// blocks, one read ahead.
+pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> Response<Body> {
+    let (builder, start, length) = status_and_range(blob_headers(&blob.digest, extra), &blob);
+    let body = if *method == Method::HEAD || length == 0 {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        read_ahead(blob.source, start, length)
+    };
+    builder
+        .body(body)
+        .expect("static header names and formatted values are valid")
+}
+
+/// The response for a blob on object storage: a GET redirected to a presigned URL (with
+/// `redirect`, as the application does, ranges included), else as `respond` with the body
+/// streamed from one GET of the store. None when the URL cannot be signed (the application
+/// answers that failure).
+pub async fn respond_remote(
+    blob: LocalBlob,
+    method: &Method,
+    extra: &[(String, String)],
+    remote: &Arc<Remote>,
+    redirect: bool,
+) -> Option<Response<Body>> {
+    let builder = blob_headers(&blob.digest, extra);
+    if redirect && *method == Method::GET {
+        let (signer, stored) = (remote.clone(), blob.stored.clone());
+        let url = runtime()
+            .spawn(async move { blobs::redirect_url(&signer, &stored).await })
+            .await
+            .ok()?
+            .ok()?;
+        let response = builder
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(header::CONTENT_LENGTH, 0)
+            .body(Empty::new().map_err(|never| match never {}).boxed());
+        return response.ok();
+    }
+    let (builder, start, length) = status_and_range(builder, &blob);
+    let body = if *method == Method::HEAD || length == 0 {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        let pieces = blobs::stream(remote.clone(), &blob.stored, start, length).ok()?;
+        let frames = stream::unfold(pieces, |mut pieces| async move {
+            let piece = pieces.recv().await?;
+            Some((
+                piece.map(Frame::data).map_err(std::io::Error::other),
+                pieces,
+            ))
+        });
+        StreamBody::new(frames).boxed()
+    };
+    builder.body(body).ok()
+}
+
+/// The status, `Content-Range` and `Content-Length` of `blob`'s answer, and the span it sends.
+fn status_and_range(
+    mut builder: http::response::Builder,
+    blob: &LocalBlob,
+) -> (http::response::Builder, u64, u64) {
     let (status, start, length) = match blob.range {
         None => (StatusCode::OK, 0, blob.size),
         Some((start, length)) => {
@@ -91,14 +162,7 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
     builder = builder
         .status(status)
         .header(header::CONTENT_LENGTH, length);
-    let body = if *method == Method::HEAD || length == 0 {
-        Empty::new().map_err(|never| match never {}).boxed()
-    } else {
-        read_ahead(blob.source, start, length)
-    };
-    builder
-        .body(body)
-        .expect("static header names and formatted values are valid")
+    (builder, start, length)
 }
 
 type Read = tokio::task::JoinHandle<(Box<dyn BlobSource>, std::io::Result<Bytes>)>;

@@ -41,6 +41,7 @@ use crate::digest::Digest;
 use crate::error::ErrorCode;
 use crate::grammar;
 use crate::linked;
+use crate::objstore::{ObjectBlobs, Remote};
 use crate::storage::Storage;
 use crate::store::backend::FsBlobs;
 use idle::{BodyError, IdleBody, WriteStallGuard};
@@ -62,8 +63,13 @@ pub struct FrontConfig {
     /// The application's unix socket.
     pub upstream: PathBuf,
     /// The filesystem storage root whose blobs the front serves; None sends every request on
-    /// (the application then checks authentication, or storage is not local).
+    /// (the application then checks authentication), unless `object_store` is given.
     pub blob_root: Option<PathBuf>,
+    /// Object storage whose blobs the front serves (instead of `blob_root`).
+    pub object_store: Option<Arc<Remote>>,
+    /// On object storage, whether a blob GET is answered with a redirect to a presigned URL
+    /// (`storage.redirect`) rather than streamed through.
+    pub redirect: bool,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
     /// Whether the application checks credentials (the front then asks it, see `grants`).
@@ -114,10 +120,11 @@ impl Front {
             .build()?;
         let listener = runtime.block_on(TcpListener::bind(listen))?;
         let address = listener.local_addr()?;
-        let storage = config
-            .blob_root
-            .clone()
-            .map(|root| Storage::new(Arc::new(FsBlobs::new(root))));
+        let storage = match (&config.object_store, &config.blob_root) {
+            (Some(remote), _) => Some(Storage::new(Arc::new(ObjectBlobs::new(remote.clone())))),
+            (None, Some(root)) => Some(Storage::new(Arc::new(FsBlobs::new(root.clone())))),
+            (None, None) => None,
+        };
         let shared = Arc::new(Shared {
             storage,
             grants: config.authenticate.then(grants::Grants::default),
@@ -275,12 +282,9 @@ async fn handle(
             started,
             user,
         };
-        // Inline, not on the blocking pool: a link read, an open and a stat on a local
-        // filesystem take microseconds, less than the hop (the application decided the same).
         if (method == Method::GET || method == Method::HEAD)
-            && let Some(found) = blob::lookup(storage, &path, request.headers())
+            && let Some(response) = blob_answer(storage, &request, shared).await
         {
-            let response = blob::respond(found, &method, &shared.config.headers);
             let record = Record::new("blob", &method, response.status(), &path, &who);
             return response
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
@@ -324,6 +328,31 @@ async fn handle(
         return tail::respond(storage, root, order, answer);
     }
     answer
+}
+
+/// The answer to a blob GET or HEAD the front may give itself; None sends it on.
+async fn blob_answer(
+    storage: &Storage,
+    request: &Request<Incoming>,
+    shared: &Shared,
+) -> Option<Response<Body>> {
+    let (method, extra) = (request.method(), &shared.config.headers);
+    let Some(remote) = &shared.config.object_store else {
+        // Inline, not on the blocking pool: a link read, an open and a stat on a local
+        // filesystem take microseconds, less than the hop (the application decided the same).
+        let found = blob::lookup(storage, request.uri().path(), request.headers())?;
+        return Some(blob::respond(found, method, extra));
+    };
+    // Round trips to the store: on the blocking pool, which may wait for the store's runtime.
+    let (looked, path, headers) = (
+        storage.clone(),
+        request.uri().path().to_owned(),
+        request.headers().clone(),
+    );
+    let found = tokio::task::spawn_blocking(move || blob::lookup(&looked, &path, &headers))
+        .await
+        .ok()??;
+    blob::respond_remote(found, method, extra, remote, shared.config.redirect).await
 }
 
 /// The repository of a request the front may answer itself, and whether it writes: a blob

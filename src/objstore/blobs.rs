@@ -3,6 +3,7 @@
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -32,6 +33,53 @@ const READ_PARALLEL: usize = 4;
 const STREAM_AHEAD: usize = 64;
 /// Part uploads in flight for one `put`.
 const PUT_PARALLEL: usize = 2;
+/// How long the presigned URL of a redirected blob GET stays valid (the application's and the
+/// native front's redirects alike; distribution's S3 driver gives 20 minutes too).
+pub const REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
+
+/// The presigned URL a blob GET is redirected to (`storage.redirect`).
+pub async fn redirect_url(remote: &Remote, digest: &Digest) -> Result<String> {
+    remote
+        .signed_url(&layout::blob_data(digest), REDIRECT_EXPIRY)
+        .await
+}
+
+/// `length` bytes of blob `digest` from `start`, as one GET delivers them: the pieces the
+/// connection hands over, passed on without a copy. The GET runs on the object-store runtime
+/// (whose connections it uses) and keeps `STREAM_AHEAD` pieces ahead of the receiver; dropping
+/// the receiver ends it.
+pub fn stream(
+    remote: Arc<Remote>,
+    digest: &Digest,
+    start: u64,
+    length: u64,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
+    let path = remote.path(&layout::blob_data(digest))?;
+    let (sender, pieces) = tokio::sync::mpsc::channel(STREAM_AHEAD);
+    runtime().spawn(async move {
+        let options = object_store::GetOptions {
+            range: Some((start..start + length).into()),
+            ..Default::default()
+        };
+        let mut body = match remote.bucket().get_opts(&path, options).await {
+            Ok(found) => found.into_stream(),
+            Err(error) => {
+                let _ = sender.send(Err(failed("GET", &path)(error))).await;
+                return;
+            }
+        };
+        while let Some(piece) = body.next().await {
+            if sender
+                .send(piece.map_err(failed("GET", &path)))
+                .await
+                .is_err()
+            {
+                return; // the client went away
+            }
+        }
+    });
+    Ok(pieces)
+}
 
 pub struct ObjectBlobs {
     remote: Arc<Remote>,

@@ -1,3 +1,4 @@
+use super::objstore::PyObjectStore;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,7 +25,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -32,6 +33,8 @@ impl PyFront {
         upstream: PathBuf,
         secret: String,
         blob_root: Option<PathBuf>,
+        object_store: Option<Bound<'_, PyObjectStore>>,
+        redirect: bool,
         uploads: bool,
         authenticate: bool,
         headers: Vec<(String, String)>,
@@ -58,6 +61,8 @@ impl PyFront {
         let config = FrontConfig {
             upstream,
             blob_root,
+            object_store: object_store.map(|store| store.get().remote.clone()),
+            redirect,
             uploads,
             authenticate,
             headers,

@@ -6,6 +6,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::digest::digest_arg;
+use crate::objstore::blobs;
 use crate::objstore::keys::{check_key, check_prefix};
 use crate::objstore::runtime::block_on;
 use crate::objstore::{AzureConfig, Remote, S3Config};
@@ -223,6 +225,12 @@ impl PyObjectStore {
                 ))
             })?;
         Ok(py.detach(|| block_on(self.remote.signed_url(key, expires)))?)
+    }
+
+    /// The presigned URL a GET of blob `digest` is redirected to (`storage.redirect`).
+    fn blob_redirect_url(&self, py: Python<'_>, digest: &Bound<'_, PyAny>) -> PyResult<String> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| block_on(blobs::redirect_url(&self.remote, &digest)))?)
     }
 
     fn __repr__(&self) -> String {

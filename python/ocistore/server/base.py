@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _core
-from .._core import Digest, Layout
+from .._core import Digest
 from ..aio import READ_BLOCK, AsyncBlobStore, AsyncBlobWriter
 from ..errors import (
     ErrBlobUploadInUse,
@@ -40,13 +40,11 @@ from .metrics import Metrics
 if TYPE_CHECKING:
     from ..proxy.cache import PullThroughCache, Selected
 
-__all__ = ["REDIRECT_SECONDS", "AppBase"]
+__all__ = ["AppBase"]
 
 #: Reads of a blob GET larger than one ``READ_BLOCK``: the core's size, which the native front
 #: reads in too.
 GET_BLOCK: int = _core.GET_READ_BLOCK
-#: How long a presigned blob URL stays valid (distribution's S3 driver: 20 minutes).
-REDIRECT_SECONDS = 20 * 60
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 log = logging.getLogger("ocistore.server")
@@ -113,8 +111,7 @@ class AppBase:
         self.local_files = isinstance(driver, FilesystemDriver)
         self.redirect_url: Callable[[Digest], str] | None = None
         if isinstance(driver, ObjectStoreDriver) and config.redirect:
-            store = driver.store
-            self.redirect_url = lambda d: store.signed_url(Layout.blob_data(d), REDIRECT_SECONDS)
+            self.redirect_url = driver.store.blob_redirect_url
         self.access_controller = make_access_controller(config.auth)
         self._extra_headers = [
             (name, value) for name, values in config.headers.items() for value in values

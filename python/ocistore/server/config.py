@@ -174,9 +174,9 @@ class Config:
         )
 
     def front_in_use(self) -> bool:
-        """Whether ``serve`` puts the native front before the application: as configured, and
-        by default on filesystem storage."""
-        return not self.object_storage() if self.native_front is None else self.native_front
+        """Whether ``serve`` puts the native front before the application: as configured (by
+        default it does)."""
+        return True if self.native_front is None else self.native_front
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

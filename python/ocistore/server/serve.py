@@ -47,14 +47,13 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         Path(config.root).mkdir(parents=True, exist_ok=True)
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ocistore-metrics-")
-    if config.native_front and config.object_storage():
-        raise ConfigError("http.nativefront serves filesystem storage only")
     config.native_front = config.front_in_use()
     if not config.native_front:
         os.environ["OCISTORE_CONFIG"] = config.to_json()
         _run(config, host, port, None, workers, server)
         return
     from .._core import Front
+    from ..storage.driver import FilesystemDriver, ObjectStoreDriver
 
     # Workers start as fresh interpreters, not forks of this process: a fork would carry copies
     # of the front's sockets (its listener, its clients' connections) into every worker, where
@@ -67,13 +66,16 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
     config.front_secret = secrets.token_urlsafe(32)
     os.environ["OCISTORE_CONFIG"] = config.to_json()
     headers = [(name, value) for name, values in config.headers.items() for value in values]
+    driver = config.storage_driver()
     try:
         front = Front(
             _ip(host, port),
             port,
             upstream=upstream,
             secret=config.front_secret,
-            blob_root=Path(config.root).resolve(),
+            blob_root=Path(config.root).resolve() if isinstance(driver, FilesystemDriver) else None,
+            object_store=driver.store if isinstance(driver, ObjectStoreDriver) else None,
+            redirect=config.redirect,
             uploads=not config.readonly and not config.proxy,
             authenticate=bool(config.auth),
             headers=headers,
