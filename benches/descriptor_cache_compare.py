@@ -1,5 +1,6 @@
 """The blob descriptor cache on S3, side by side in one run: blob HEAD and manifest GET latency of
-``ocistore serve`` on SeaweedFS without a cache, with ``inmemory`` and with ``redis``.
+``ocistore serve`` on SeaweedFS without a cache, with ``inmemory`` and with ``redis``, each
+with the native front before the application (``+front``) and without it (``app``).
 
     python benches/descriptor_cache_compare.py [--count 500] [--rounds 3]
 
@@ -57,12 +58,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
     args = parser.parse_args()
-    results: dict[str, list[dict[str, float]]] = {"none": [], "inmemory": [], "redis": []}
+    variants = {
+        "app": ("none", False), "none+front": ("none", True),
+        "inmemory": ("inmemory", False), "inmemory+front": ("inmemory", True),
+        "redis": ("redis", False), "redis+front": ("redis", True),
+    }  # fmt: skip
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="ocistore-cache-bench-") as tmp:
         base = Path(tmp)
         with seaweedfs(base) as weed, redis_server(base) as redis_addr:
             for _ in range(args.rounds):
-                for kind in results:
+                for name, (kind, front) in variants.items():
                     storage: dict[str, Any] = {
                         "s3": weed.storage_s3(weed.bucket()),
                         "redirect": {"disable": True},
@@ -73,13 +79,14 @@ def main() -> int:
                         storage["cache"] = {"blobdescriptor": kind}
                     if kind == "redis":
                         document["redis"] = {"addr": redis_addr}
-                    config = base / f"{kind}.yml"
+                    config = base / f"{name}.yml"
                     config.write_text(yaml.safe_dump(document))
-                    with ocistore_server(base / kind, extra=["--config", str(config)]) as server:
+                    extra = ["--config", str(config)] + ([] if front else ["--no-native-front"])
+                    with ocistore_server(base / name, extra=extra) as server:
                         target = Target(server.url)
                         head = heads(target, "bench/app", args.count, TIME_LIMIT)
                         get = manifest_gets(target, args.count)
-                    results[kind].append({
+                    results[name].append({
                         "head_p50_ms": percentile(head, 0.5) * 1000,
                         "head_p99_ms": percentile(head, 0.99) * 1000,
                         "manifest_p50_ms": percentile(get, 0.5) * 1000,
@@ -90,7 +97,7 @@ def main() -> int:
         for kind, rows in results.items()
     }
     print(f"{'ms (medians of the rounds)':<28}" + "".join(f"{k:>12}" for k in medians))
-    for key in medians["none"]:
+    for key in medians["app"]:
         print(f"{key:<28}" + "".join(f"{medians[k][key]:>12.3f}" for k in medians))
     if args.json:
         Path(args.json).write_text(json.dumps({"rounds": results, "medians": medians}, indent=2))

@@ -45,7 +45,12 @@ pub fn link_if_absent(links: &dyn LinkStore, key: &str, digest: &Digest) -> Resu
 /// is. A link naming another digest of the same algorithm is no link (it cannot be an alias).
 pub fn resolve(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<Option<Digest>> {
     let held = read_link(links, &layout::layer_link(name, digest))?;
-    Ok(held.filter(|held| held == digest || held.algorithm() != digest.algorithm()))
+    Ok(held.filter(|held| serves(held, digest)))
+}
+
+/// Whether a repository's link under `digest` holding `held` serves bytes (`resolve`).
+pub fn serves(held: &Digest, digest: &Digest) -> bool {
+    held == digest || held.algorithm() != digest.algorithm()
 }
 
 /// Whether repository `name` links the blob (itself, or by distribution's alias).

@@ -355,8 +355,10 @@ class Layout:
 class Front:
     """The native HTTP front (see ``ocistore.server.serve``): listens on ``host:port`` at
     once, answers blob GET/HEAD under ``blob_root`` (or on ``object_store``, a GET redirected
-    to a presigned URL with ``redirect``) itself, writes upload bodies there when ``uploads``,
-    and passes the rest to the application on the unix socket ``upstream``, with
+    to a presigned URL with ``redirect``; with ``descriptor_cache`` only proxied GETs, the
+    application's cache answering the rest without a round trip) itself, writes upload bodies
+    there when ``uploads``, and passes the rest to the application on the unix socket
+    ``upstream``, with
     ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
     request body the client sends nothing of, or a response it takes nothing of, for
     ``body_idle_timeout`` seconds ends the request (0: never)."""
@@ -371,6 +373,7 @@ class Front:
         blob_root: str | PathLike[str] | None = None,
         object_store: ObjectStore | None = None,
         redirect: bool = True,
+        descriptor_cache: bool = False,
         uploads: bool = False,
         authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,

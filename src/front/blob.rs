@@ -16,6 +16,7 @@ use std::sync::Arc;
 use super::Body;
 use crate::digest::Digest;
 use crate::grammar::{self, ByteRange, valid_name};
+use crate::layout;
 use crate::linked;
 use crate::objstore::runtime::runtime;
 use crate::objstore::{Remote, blobs};
@@ -27,11 +28,18 @@ const READ_BLOCK: u64 = crate::blocks::GET_READ_BLOCK as u64;
 /// What the front found for a blob request it may answer.
 pub struct LocalBlob {
     pub digest: Digest,
-    /// The digest its bytes are stored under (`linked::resolve`).
-    pub stored: Digest,
     pub source: Box<dyn BlobSource>,
     pub size: u64,
     /// `(start, length)` of a satisfiable single range, None for the whole blob.
+    pub range: Option<(u64, u64)>,
+}
+
+/// What the front found for a blob request on object storage.
+pub struct RemoteBlob {
+    pub digest: Digest,
+    /// The digest its bytes are stored under (`linked::resolve`).
+    pub stored: Digest,
+    pub size: u64,
     pub range: Option<(u64, u64)>,
 }
 
@@ -46,29 +54,68 @@ pub fn parse_blob_path(path: &str) -> Option<(&str, Digest)> {
     Some((name, Digest::parse(digest).ok()?))
 }
 
-/// The blob behind a GET or HEAD the front may answer; None sends the request on.
-pub fn lookup(storage: &Storage, path: &str, headers: &HeaderMap) -> Option<LocalBlob> {
+/// The repository and digest of a blob request the front may answer (not a conditional one).
+fn wanted<'a>(path: &'a str, headers: &HeaderMap) -> Option<(&'a str, Digest)> {
     if headers.contains_key(header::IF_NONE_MATCH) {
         return None;
     }
-    let (name, digest) = parse_blob_path(path)?;
+    parse_blob_path(path)
+}
+
+/// The single satisfiable range asked for (None: the whole blob); None of that when the
+/// application is to answer (a range it ignores or refuses).
+fn range_of(headers: &HeaderMap, size: u64) -> Option<Option<(u64, u64)>> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Some(None);
+    };
+    match grammar::byte_range(value.to_str().ok()?, size) {
+        ByteRange::Satisfiable { start, length } => Some(Some((start, length))),
+        ByteRange::Ignored | ByteRange::Unsatisfiable => None,
+    }
+}
+
+/// The blob behind a GET or HEAD the front may answer; None sends the request on.
+pub fn lookup(storage: &Storage, path: &str, headers: &HeaderMap) -> Option<LocalBlob> {
+    let (name, digest) = wanted(path, headers)?;
     // The bytes may live under another digest (distribution's alias links, `linked::resolve`).
     let stored = linked::resolve(&*storage.links, name, &digest).ok()??;
     let (source, size) = storage.blobs.open(&stored).ok()?;
-    let range = match headers.get(header::RANGE) {
-        None => None,
-        Some(value) => match grammar::byte_range(value.to_str().ok()?, size) {
-            ByteRange::Satisfiable { start, length } => Some((start, length)),
-            // The application ignores it or answers 416.
-            ByteRange::Ignored | ByteRange::Unsatisfiable => return None,
-        },
-    };
     Some(LocalBlob {
         digest,
-        stored,
         source,
         size,
-        range,
+        range: range_of(headers, size)?,
+    })
+}
+
+/// `lookup` on object storage, in one round trip: the repository's link read and the blob's
+/// HEAD at once (a second HEAD only when the link names bytes stored under another digest).
+pub async fn lookup_remote(
+    remote: Arc<Remote>,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<RemoteBlob> {
+    let (name, digest) = wanted(path, headers)?;
+    let (name, wanted_digest) = (name.to_owned(), digest.clone());
+    let found = runtime().spawn(async move {
+        let link = layout::layer_link(&name, &wanted_digest);
+        let data = layout::blob_data(&wanted_digest);
+        let (held, meta) = futures::join!(remote.read(&link), remote.head(&data));
+        let held = held.ok()??.0;
+        let stored = linked::parse_link(&held).filter(|h| linked::serves(h, &wanted_digest))?;
+        let size = if stored == wanted_digest {
+            meta.ok()??.size
+        } else {
+            remote.head(&layout::blob_data(&stored)).await.ok()??.size
+        };
+        Some((stored, size))
+    });
+    let (stored, size) = found.await.ok()??;
+    Some(RemoteBlob {
+        digest,
+        stored,
+        size,
+        range: range_of(headers, size)?,
     })
 }
 
@@ -91,7 +138,8 @@ fn blob_headers(digest: &Digest, extra: &[(String, String)]) -> http::response::
 /// The response for `blob`: headers as the application sends them, the body read from disk in
 /// blocks, one read ahead.
 pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> Response<Body> {
-    let (builder, start, length) = status_and_range(blob_headers(&blob.digest, extra), &blob);
+    let headers = blob_headers(&blob.digest, extra);
+    let (builder, start, length) = status_and_range(headers, blob.size, blob.range);
     let body = if *method == Method::HEAD || length == 0 {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
@@ -107,7 +155,7 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
 /// streamed from one GET of the store. None when the URL cannot be signed (the application
 /// answers that failure).
 pub async fn respond_remote(
-    blob: LocalBlob,
+    blob: RemoteBlob,
     method: &Method,
     extra: &[(String, String)],
     remote: &Arc<Remote>,
@@ -128,7 +176,7 @@ pub async fn respond_remote(
             .body(Empty::new().map_err(|never| match never {}).boxed());
         return response.ok();
     }
-    let (builder, start, length) = status_and_range(builder, &blob);
+    let (builder, start, length) = status_and_range(builder, blob.size, blob.range);
     let body = if *method == Method::HEAD || length == 0 {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
@@ -148,13 +196,14 @@ pub async fn respond_remote(
 /// The status, `Content-Range` and `Content-Length` of `blob`'s answer, and the span it sends.
 fn status_and_range(
     mut builder: http::response::Builder,
-    blob: &LocalBlob,
+    size: u64,
+    range: Option<(u64, u64)>,
 ) -> (http::response::Builder, u64, u64) {
-    let (status, start, length) = match blob.range {
-        None => (StatusCode::OK, 0, blob.size),
+    let (status, start, length) = match range {
+        None => (StatusCode::OK, 0, size),
         Some((start, length)) => {
             let end = start + length - 1;
-            let range = format!("bytes {start}-{end}/{}", blob.size);
+            let range = format!("bytes {start}-{end}/{size}");
             builder = builder.header(header::CONTENT_RANGE, range);
             (StatusCode::PARTIAL_CONTENT, start, length)
         }

@@ -70,6 +70,10 @@ pub struct FrontConfig {
     /// On object storage, whether a blob GET is answered with a redirect to a presigned URL
     /// (`storage.redirect`) rather than streamed through.
     pub redirect: bool,
+    /// The application has a blob descriptor cache (`storage.cache.blobdescriptor`), which
+    /// answers a lookup without the front's two round trips to object storage: there the front
+    /// leaves it the HEADs and redirected GETs, and streams only proxied GETs itself.
+    pub descriptor_cache: bool,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
     /// Whether the application checks credentials (the front then asks it, see `grants`).
@@ -337,22 +341,19 @@ async fn blob_answer(
     shared: &Shared,
 ) -> Option<Response<Body>> {
     let (method, extra) = (request.method(), &shared.config.headers);
-    let Some(remote) = &shared.config.object_store else {
+    let config = &shared.config;
+    let Some(remote) = &config.object_store else {
         // Inline, not on the blocking pool: a link read, an open and a stat on a local
         // filesystem take microseconds, less than the hop (the application decided the same).
         let found = blob::lookup(storage, request.uri().path(), request.headers())?;
         return Some(blob::respond(found, method, extra));
     };
-    // Round trips to the store: on the blocking pool, which may wait for the store's runtime.
-    let (looked, path, headers) = (
-        storage.clone(),
-        request.uri().path().to_owned(),
-        request.headers().clone(),
-    );
-    let found = tokio::task::spawn_blocking(move || blob::lookup(&looked, &path, &headers))
-        .await
-        .ok()??;
-    blob::respond_remote(found, method, extra, remote, shared.config.redirect).await
+    if config.descriptor_cache && (*method == Method::HEAD || config.redirect) {
+        return None;
+    }
+    let found =
+        blob::lookup_remote(remote.clone(), request.uri().path(), request.headers()).await?;
+    blob::respond_remote(found, method, extra, remote, config.redirect).await
 }
 
 /// The repository of a request the front may answer itself, and whether it writes: a blob

@@ -25,7 +25,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, descriptor_cache=false, uploads=false, authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -35,6 +35,7 @@ impl PyFront {
         blob_root: Option<PathBuf>,
         object_store: Option<Bound<'_, PyObjectStore>>,
         redirect: bool,
+        descriptor_cache: bool,
         uploads: bool,
         authenticate: bool,
         headers: Vec<(String, String)>,
@@ -63,6 +64,7 @@ impl PyFront {
             blob_root,
             object_store: object_store.map(|store| store.get().remote.clone()),
             redirect,
+            descriptor_cache,
             uploads,
             authenticate,
             headers,

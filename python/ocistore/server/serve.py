@@ -76,6 +76,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             blob_root=Path(config.root).resolve() if isinstance(driver, FilesystemDriver) else None,
             object_store=driver.store if isinstance(driver, ObjectStoreDriver) else None,
             redirect=config.redirect,
+            descriptor_cache=config.blob_descriptor_cache is not None,
             uploads=not config.readonly and not config.proxy,
             authenticate=bool(config.auth),
             headers=headers,
