@@ -4,6 +4,10 @@ is gone on the other at once."""
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +16,9 @@ import redis
 import yaml
 from ocistore import Registry
 from ocistore._core import Digest, Layout
-from ocistore.errors import ErrManifestUnknownRevision
+from ocistore.descriptor import Descriptor
+from ocistore.errors import ErrBlobUnknown, ErrManifestUnknownRevision
+from ocistore.interfaces import BlobDescriptorService
 from ocistore.server.config import ConfigError, load_config
 from ocistore.storage.descriptor_cache import (
     DescriptorCache,
@@ -97,6 +103,62 @@ def test_lookups_use_and_fill_the_cache(tmp_path: Path) -> None:
     assert cache.get("c/app", digest) is None
 
 
+class Counting:
+    """Middleware (a ``BlobDescriptorServiceFactory``) counting what reaches it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def blob_access_controller(self, service: BlobDescriptorService) -> BlobDescriptorService:
+        factory = self
+
+        class Counted:
+            def stat(self, digest: Digest | str) -> Descriptor:
+                factory.calls.append(("stat", str(digest)))
+                return service.stat(digest)
+
+            def set_descriptor(self, digest: Digest | str, descriptor: Descriptor) -> None:
+                factory.calls.append(("set", str(digest)))
+                service.set_descriptor(digest, descriptor)
+
+            def clear(self, digest: Digest | str) -> None:
+                factory.calls.append(("clear", str(digest)))
+                service.clear(digest)
+
+        return Counted()
+
+
+def test_the_cache_is_middleware_of_each_repositorys_blob_access_controller(
+    tmp_path: Path, cache: DescriptorCache
+) -> None:
+    # As distribution builds a repository's blobs: the linked blob statter, the cache before it
+    # (scoped to the repository), the registry's BlobDescriptorServiceFactory before both.
+    counting = Counting()
+    registry = Registry(
+        tmp_path / "root", descriptor_cache=cache, blob_descriptor_service_factory=counting
+    )
+    blobs = registry.repository("mw/app").blobs()
+    data = b"bytes pushed by their sha512 digest"
+    sha512 = Digest("sha512:" + hashlib.sha512(data).hexdigest())
+    stored = Digest(digest_of(data))
+    blobs.put("application/octet-stream", data, algorithm="sha512")
+    # The descriptor names the bytes as stored (as distribution's linked statter does).
+    assert blobs.lookup(sha512) == (stored, len(data))
+    assert cache.get("mw/app", sha512) == (stored, len(data))
+    assert cache.repository_scoped("mw/app").stat(sha512).digest == stored
+    assert cache.get("mw/other", sha512) is None  # another repository's scope
+    # Served from the cache now: the link can go behind its back and the lookup still answers.
+    link = tmp_path / "root" / Layout.layer_link("mw/app", sha512)
+    link.rename(link.with_name("moved"))
+    assert blobs.lookup(sha512) == (stored, len(data))
+    link.with_name("moved").rename(link)
+    blobs.delete(sha512)  # through the middleware and the cache, then the link
+    assert cache.get("mw/app", sha512) is None
+    assert counting.calls == [("stat", str(sha512))] * 2 + [("clear", str(sha512))]
+    with pytest.raises(ErrBlobUnknown):
+        blobs.lookup(sha512)
+
+
 def test_manifest_revisions_are_cached_and_forgotten_when_deleted(tmp_path: Path) -> None:
     from .images import make_image, push
 
@@ -155,6 +217,26 @@ def test_a_blob_deleted_on_one_instance_is_gone_on_the_other_at_once(
         r = on_b.head(f"/v2/fleet/app/blobs/{digest}")
         assert r.status_code == 404
         assert on_b.get(f"/v2/fleet/app/blobs/{digest}").status_code == 404
+
+        # The collector, run anywhere with the configuration, clears what it collects for
+        # every instance too.
+        orphan = b"referenced by no manifest"
+        r = on_a.post("/v2/fleet/gc/blobs/uploads/", params={"digest": digest_of(orphan)},
+                      content=orphan)  # fmt: skip
+        assert r.status_code == 201
+        assert on_b.head(f"/v2/fleet/gc/blobs/{digest_of(orphan)}").status_code == 200
+        key = f"repository::fleet/gc::blobs::{digest_of(orphan)}"
+        assert redis_client(redis_addr, db=1).exists(key) == 1
+        time.sleep(2.1)  # older than the collector's slack
+        collected = subprocess.run(
+            [sys.executable, "-m", "ocistore.cli", "gc", "--config", str(config),
+             "--min-age", "1s"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert collected.returncode == 0, collected.stderr
+        assert f"deleting blob {digest_of(orphan)}" in collected.stdout
+        assert redis_client(redis_addr, db=1).exists(key) == 0
+        assert on_b.head(f"/v2/fleet/gc/blobs/{digest_of(orphan)}").status_code == 404
 
 
 @pytest.mark.parametrize(

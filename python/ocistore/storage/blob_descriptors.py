@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from .._core import Digest
 from ..descriptor import Descriptor
 from ..errors import ErrBlobInvalidLength, ErrBlobUnknown, ErrDescriptorInvalid, ErrUnsupported
 from ..interfaces import BlobDescriptorService
-from .linked_blobs import LinkedBlobStore
+
+if TYPE_CHECKING:
+    from .linked_blobs import LinkedBlobStore
 
 __all__ = [
     "CachedBlobDescriptorService",
@@ -35,8 +38,11 @@ class LinkedBlobStatter:
         self.blobs = blobs
 
     def stat(self, digest: DigestLike) -> Descriptor:
-        """``ErrBlobUnknown`` unless the blob is linked into the repository."""
-        return self.blobs.stat(digest)
+        """The descriptor of the bytes the repository serves under ``digest`` (its digest is
+        the one they are stored under: another only for distribution's sha512 aliases, as
+        distribution's linked blob statter answers); ``ErrBlobUnknown`` unless the blob is
+        linked into the repository."""
+        return self.blobs.registry.blobs().stat(self.blobs.resolve(digest))
 
     def set_descriptor(self, digest: DigestLike, descriptor: Descriptor) -> None:
         """Links the stored blob ``digest`` into the repository.
@@ -61,7 +67,7 @@ class LinkedBlobStatter:
     def clear(self, digest: DigestLike) -> None:
         """Unlinks the blob (``ErrBlobUnknown`` if it is not linked; ``ErrUnsupported`` when the
         registry has deletes disabled)."""
-        self.blobs.delete(digest)
+        self.blobs.unlink(digest)
 
 
 class MemoryBlobDescriptorCache:

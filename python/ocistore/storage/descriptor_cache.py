@@ -14,6 +14,11 @@ Only what was found is cached (never an absence), and a delete removes the entry
 or the blob goes, so the cache never answers for something a lookup would not find, except
 for the moment between a delete on one instance and the same delete in an inmemory cache of
 another.
+
+Each cache is distribution's ``BlobDescriptorCacheProvider``: ``repository_scoped(name)`` is the
+``BlobDescriptorService`` of one repository's entries, which the registry puts in front of the
+repository's linked blobs (``CachedBlobDescriptorService``, as distribution's cached blob
+statter), ahead of any ``BlobDescriptorServiceFactory`` middleware it is given.
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core import Digest
+from ..descriptor import Descriptor
+from ..errors import ErrBlobUnknown
 
 if TYPE_CHECKING:
     import redis
     from redis.typing import EncodableT, FieldT
 
-__all__ = ["DescriptorCache", "Found", "MemoryDescriptorCache", "RedisDescriptorCache"]
+__all__ = [
+    "DescriptorCache",
+    "Found",
+    "MemoryDescriptorCache",
+    "RedisDescriptorCache",
+    "RepositoryDescriptors",
+]
 
 #: ``(stored digest, size)``: where a repository's blob lives and how large it is.
 Found = tuple[Digest, int]
@@ -43,8 +56,45 @@ class DescriptorCache(Protocol):
     def forget_blob(self, digest: Digest) -> None:
         """The blob is gone from storage: every repository's entry for it goes too."""
 
+    def repository_scoped(self, name: str) -> RepositoryDescriptors:
+        """The entries of repository ``name``, as a ``BlobDescriptorService``."""
 
-class MemoryDescriptorCache:
+
+class RepositoryDescriptors:
+    """One repository's entries of a cache, as a ``BlobDescriptorService``: a descriptor's
+    digest is the one the bytes are stored under (as distribution's linked blob statter
+    answers), which differs from the digest asked for only for an alias (sha512)."""
+
+    def __init__(self, cache: DescriptorCache, name: str) -> None:
+        self.cache = cache
+        self.name = name
+
+    def stat(self, digest: Digest | str) -> Descriptor:
+        parsed = Digest(digest)
+        found = self.cache.get(self.name, parsed)
+        if found is None:
+            raise ErrBlobUnknown(
+                f"blob {parsed} of {self.name} is not in the cache", detail={"digest": str(parsed)}
+            )
+        stored, size = found
+        return Descriptor(OCTET_STREAM, stored, size)
+
+    def set_descriptor(self, digest: Digest | str, descriptor: Descriptor) -> None:
+        self.cache.put(self.name, Digest(digest), (descriptor.digest, descriptor.size))
+
+    def clear(self, digest: Digest | str) -> None:
+        self.cache.forget(self.name, Digest(digest))
+
+
+OCTET_STREAM = "application/octet-stream"
+
+
+class _Scoping:
+    def repository_scoped(self: DescriptorCache, name: str) -> RepositoryDescriptors:
+        return RepositoryDescriptors(self, name)
+
+
+class MemoryDescriptorCache(_Scoping):
     def __init__(self, size: int = 10_000) -> None:
         if size < 1:
             raise ValueError(f"a cache holds at least one descriptor, not {size}")
@@ -76,7 +126,7 @@ class MemoryDescriptorCache:
                 del self._entries[key]
 
 
-class RedisDescriptorCache:
+class RedisDescriptorCache(_Scoping):
     """Over ``client`` (a ``redis.Redis``). Each blob's entry also lists, in the set
     ``blobs::<digest>::repositories``, the repositories that cached it, so that the blob's
     removal clears them all."""
@@ -100,7 +150,7 @@ class RedisDescriptorCache:
         blob: dict[FieldT, EncodableT] = {
             "digest": str(stored),
             "size": size,
-            "mediatype": "application/octet-stream",
+            "mediatype": OCTET_STREAM,
         }
         entry: dict[FieldT, EncodableT] = {**blob, "digest": str(digest), "stored": str(stored)}
         pipe = self.client.pipeline()

@@ -26,12 +26,14 @@ from ..interfaces import (
     CreateOptions,
 )
 from ..store import BlobWriter
+from .blob_descriptors import CachedBlobDescriptorService, LinkedBlobStatter
 from .driver import FilesystemDriver
 from .links import linked_digests
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from ..interfaces import BlobDescriptorService
     from .repository import Repository
 
 __all__ = ["LinkedBlobStore"]
@@ -48,6 +50,15 @@ class LinkedBlobStore:
         self.driver = repository.registry.driver
         self._global = repository.registry.blobs()
         self._layers = Layout.layers(repository.name)
+        # The blob access controller, as distribution's repository builds it: the linked blobs,
+        # behind the registry's descriptor cache, behind its middleware.
+        descriptors: BlobDescriptorService = LinkedBlobStatter(self)
+        if (cache := self.registry.descriptor_cache) is not None:
+            scoped = cache.repository_scoped(repository.name)
+            descriptors = CachedBlobDescriptorService(descriptors, scoped)
+        if (factory := self.registry.blob_descriptor_service_factory) is not None:
+            descriptors = factory.blob_access_controller(descriptors)
+        self.descriptors = descriptors
 
     def resolve(self, digest: DigestLike) -> Digest:
         """The digest whose bytes this repository serves under ``digest``: itself, or the one
@@ -63,18 +74,12 @@ class LinkedBlobStore:
         return stored
 
     def lookup(self, digest: DigestLike) -> tuple[Digest, int]:
-        """``(stored digest, size)`` of a blob this repository links: from the registry's
-        descriptor cache when it has it (no storage round trip), else looked up and cached.
-        ``ErrBlobUnknown`` when the repository does not link it."""
-        parsed = Digest(digest)
-        cache = self.registry.descriptor_cache
-        if cache is not None and (found := cache.get(self.repository.name, parsed)) is not None:
-            return found
-        stored = self.resolve(parsed)
-        size = self._global.stat(stored).size
-        if cache is not None:
-            cache.put(self.repository.name, parsed, (stored, size))
-        return stored, size
+        """``(stored digest, size)`` of a blob this repository links, through its blob access
+        controller (``descriptors``): from the registry's descriptor cache when it has it (no
+        storage round trip), else looked up and cached. ``ErrBlobUnknown`` when the repository
+        does not link it."""
+        found = self.descriptors.stat(digest)
+        return found.digest, found.size
 
     def stat(self, digest: DigestLike) -> Descriptor:
         parsed = Digest(digest)
@@ -181,13 +186,17 @@ class LinkedBlobStore:
         return BlobWriter(self._global._core.claim(upload_id, self.repository.name))
 
     def delete(self, digest: DigestLike) -> None:
-        """Unlinks the blob from this repository (the bytes go when GC finds them unused)."""
+        """Unlinks the blob from this repository (the bytes go when GC finds them unused),
+        through its blob access controller: the descriptor cache forgets it before the link
+        goes, so no instance answers for it afterwards."""
+        self.registry._check_delete()
+        self.descriptors.clear(digest)
+
+    def unlink(self, digest: DigestLike) -> None:
+        """Removes the repository's link (``ErrBlobUnknown`` if there is none)."""
         self.registry._check_delete()
         parsed = Digest(digest)
         self.resolve(parsed)  # ErrBlobUnknown unless linked
-        if self.registry.descriptor_cache is not None:
-            # Before the link goes: no instance answers for it afterwards.
-            self.registry.descriptor_cache.forget(self.repository.name, parsed)
         self.driver.delete(Layout.digest_dir(self._layers, parsed))
 
     def enumerate(self) -> Iterator[Digest]:

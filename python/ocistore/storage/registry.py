@@ -35,6 +35,7 @@ from ..errors import (
     ErrUnsupported,
 )
 from ..interfaces import (
+    BlobDescriptorServiceFactory,
     GlobalScope,
 )
 from ..store import BlobStore
@@ -62,12 +63,15 @@ class Registry:
         delete_enabled: bool = True,
         validation: ManifestValidation | None = None,
         descriptor_cache: DescriptorCache | None = None,
+        blob_descriptor_service_factory: BlobDescriptorServiceFactory | None = None,
     ) -> None:
         """``root``: a directory, or a storage driver (``ocistore.storage.driver``).
         ``validation``: what manifest pushes must satisfy (by default every child of an index
         present, and foreign layers with any http or https URL). ``descriptor_cache``: what
         blob lookups found (``ocistore.storage.descriptor_cache``), kept up to date by deletes
-        and the garbage collector."""
+        and the garbage collector. ``blob_descriptor_service_factory``: middleware around every
+        repository's blob access controller (distribution's ``BlobDescriptorServiceFactory``
+        option), outside the cache."""
         self.driver: StorageDriver = (
             root
             if isinstance(root, (FilesystemDriver, ObjectStoreDriver))
@@ -77,6 +81,7 @@ class Registry:
         self.delete_enabled = delete_enabled
         self.validation = validation or ManifestValidation()
         self.descriptor_cache = descriptor_cache
+        self.blob_descriptor_service_factory = blob_descriptor_service_factory
         self._blobs = self.driver.blob_store()
         self.repositories_key = Layout.repositories()
 
