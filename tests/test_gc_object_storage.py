@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from ocistore import Registry
 from ocistore._core import Layout
-from ocistore.errors import ErrCollectorBusy
+from ocistore.errors import ErrBlobUploadUnknown, ErrCollectorBusy
 from ocistore.server.config import load_config
 from ocistore.storage import OCI_MANIFEST, GarbageCollector, collect_garbage
 from ocistore.storage.driver import ObjectStoreDriver
@@ -279,3 +280,26 @@ def test_a_collector_killed_mid_sweep(backend: Backend, tmp_path: Path) -> None:
             _pull_exact(client, "killed/app", tag, *pusher.tagged[("killed/app", tag)])
         assert driver.store.walk(Layout.gc_claims()) == []
         assert driver.read(Layout.gc_lease()) is None
+
+
+def test_the_collector_purges_uploads_as_configured(backend: Backend, tmp_path: Path) -> None:
+    root = f"/purge-{uuid.uuid4().hex[:8]}"
+    purging = {"enabled": True, "age": "3s", "interval": "24h", "dryrun": False}
+    storage = {**backend.section(root), "maintenance": {"uploadpurging": purging}}
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump({"version": "0.1", "storage": storage}))
+    blobs = Registry(_driver(config)).repository("purge/app").blobs()
+    stale = blobs.create()
+    stale.write(b"abandoned")
+    stale.close()
+    time.sleep(4)
+    fresh = blobs.create()
+    fresh.write(b"in progress")
+    fresh.close()
+    cli = [sys.executable, "-m", "ocistore.cli", "gc", "--config", str(config)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"purged upload {Layout.uploads('purge/app')}/{stale.id}" in done.stdout
+    with pytest.raises(ErrBlobUploadUnknown):
+        blobs.resume(stale.id)
+    assert blobs.resume(fresh.id).size == len(b"in progress")
