@@ -1,17 +1,17 @@
 //! Blob GET and HEAD served by the front itself, through the storage seam (`crate::storage`).
 //!
 //! Only the plain success is answered here: a well-formed repository name and digest, a link
-//! in the repository holding that digest, the blob's data on disk and at most one satisfiable
-//! byte range. Everything else (a missing link, a bad name, a malformed or unsatisfiable range,
+//! in the repository holding that digest, the blob's data in storage and at most one
+//! satisfiable byte range. Everything else (a missing link, a bad name, a malformed or unsatisfiable range,
 //! `If-None-Match`) goes to the application, so each error is answered in one place.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream;
 use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
-
-use std::sync::Arc;
 
 use super::Body;
 use crate::digest::Digest;

@@ -1,5 +1,6 @@
 //! The native front: an HTTP/1.1 server (hyper) that owns the registry's listening socket,
-//! answers blob GET and HEAD from the filesystem itself, starts uploads and writes upload bodies
+//! answers blob GET and HEAD from storage itself (a filesystem, or object storage: there a GET
+//! may be a redirect to the store), starts uploads and writes upload bodies
 //! into them (committing a PUT), and passes every other request, and every case out of the
 //! plain one, to the Python application listening on a unix socket.
 //!

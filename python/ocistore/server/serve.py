@@ -13,8 +13,8 @@ asks it once per credential, repository and access, and reuses a yes for at most
 ``_core.FrontProtocol.GRANT_SECONDS_MAX`` (never past a token's expiry), so a revoked
 credential keeps reading and writing blobs for up to that long; requests without credentials,
 or refused ones, go to the application, which answers with its challenge. With ``http.tls``
-the front speaks TLS (rustls; HTTP/1.1 by ALPN). The front serves filesystem storage only (and
-writes nothing in read-only mode).
+the front speaks TLS (rustls; HTTP/1.1 by ALPN). The front serves filesystem and object storage
+alike (and writes nothing in read-only mode).
 """
 
 from __future__ import annotations
