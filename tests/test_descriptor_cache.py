@@ -227,7 +227,9 @@ def test_a_blob_deleted_on_one_instance_is_gone_on_the_other_at_once(
         assert on_b.head(f"/v2/fleet/gc/blobs/{digest_of(orphan)}").status_code == 200
         key = f"repository::fleet/gc::blobs::{digest_of(orphan)}"
         assert redis_client(redis_addr, db=1).exists(key) == 1
-        time.sleep(2.1)  # older than the collector's slack
+        # Older than --min-age 1s, the collector's slack (1 s) and the store's one-second
+        # timestamps.
+        time.sleep(3.2)
         collected = subprocess.run(
             [sys.executable, "-m", "ocistore.cli", "gc", "--config", str(config),
              "--min-age", "1s"],

@@ -30,6 +30,9 @@ from .images import CONFIG, LAYER, descriptor, digest_of
 from .object_stores import Backend, backend_config, s3_server
 
 SHORT = timedelta(seconds=2)
+#: How much longer than min-age an object must be left alone before the collector takes it: its
+#: one-second slack, and the object store's timestamps, which have a resolution of one second.
+PAST_SLACK = 2.2
 
 
 def _driver(config: Path) -> ObjectStoreDriver:
@@ -125,7 +128,7 @@ def test_pushes_on_one_instance_while_another_collects(backend: Backend, tmp_pat
             seed.blob("pool/orphans", data, "pool/orphans")  # referenced by nothing, ever
             orphans.add(digest_of(data))
         assert orphans <= _blob_keys(_driver(config))
-        time.sleep(SHORT.total_seconds() + 1.5)  # the pool and the orphans are now "old"
+        time.sleep(SHORT.total_seconds() + PAST_SLACK)  # the pool and the orphans are now "old"
 
         pusher = Pusher(client_b)
         done = threading.Event()
@@ -164,7 +167,7 @@ def test_pushes_on_one_instance_while_another_collects(backend: Backend, tmp_pat
                 _pull_exact(client, name, tag, manifest, blobs)
 
         # Once everything is older than min-age, what no tag reaches is gone, and only that.
-        time.sleep(SHORT.total_seconds() + 1.5)
+        time.sleep(SHORT.total_seconds() + PAST_SLACK)
         driver = _driver(config)
         collect_garbage(Registry(driver), min_age=SHORT, delete_untagged=True)
         referenced = {digest_of(m) for m, _ in pusher.tagged.values()}
@@ -231,7 +234,7 @@ def test_a_collector_killed_mid_sweep(backend: Backend, tmp_path: Path) -> None:
         orphans = [rng.randbytes(3_000 + i) for i in range(40)]
         for data in orphans:
             pusher.blob("killed/orphans", data, "killed/orphans")
-        time.sleep(2.5)
+        time.sleep(1 + PAST_SLACK)  # older than --min-age 1s
 
         # A real collector killed while it deletes: nothing it leaves behind matters.
         cli = [sys.executable, "-m", "ocistore.cli", "gc", "--config", str(config),
@@ -272,7 +275,7 @@ def test_a_collector_killed_mid_sweep(backend: Backend, tmp_path: Path) -> None:
         assert pusher.retries == 0
 
         # Once the lease lapses a new collector takes over and finishes the killed one's work.
-        time.sleep(2.5)
+        time.sleep(1 + PAST_SLACK)
         done = subprocess.run([*cli, "--wait", "30"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert not {digest_of(d) for d in orphans} & _blob_keys(driver)
