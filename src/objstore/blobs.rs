@@ -55,10 +55,22 @@ pub fn stream(
     length: u64,
 ) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
     let path = remote.path(&layout::blob_data(digest))?;
+    // The GET ends when the receiver is dropped (its next send fails).
+    let (pieces, _receiving) = receive(remote, path, start..start + length);
+    Ok(pieces)
+}
+
+/// One GET of `range` of the object at `path`, its pieces sent to the receiver as they arrive
+/// (`STREAM_AHEAD` at most waiting), on the object-store runtime.
+fn receive(
+    remote: Arc<Remote>,
+    path: Path,
+    range: std::ops::Range<u64>,
+) -> (tokio::sync::mpsc::Receiver<Result<Bytes>>, JoinHandle<()>) {
     let (sender, pieces) = tokio::sync::mpsc::channel(STREAM_AHEAD);
-    runtime().spawn(async move {
+    let receiving = runtime().spawn(async move {
         let options = object_store::GetOptions {
-            range: Some((start..start + length).into()),
+            range: Some(range.into()),
             ..Default::default()
         };
         let mut body = match remote.bucket().get_opts(&path, options).await {
@@ -69,16 +81,13 @@ pub fn stream(
             }
         };
         while let Some(piece) = body.next().await {
-            if sender
-                .send(piece.map_err(failed("GET", &path)))
-                .await
-                .is_err()
-            {
-                return; // the client went away
+            let piece = piece.map_err(failed("GET", &path));
+            if sender.send(piece).await.is_err() {
+                return; // the reader went away
             }
         }
     });
-    Ok(pieces)
+    (pieces, receiving)
 }
 
 pub struct ObjectBlobs {
@@ -308,26 +317,7 @@ struct BodyStream {
 
 impl BodyStream {
     fn start(remote: Arc<Remote>, path: Path, from: u64, size: u64) -> BodyStream {
-        let (sender, pieces) = tokio::sync::mpsc::channel(STREAM_AHEAD);
-        let receiving = runtime().spawn(async move {
-            let options = object_store::GetOptions {
-                range: Some((from..size).into()),
-                ..Default::default()
-            };
-            let mut body = match remote.bucket().get_opts(&path, options).await {
-                Ok(found) => found.into_stream(),
-                Err(error) => {
-                    let _ = sender.send(Err(failed("GET", &path)(error))).await;
-                    return;
-                }
-            };
-            while let Some(piece) = body.next().await {
-                let piece = piece.map_err(failed("GET", &path));
-                if sender.send(piece).await.is_err() {
-                    return; // the reader went away
-                }
-            }
-        });
+        let (pieces, receiving) = receive(remote, path, from..size);
         BodyStream {
             at: from,
             pending: Bytes::new(),

@@ -199,16 +199,6 @@ impl PyLayout {
     }
 
     #[staticmethod]
-    fn gc_mark(key: &str) -> String {
-        layout::gc_mark(key)
-    }
-
-    #[staticmethod]
-    fn gc_claim(key: &str) -> String {
-        layout::gc_claim(key)
-    }
-
-    #[staticmethod]
     fn gc_claims() -> String {
         layout::gc_claims()
     }
