@@ -225,3 +225,53 @@ def test_random_blob_ranges_agree_with_the_whole(size: int) -> None:
         assert (
             b"".join(blob.chunks(offset, length, chunk=3 * MIB)) == whole[offset : offset + length]
         )
+
+
+def test_bench_compare_two_registries(tmp_path: Path) -> None:
+    # Two real registries side by side (ocistore behind its front and the bare application),
+    # each with its server's pid: every round kept, medians, CPU per image operation, the ratio.
+    with (
+        ocistore_server(tmp_path / "a") as front,
+        ocistore_server(tmp_path / "b", extra=["--no-native-front"]) as app,
+    ):
+        out, plot = tmp_path / "compare.json", tmp_path / "compare.png"
+        code, stdout, stderr = run_bench(
+            "compare", f"front={front.url},pid={front.proc.pid}", f"app={app.url}/v2/",
+            "--rounds", "2", "--kinds", "push,push-chunked,pull,mixed", "--sizes-mib", "1",
+            "--concurrency", "4", "--ops", "8", "--herd-size-mib", "2", "--herd-clients", "4",
+            "--json", str(out), "--plot", str(plot),
+        )  # fmt: skip
+        assert code == 0, stderr
+        document = json.loads(out.read_text())
+        assert [len(document["rounds"][name]) for name in ("front", "app")] == [2, 2]
+        front_figures, app_figures = document["medians"]["front"], document["medians"]["app"]
+        for kind in ("push", "push-chunked", "pull", "mixed"):
+            assert front_figures[f"{kind} 1 MiB x4: ops"] == 8
+            assert front_figures[f"{kind} 1 MiB x4: ops_per_s"] > 0
+            assert front_figures[f"{kind} 1 MiB x4: cpu_ms_per_op"] > 0
+            assert f"{kind} 1 MiB x4: cpu_ms_per_op" not in app_figures  # no pid given
+        assert front_figures["pull 1 MiB x4: ttfb_p50_ms"] > 0
+        assert front_figures["herd 2 MiB x4: ops"] == 4
+        assert "front/best" in stdout and "pull 1 MiB x4: p99_ms" in stdout
+        assert plot.stat().st_size > 0
+        # What the pushes acknowledged is there.
+        with front.client() as client:
+            r = client.get(
+                "/v2/ocistore-bench-load/manifests/push-7",
+                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            )
+            assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nourl", "NAME=URL"),
+        ("x=http://127.0.0.1:9,port=3", "only ,pid=PID"),
+        ("x=http://127.0.0.1:9,pid=999999999", "no process 999999999"),
+        ("x=http://127.0.0.1:9", "127.0.0.1:9"),  # nothing listens there
+    ],
+)
+def test_bench_compare_errors_are_clear(spec: str, message: str) -> None:
+    code, _, stderr = run_bench("compare", spec, "--rounds", "1", "--herd-clients", "0")
+    assert code == 1 and message in stderr, stderr

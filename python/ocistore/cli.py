@@ -327,6 +327,63 @@ def _bench_http(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_compare(args: argparse.Namespace) -> int:
+    import httpx
+
+    from .bench import MIB, write_json
+    from .bench.compare import compare, compare_plot, compare_table, parse_peer
+    from .bench.http import BenchError
+    from .bench.load import Workload
+
+    try:
+        peers = [parse_peer(spec) for spec in args.registries]
+        workloads = [
+            Workload(kind, size * MIB, concurrency)
+            for concurrency in args.concurrency
+            for size in args.sizes_mib
+            for kind in args.kinds
+        ]
+        document = compare(
+            peers,
+            rounds=args.rounds,
+            workloads=workloads,
+            ops=args.ops,
+            herd=(args.herd_size_mib * MIB, args.herd_clients) if args.herd_clients else None,
+            single=(args.size_mib * MIB, args.count) if args.single else None,
+            time_limit=args.time_limit,
+            repository=args.repository,
+            say=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (BenchError, httpx.HTTPError) as e:
+        print(f"ocistore: bench compare: {e}", file=sys.stderr)
+        return 1
+    print(f"medians of {args.rounds} rounds")
+    print(compare_table(document))
+    if args.json:
+        write_json(args.json, document)
+    if args.plot and len(peers) > 1:
+        compare_plot(document, args.plot)
+    return 0
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: whole numbers separated by commas") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers of at least 1")
+    return values
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = text.split(",")
+    known = ("push", "push-chunked", "pull", "mixed")
+    if unknown := [k for k in kinds if k not in known]:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: not one of {', '.join(known)}")
+    return kinds
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -517,6 +574,53 @@ def build_parser() -> argparse.ArgumentParser:
     http_bench.add_argument("--password")
     http_bench.add_argument("--json", metavar="FILE", help="also write the figures here")
     http_bench.set_defaults(run=_bench_http)
+
+    compare_bench = benches.add_parser(
+        "compare",
+        help="running registries side by side: load workloads and single-client series",
+        description="Measures each registry in turn, --rounds times (the order rotated each "
+        "round): zot's zb workloads (image pushes monolithic and chunk-streamed, pulls, 75/25 "
+        "mixed) at each --concurrency and --sizes-mib, one fresh image pulled by --herd-clients "
+        "at once, and with --single the series of `ocistore bench http`. Image operations per "
+        "second, p50, p99, time to first byte of pulls, and with ,pid=PID the server's process "
+        "group CPU per operation. Prints the medians and the first registry's ratio to the best "
+        "other; --json keeps every round.",
+    )
+    compare_bench.add_argument(
+        "registries", nargs="+", metavar="NAME=URL[,pid=PID]",
+        help="e.g. ocistore=http://127.0.0.1:5000,pid=1234 zot=http://127.0.0.1:5001",
+    )  # fmt: skip
+    compare_bench.add_argument("--rounds", type=_positive, default=3)
+    compare_bench.add_argument(
+        "--kinds", type=_kinds, default=["push", "push-chunked", "pull", "mixed"],
+        help="workloads: push, push-chunked, pull, mixed (default all)",
+    )  # fmt: skip
+    compare_bench.add_argument(
+        "--sizes-mib", type=_numbers, default=[1, 10], help="layer sizes (default 1,10)"
+    )
+    compare_bench.add_argument(
+        "--concurrency", type=_numbers, default=[8, 32], help="clients at once (default 8,32)"
+    )
+    compare_bench.add_argument(
+        "--ops", type=_positive, default=80, help="image operations a workload (default 80)"
+    )
+    compare_bench.add_argument("--herd-size-mib", type=_positive, default=64)
+    compare_bench.add_argument(
+        "--herd-clients", type=int, default=64, help="0: no thundering herd (default 64)"
+    )
+    compare_bench.add_argument(
+        "--single", action="store_true", help="also the single-client series of `bench http`"
+    )
+    compare_bench.add_argument("--size-mib", type=_positive, default=256)
+    compare_bench.add_argument("--count", type=_positive, default=200)
+    compare_bench.add_argument(
+        "--time-limit", type=_positive_seconds, default=60.0, metavar="SECONDS",
+        help="stop each workload or series after this long (default 60)",
+    )  # fmt: skip
+    compare_bench.add_argument("--repository", default="ocistore-bench")
+    compare_bench.add_argument("--json", metavar="FILE", help="every round and the medians")
+    compare_bench.add_argument("--plot", metavar="PNG", help="the ratios (matplotlib)")
+    compare_bench.set_defaults(run=_bench_compare)
     return parser
 
 
