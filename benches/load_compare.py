@@ -1,0 +1,129 @@
+"""ocistore against the registries people pick today, under load: distribution 3.1.1 and zot.
+
+    python benches/load_compare.py [--zot PATH] [--workers N] [--rounds 3] [--json out.json]
+                                   [--plot out.png] [-- <more `ocistore bench compare` options>]
+
+Starts each registry on 127.0.0.1 with a fresh root in its own process group: ocistore
+(`ocistore serve`, the native front, ``--workers`` application workers, default 1),
+distribution 3.1.1 (``make peers`` installs it in .peers/registry; OTEL off), and zot when
+``--zot`` names a binary built from its source (see the README: `storage.commit: true`, so that
+it fsyncs as the others do; dedupe and GC off). Then runs `ocistore bench compare` on them with
+each server's pid, so that the table has every server's CPU per image operation. The options
+after ``--`` go to `ocistore bench compare` (default: its workloads at 8 and 32 clients, 1 and
+10 MiB layers, 80 operations each, and 64 clients pulling one fresh 64 MiB image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.distribution import DISTRIBUTION3, free_port, reference_env
+from tests.servers import stop
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/v2/", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not start:\n{log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def started(
+    name: str, command: list[str], port: int, work: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``NAME=URL,pid=PID`` of a server started in a session of its own, until the block ends."""
+    log = work / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log)
+        yield f"{name}={url},pid={proc.pid}"
+    finally:
+        stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--zot", help="a zot binary (built from its source); omitted: no zot")
+    parser.add_argument("--workers", type=int, default=1, help="ocistore application workers")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json")
+    parser.add_argument("--plot")
+    parser.add_argument("--dir", help="work directory (default: ./.bench-tmp)")
+    args, rest = parser.parse_known_args()
+    rest = [a for a in rest if a != "--"]
+    if not DISTRIBUTION3.is_file():
+        raise SystemExit(f"distribution 3 is not at {DISTRIBUTION3}: run `make peers`")
+    base = Path(args.dir or ".bench-tmp")
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base) as tmp, contextlib.ExitStack() as servers:
+        work = Path(tmp)
+        port = free_port()
+        ocistore = servers.enter_context(started("ocistore", [
+            sys.executable, "-m", "ocistore.cli", "serve", "--root", str(work / "ocistore"),
+            "--addr", f"127.0.0.1:{port}", "--workers", str(args.workers), "--delete",
+        ], port, work))  # fmt: skip
+        port = free_port()
+        config = {
+            "version": "0.1",
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(work / "distribution")},
+                        "delete": {"enabled": True}},
+            "http": {"addr": f"127.0.0.1:{port}"},
+        }  # fmt: skip
+        (work / "distribution.yml").write_text(yaml.safe_dump(config))
+        env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
+        distribution = servers.enter_context(started(
+            "distribution3", [str(DISTRIBUTION3), "serve", str(work / "distribution.yml")],
+            port, work, env,
+        ))  # fmt: skip
+        peers = [ocistore, distribution]
+        if args.zot:
+            port = free_port()
+            zot_config = {
+                "distSpecVersion": "1.1.1",
+                "storage": {"rootDirectory": str(work / "zot"), "dedupe": False, "gc": False,
+                            "commit": True},
+                "http": {"address": "127.0.0.1", "port": str(port)},
+                "log": {"level": "warn"},
+            }  # fmt: skip
+            (work / "zot.json").write_text(json.dumps(zot_config))
+            zot = shutil.which(args.zot) or args.zot
+            peers.append(servers.enter_context(started(
+                "zot", [zot, "serve", str(work / "zot.json")], port, work,
+            )))  # fmt: skip
+        command = [sys.executable, "-m", "ocistore.cli", "bench", "compare", *peers,
+                   "--rounds", str(args.rounds), *rest]  # fmt: skip
+        if args.json:
+            command += ["--json", os.path.abspath(args.json)]
+        if args.plot:
+            command += ["--plot", os.path.abspath(args.plot)]
+        return subprocess.run(command).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
