@@ -272,8 +272,54 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
         .find_map(|(k, v)| (k == key).then_some(v))
 }
 
+/// Whether `Accept` header values admit `media_type`: no value admits everything; else one of
+/// them (parameters dropped, case folded) is `*/*`, the type itself, or its `type/*`.
+pub fn accepts<'a>(headers: impl IntoIterator<Item = &'a str>, media_type: &str) -> bool {
+    let major = media_type.split('/').next().unwrap_or("");
+    let mut any = false;
+    for header in headers {
+        for part in header.split(',') {
+            if part.trim().is_empty() {
+                continue;
+            }
+            any = true;
+            let offered = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if offered == "*/*"
+                || offered == media_type
+                || offered.strip_suffix("/*") == Some(major)
+            {
+                return true;
+            }
+        }
+    }
+    !any
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accept_headers() {
+        let oci = "application/vnd.oci.image.manifest.v1+json";
+        assert!(accepts([], oci));
+        assert!(accepts([""], oci));
+        assert!(accepts(["application/json, */*;q=0.1"], oci));
+        assert!(accepts(["text/plain", "Application/*"], oci));
+        assert!(accepts(
+            [format!("{} ; q=0.5", oci.to_uppercase()).as_str()],
+            oci
+        ));
+        assert!(!accepts(
+            ["application/vnd.docker.distribution.manifest.v2+json"],
+            oci
+        ));
+        assert!(!accepts(["; q=1"], oci));
+    }
+
     use super::*;
 
     #[test]

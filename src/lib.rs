@@ -12,6 +12,7 @@ pub mod grammar;
 pub mod hashing;
 pub mod layout;
 pub mod linked;
+pub mod manifest;
 pub mod objstore;
 #[cfg(feature = "python")]
 mod py;

@@ -266,6 +266,13 @@ def page_size(raw: str | None) -> int | None: ...
 def percent_decode(text: str, plus_is_space: bool = False) -> str: ...
 def query_pairs(query: str) -> list[tuple[str, str]]: ...
 def catalog_order_key(name: str) -> str: ...
+def accepts(headers: list[str], media_type: str) -> bool:
+    """Whether ``Accept`` header values admit ``media_type`` (no value admits everything)."""
+
+def manifest_media_type(payload: bytes) -> str | None:
+    """The media type a manifest's payload declares (``mediaType``) or its shape tells (an OCI
+    index or image manifest); Docker schema 1's for ``schemaVersion: 1``; None when it tells
+    nothing or is no JSON object."""
 
 class Layout:
     """Keys of distribution's tree relative to the storage root (src/layout.rs)."""
@@ -353,7 +360,8 @@ class Front:
     once, answers blob GET/HEAD under ``blob_root`` (or on ``object_store``, a GET redirected
     to a presigned URL with ``redirect``; with ``descriptor_cache`` only proxied GETs, the
     application's cache answering the rest without a round trip) itself, writes upload bodies
-    there when ``uploads``, and passes the rest to the application on the unix socket
+    there when ``uploads``, answers manifest GET/HEAD of ``manifest_media_types`` on a
+    filesystem, and passes the rest to the application on the unix socket
     ``upstream``, with
     ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
     request body the client sends nothing of, or a response it takes nothing of, for
@@ -371,6 +379,7 @@ class Front:
         redirect: bool = True,
         descriptor_cache: bool = False,
         uploads: bool = False,
+        manifest_media_types: list[str] = ...,
         authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,
         tls_certificate: str | PathLike[str] | None = None,

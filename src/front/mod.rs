@@ -11,6 +11,7 @@
 pub mod blob;
 mod grants;
 mod idle;
+pub mod manifest;
 mod observe;
 pub mod protocol;
 mod proxy;
@@ -77,6 +78,10 @@ pub struct FrontConfig {
     pub descriptor_cache: bool,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
+    /// The manifest media types the application serves: on filesystem storage the front
+    /// answers manifest GETs and HEADs of these itself; empty: it leaves manifests to the
+    /// application (a pull-through cache, whose tags are the upstream's).
+    pub manifest_media_types: Vec<String>,
     /// Whether the application checks credentials (the front then asks it, see `grants`).
     pub authenticate: bool,
     /// `http.headers` of the configuration, added to every response the front makes.
@@ -279,7 +284,7 @@ async fn handle(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     if let Some(storage) = &shared.storage
-        && let Some((name, push)) = own_request(&request, shared.config.uploads)
+        && let Some((name, push)) = own_request(&request, &shared.config)
         && let Some(user) = authorized(&request, &name, push, shared, upstream).await
     {
         let who = Who {
@@ -287,6 +292,20 @@ async fn handle(
             started,
             user,
         };
+        if (method == Method::GET || method == Method::HEAD)
+            && shared.config.object_store.is_none()
+            && let Some(found) = manifest::lookup(
+                storage,
+                &path,
+                request.headers(),
+                &shared.config.manifest_media_types,
+            )
+        {
+            let response = manifest::respond(found, &method, &shared.config.headers);
+            let record = Record::new("manifest", &method, response.status(), &path, &who);
+            return response
+                .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+        }
         if (method == Method::GET || method == Method::HEAD)
             && let Some(response) = blob_answer(storage, &request, shared).await
         {
@@ -358,8 +377,9 @@ async fn blob_answer(
 }
 
 /// The repository of a request the front may answer itself, and whether it writes: a blob
-/// GET or HEAD; with `uploads`, a plain upload POST, or a PATCH or PUT of an upload.
-fn own_request(request: &Request<Incoming>, uploads: bool) -> Option<(String, bool)> {
+/// GET or HEAD; a manifest GET or HEAD when it serves manifests; with `uploads`, a plain upload
+/// POST, or a PATCH or PUT of an upload.
+fn own_request(request: &Request<Incoming>, config: &FrontConfig) -> Option<(String, bool)> {
     let path = request.uri().path();
     let method = request.method();
     if *method == Method::GET || *method == Method::HEAD {
@@ -368,9 +388,15 @@ fn own_request(request: &Request<Incoming>, uploads: bool) -> Option<(String, bo
         if grammar::query_param(request.uri().query().unwrap_or(""), "ns").is_some() {
             return None;
         }
-        return blob::parse_blob_path(path).map(|(name, _)| (name.to_owned(), false));
+        if let Some((name, _)) = blob::parse_blob_path(path) {
+            return Some((name.to_owned(), false));
+        }
+        if config.manifest_media_types.is_empty() {
+            return None;
+        }
+        return manifest::parse_manifest_path(path).map(|(name, _)| (name.to_owned(), false));
     }
-    if !uploads {
+    if !config.uploads {
         return None;
     }
     if *method == Method::POST {

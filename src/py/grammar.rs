@@ -83,3 +83,15 @@ pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
     grammar::query_pairs(query)
 }
+
+/// Whether `Accept` header values admit `media_type` (no value admits everything).
+#[pyfunction]
+pub fn accepts(headers: Vec<String>, media_type: &str) -> bool {
+    grammar::accepts(headers.iter().map(String::as_str), media_type)
+}
+
+/// The media type a manifest's payload declares or its shape tells (`crate::manifest`).
+#[pyfunction]
+pub fn manifest_media_type(payload: &[u8]) -> Option<String> {
+    crate::manifest::media_type(payload)
+}

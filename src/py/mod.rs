@@ -50,6 +50,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grammar::percent_decode, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::query_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::catalog_order_key, m)?)?;
+    m.add_function(wrap_pyfunction!(grammar::accepts, m)?)?;
+    m.add_function(wrap_pyfunction!(grammar::manifest_media_type, m)?)?;
     m.add("PARALLEL_WRITE_MIN", blocks::PARALLEL_WRITE_MIN)?;
     m.add("UPLOAD_BLOCK", blocks::UPLOAD_BLOCK)?;
     m.add("UPLOAD_SMALL_BLOCK", blocks::UPLOAD_SMALL_BLOCK)?;

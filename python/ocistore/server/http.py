@@ -257,17 +257,9 @@ def parse_content_range(header: str) -> tuple[int, int] | None:
 
 
 def accepts(headers: list[str], media_type: str) -> bool:
-    """Whether ``Accept`` headers admit ``media_type`` (no header admits everything)."""
-    offered = [
-        part.split(";", 1)[0].strip().lower()
-        for header in headers
-        for part in header.split(",")
-        if part.strip()
-    ]
-    if not offered:
-        return True
-    major = media_type.split("/", 1)[0]
-    return any(o in ("*/*", media_type, f"{major}/*") for o in offered)
+    """Whether ``Accept`` headers admit ``media_type`` (no header admits everything): the
+    core's rule, which the native front applies too."""
+    return _core.accepts(headers, media_type)
 
 
 def link_header(path: str, params: dict[str, str]) -> str:

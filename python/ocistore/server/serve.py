@@ -54,6 +54,7 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
         return
     from .._core import Front
     from ..storage.driver import FilesystemDriver, ObjectStoreDriver
+    from ..storage.manifests import manifest_media_types
 
     # Workers start as fresh interpreters, not forks of this process: a fork would carry copies
     # of the front's sockets (its listener, its clients' connections) into every worker, where
@@ -78,6 +79,8 @@ def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
             redirect=config.redirect,
             descriptor_cache=config.blob_descriptor_cache is not None,
             uploads=not config.readonly and not config.proxy,
+            # A pull-through cache's tags are its upstream's: the application asks it.
+            manifest_media_types=[] if config.proxy else manifest_media_types(),
             authenticate=bool(config.auth),
             headers=headers,
             tls_certificate=config.tls_certificate,

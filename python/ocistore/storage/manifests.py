@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
-from .. import hashing
+from .. import _core, hashing
 from .._core import Digest
 from ..descriptor import Descriptor, go_json
 from ..errors import ErrDescriptorInvalid, ErrManifestInvalid, ErrSchemaV1Unsupported
@@ -238,18 +238,15 @@ for _media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
     register_manifest_schema(_media_type, _unmarshal_index)
 
 
-def _sniff(doc: Mapping[str, Any]) -> str:
-    if doc.get("schemaVersion") == 1:
+def _sniff(payload: bytes) -> str:
+    """The payload's own media type (the core's rule, which the native front reads stored
+    manifests by too): declared, or for OCI manifests without one, their shape."""
+    media_type = _core.manifest_media_type(payload)
+    if media_type is None:
+        raise _invalid("cannot tell the manifest's media type: no Content-Type and no mediaType")
+    if media_type in SCHEMA1_MEDIA_TYPES:
         raise ErrSchemaV1Unsupported("Docker schema1 manifests are not supported")
-    declared = doc.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    # OCI manifests may leave mediaType out; their shape tells them apart.
-    if "manifests" in doc:
-        return OCI_INDEX
-    if "config" in doc:
-        return OCI_MANIFEST
-    raise _invalid("cannot tell the manifest's media type: no Content-Type and no mediaType")
+    return media_type
 
 
 def unmarshal_manifest(content_type: str | None, payload: bytes) -> tuple[Manifest, Descriptor]:
@@ -267,9 +264,7 @@ def unmarshal_manifest(content_type: str | None, payload: bytes) -> tuple[Manife
     if not isinstance(doc, dict):
         raise _invalid("a manifest must be a JSON object")
     if media_type in _GENERIC_CONTENT_TYPES:
-        media_type = _sniff(doc)
-        if media_type in SCHEMA1_MEDIA_TYPES:
-            raise ErrSchemaV1Unsupported(f"{media_type} (Docker schema1) is not supported")
+        media_type = _sniff(bytes(payload))
     unmarshal = _SCHEMAS.get(media_type)
     if unmarshal is None:
         raise _invalid(
