@@ -207,35 +207,48 @@ def _run(
     next_op = iter(range(ops))
     deadline = time.monotonic() + time_limit
     ready = threading.Barrier(concurrency + 1)
+    # Released once the clock and the server's CPU are read: with many busy threads, reading
+    # /proc could otherwise take longer than the operations it is meant to precede.
+    go = threading.Event()
+    ended: list[float] = []
 
     def worker() -> None:
         with target.client(timeout=REQUEST_TIMEOUT) as client:
             expect(client.get("/v2/"), 200)  # connected before the clock starts
             ready.wait()
-            while True:
+            go.wait()
+            try:
+                work(client)
+            finally:
                 with lock:
-                    late = time.monotonic() > deadline and result.latencies
-                    i = None if late else next(next_op, None)
-                if i is None:
-                    return
-                began = time.perf_counter()
-                first_byte = operation(client, i)
-                elapsed = time.perf_counter() - began
-                with lock:
-                    result.latencies.append(elapsed)
-                    if first_byte is not None:
-                        result.first_bytes.append(first_byte)
-                if start_together:
-                    return
+                    ended.append(time.perf_counter())
+
+    def work(client: httpx.Client) -> None:
+        while True:
+            with lock:
+                late = time.monotonic() > deadline and result.latencies
+                i = None if late else next(next_op, None)
+            if i is None:
+                return
+            began = time.perf_counter()
+            first_byte = operation(client, i)
+            elapsed = time.perf_counter() - began
+            with lock:
+                result.latencies.append(elapsed)
+                if first_byte is not None:
+                    result.first_bytes.append(first_byte)
+            if start_together:
+                return
 
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(worker) for _ in range(concurrency)]
         ready.wait(timeout=60)
         cpu = process_group_cpu_seconds(pid) if pid is not None else None
         began = time.perf_counter()
+        go.set()
         for f in futures:
             f.result(timeout=time_limit + REQUEST_TIMEOUT)
-        result.seconds = time.perf_counter() - began
+        result.seconds = max(ended) - began
     if pid is not None and cpu is not None:
         result.cpu_seconds = process_group_cpu_seconds(pid) - cpu
     result.ops = len(result.latencies)
