@@ -95,3 +95,16 @@ def test_gc_and_purge_commands(tmp_path: Path) -> None:
     purge = ocistore("purge-uploads", str(tmp_path), "--older-than", "168h")
     assert purge.returncode == 0 and upload.id in purge.stdout.decode()
     assert not (tmp_path / "docker/registry/v2/repositories/a/_uploads" / upload.id).exists()
+
+
+def test_version_and_python_dash_m() -> None:
+    import tomllib
+
+    expected = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    done = ocistore("--version")
+    assert done.returncode == 0
+    assert done.stdout.decode().strip() == f"ocistore {expected['project']['version']}"
+    module = subprocess.run(
+        [sys.executable, "-m", "ocistore", "gc", "--help"], capture_output=True, timeout=60
+    )
+    assert module.returncode == 0 and b"--lease-ttl" in module.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 from . import errors, hashing
 from ._core import BlobReader, Digest
 from .descriptor import Descriptor, Platform
@@ -31,4 +33,5 @@ __all__ = [
     "register_manifest_schema",
     "unmarshal_manifest",
 ]
-__version__ = "0.1.0"
+#: The installed distribution's version (pyproject.toml is its one owner).
+__version__ = importlib.metadata.version("ocistore")

@@ -399,7 +399,10 @@ def _positive_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ocistore {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def with_root(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
