@@ -83,6 +83,17 @@ def test_gc_and_purge_commands(tmp_path: Path) -> None:
     )
     dry = ocistore("gc", str(tmp_path), "--dry-run")
     assert dry.returncode == 0 and f"deleting blob {orphan}" in dry.stdout.decode()
+    # For scripts: one JSON document on standard output, the progress on standard error.
+    dry = ocistore("gc", str(tmp_path), "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    document = json.loads(dry.stdout)
+    assert document["dry_run"] and document["deleted_blobs"] == [str(orphan)]
+    assert document["marked"] == len(image.blobs) + 1
+    assert f"deleting blob {orphan}" in dry.stderr.decode()
+    checked = ocistore("fsck", str(tmp_path), "--json")
+    assert checked.returncode == 0, checked.stderr
+    report = json.loads(checked.stdout)
+    assert report["clean"] and report["problems"] == [] and report["blobs_checked"] >= 3
     assert registry.blobs().get(orphan) == b"orphan"
     done = ocistore("gc", str(tmp_path), "--min-age", "1h30m")
     assert done.returncode == 0, done.stderr

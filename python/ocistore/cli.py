@@ -8,7 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -143,7 +143,7 @@ def _gc(args: argparse.Namespace) -> int:
         return 2
     try:
         if config is not None:
-            _gc_configured(args, config, registry, storage)
+            _gc_configured(args, config, registry, storage, _stderr if args.json else print)
         result = collect_garbage(
             registry,
             dry_run=args.dry_run,
@@ -151,11 +151,28 @@ def _gc(args: argparse.Namespace) -> int:
             min_age=args.min_age,
             wait=args.wait,
             lease_ttl=args.lease_ttl,
-            log=print,
+            log=_stderr if args.json else print,
         )
     except (ErrCollectorBusy, ErrCollectorLeaseLost) as e:
         print(f"ocistore: {e}", file=sys.stderr)
         return 3
+    if args.json:
+        document = {
+            "dry_run": args.dry_run,
+            "marked": len(result.marked),
+            "deleted_blobs": [str(d) for d in result.deleted_blobs],
+            "deleted_manifests": [
+                {"repository": name, "digest": str(d)} for name, d in result.deleted_manifests
+            ],
+            "kept_recent": [str(d) for d in result.kept_recent],
+            "removed_aliases": result.removed_aliases,
+            "unreadable": [
+                {"repository": name, "digest": str(d), "error": error}
+                for name, d, error in result.unreadable
+            ],
+        }
+        print(json.dumps(document, indent=2))
+        return 0
     verb = "would delete" if args.dry_run else "deleted"
     print(
         f"{len(result.marked)} blobs marked, {verb} {len(result.deleted_blobs)} blobs and "
@@ -172,6 +189,7 @@ def _gc_configured(
     config: Config,
     registry: Registry,
     storage: str | FilesystemDriver | ObjectStoreDriver,
+    say: Callable[[str], None],
 ) -> None:
     """What a configuration adds to a collection: a pull-through cache's expiry, and the
     upload purging its ``storage.maintenance.uploadpurging`` asks for."""
@@ -183,9 +201,9 @@ def _gc_configured(
         deleting = Registry(
             storage, delete_enabled=True, descriptor_cache=registry.descriptor_cache
         )
-        expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=print)
+        expired = expire_cache(deleting, upstreams, dry_run=args.dry_run, log=say)
         verb = "would expire" if args.dry_run else "expired"
-        print(
+        say(
             f"pull-through cache: {verb} {len(expired.manifests)} manifests and "
             f"{len(expired.blobs)} blob links"
         )
@@ -193,7 +211,12 @@ def _gc_configured(
         age = timedelta(seconds=config.purge_age_seconds)
         dry = args.dry_run or config.purge_dry_run
         for upload in purge_uploads(registry, older_than=age, dry_run=dry):
-            print(("would purge upload " if dry else "purged upload ") + upload)
+            say(("would purge upload " if dry else "purged upload ") + upload)
+
+
+def _stderr(line: str) -> None:
+    """Progress lines, when standard output is for the JSON document."""
+    print(line, file=sys.stderr)
 
 
 def _registry_of(args: argparse.Namespace) -> Registry | None:
@@ -220,10 +243,23 @@ def _fsck(args: argparse.Namespace) -> int:
     if registry is None:
         return 2
     rate = args.rate_mib * 1024 * 1024 if args.rate_mib else None
+
+    def say(problem: object) -> None:
+        print(problem, file=sys.stderr if args.json else sys.stdout)
+
     report = fsck(
-        registry, repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate, log=print,
+        registry, repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate, log=say,
     )  # fmt: skip
     left = sum(1 for p in report.problems if not p.repaired)
+    if args.json:
+        document = {
+            "blobs_checked": report.blobs_checked,
+            "bytes_checked": report.bytes_checked,
+            "problems": [vars(p) for p in report.problems],
+            "clean": report.clean,
+        }
+        print(json.dumps(document, indent=2))
+        return 0 if report.clean else 1
     print(
         f"{report.blobs_checked} blobs ({report.bytes_checked} bytes) checked; "
         f"{len(report.problems)} problems, {left} left"
@@ -441,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cache (proxy), first expire what its repositories have not used within their ttl",
     )
     gc.add_argument(
+        "--json", action="store_true",
+        help="print the result as one JSON document (progress lines go to standard error)",
+    )  # fmt: skip
+    gc.add_argument(
         "--wait",
         type=float,
         default=0.0,
@@ -471,6 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="a server configuration: check its storage (S3, Azure) instead of ROOT"
     )
     fsck.add_argument("--repair", action="store_true", help="fix what can be fixed without loss")
+    fsck.add_argument(
+        "--json", action="store_true",
+        help="print the report as one JSON document (progress lines go to standard error)",
+    )  # fmt: skip
     fsck.add_argument("--jobs", type=int, help="blobs hashed in parallel (default: one per core)")
     fsck.add_argument("--rate-mib", type=float, help="hash at most this many MiB/s in all")
     fsck.set_defaults(run=_fsck)
