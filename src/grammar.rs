@@ -302,6 +302,8 @@ pub fn accepts<'a>(headers: impl IntoIterator<Item = &'a str>, media_type: &str)
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn accept_headers() {
         let oci = "application/vnd.oci.image.manifest.v1+json";
@@ -319,8 +321,6 @@ mod tests {
         ));
         assert!(!accepts(["; q=1"], oci));
     }
-
-    use super::*;
 
     #[test]
     fn names_follow_distribution_grammar() {

@@ -254,6 +254,10 @@ def error_classes() -> list[tuple[str, str, int]]: ...
 
 # The registry's grammars (src/grammar.rs); the native front judges requests with the same.
 NAME_MAX: int
+#: OCI's image manifest and index media types (what a manifest without ``mediaType`` is, by its
+#: shape: ``manifest_media_type``).
+OCI_MANIFEST: str
+OCI_INDEX: str
 
 def repository_name_problem(name: str) -> tuple[str, str] | None: ...
 def valid_tag(tag: str) -> bool: ...

@@ -2,15 +2,16 @@
 //!
 //! Only the plain success is answered here: a well-formed repository name and digest, a link
 //! in the repository holding that digest, the blob's data in storage and at most one
-//! satisfiable byte range. Everything else (a missing link, a bad name, a malformed or unsatisfiable range,
-//! `If-None-Match`) goes to the application, so each error is answered in one place.
+//! satisfiable byte range. Everything else (a missing link, a bad name, a malformed or
+//! unsatisfiable range, `If-None-Match`) goes to the application, so each error is answered in
+//! one place.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream;
 use http::{HeaderMap, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::Body;
@@ -122,17 +123,12 @@ pub async fn lookup_remote(
 /// The headers of every blob answer, as the application sends them.
 fn blob_headers(digest: &Digest, extra: &[(String, String)]) -> http::response::Builder {
     let digest = digest.to_string();
-    let mut builder = Response::builder()
-        .header("Docker-Distribution-API-Version", "registry/2.0")
+    super::response_builder(extra)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header("Docker-Content-Digest", &digest)
         .header(header::ETAG, format!("\"{digest}\""))
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CACHE_CONTROL, "max-age=31536000");
-    for (name, value) in extra {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    builder
+        .header(header::CACHE_CONTROL, "max-age=31536000")
 }
 
 /// The response for `blob`: headers as the application sends them, the body read from disk in
@@ -141,7 +137,7 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
     let headers = blob_headers(&blob.digest, extra);
     let (builder, start, length) = status_and_range(headers, blob.size, blob.range);
     let body = if *method == Method::HEAD || length == 0 {
-        Empty::new().map_err(|never| match never {}).boxed()
+        super::empty()
     } else {
         read_ahead(blob.source, start, length)
     };
@@ -173,12 +169,12 @@ pub async fn respond_remote(
             .status(StatusCode::TEMPORARY_REDIRECT)
             .header(header::LOCATION, url)
             .header(header::CONTENT_LENGTH, 0)
-            .body(Empty::new().map_err(|never| match never {}).boxed());
+            .body(super::empty());
         return response.ok();
     }
     let (builder, start, length) = status_and_range(builder, blob.size, blob.range);
     let body = if *method == Method::HEAD || length == 0 {
-        Empty::new().map_err(|never| match never {}).boxed()
+        super::empty()
     } else {
         let pieces = blobs::stream(remote.clone(), &blob.stored, start, length).ok()?;
         let frames = stream::unfold(pieces, |mut pieces| async move {

@@ -8,7 +8,7 @@
 //! `Accept` that excludes it, a pull-through cache's `ns`) goes to the application.
 
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 
 use super::Body;
 use crate::digest::Digest;
@@ -89,18 +89,14 @@ pub fn respond(
     extra: &[(String, String)],
 ) -> Response<Body> {
     let digest = found.digest.to_string();
-    let mut builder = Response::builder()
+    let builder = super::response_builder(extra)
         .status(StatusCode::OK)
-        .header("Docker-Distribution-API-Version", "registry/2.0")
         .header(header::CONTENT_TYPE, &found.media_type)
         .header("Docker-Content-Digest", &digest)
         .header(header::ETAG, format!("\"{digest}\""))
         .header(header::CONTENT_LENGTH, found.payload.len());
-    for (name, value) in extra {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
     let body = if *method == Method::HEAD {
-        Empty::new().map_err(|never| match never {}).boxed()
+        super::empty()
     } else {
         Full::new(bytes::Bytes::from(found.payload))
             .map_err(|never| match never {})

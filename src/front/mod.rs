@@ -476,12 +476,7 @@ fn answer(
     headers: Vec<(http::HeaderName, String)>,
     record: Record,
 ) -> Response<Body> {
-    let mut builder = Response::builder()
-        .status(status)
-        .header("Docker-Distribution-API-Version", "registry/2.0");
-    for (header, value) in &shared.config.headers {
-        builder = builder.header(header.as_str(), value.as_str());
-    }
+    let mut builder = response_builder(&shared.config.headers).status(status);
     for (header, value) in headers {
         builder = builder.header(header, value);
     }
@@ -510,6 +505,16 @@ fn storage_failed(error: &crate::error::StoreError) -> String {
 
 fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// How every answer of the front's own begins, as the application's do: the API version, then
+/// the configuration's `http.headers` (`extra`).
+fn response_builder(extra: &[(String, String)]) -> http::response::Builder {
+    let mut builder = Response::builder().header("Docker-Distribution-API-Version", "registry/2.0");
+    for (name, value) in extra {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
 }
 
 fn upload_headers(name: &str, id: &str, size: u64) -> Vec<(http::HeaderName, String)> {

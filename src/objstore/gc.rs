@@ -182,8 +182,8 @@ pub struct ObjectLease {
 
 impl ObjectLease {
     /// Takes the lease for a term of `ttl`, or says who holds it: `Err(holder)`. A lease found
-    /// unrenewed for its holder's term is taken over (a conditional update of the version found, so of two
-    /// collectors doing so at once one wins). Claims left by an earlier collector go: none can
+    /// unrenewed for its holder's term is taken over (a conditional update of the version
+    /// found, so of two collectors doing so at once one wins). Claims left by an earlier collector go: none can
     /// still be deciding.
     pub fn acquire(
         remote: Arc<Remote>,

@@ -61,5 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RANGE_READ_ONCE_MAX", blocks::RANGE_READ_ONCE_MAX)?;
     m.add("INGEST_READ_BLOCK", blocks::INGEST_READ_BLOCK)?;
     m.add("NAME_MAX", crate::grammar::NAME_MAX)?;
+    m.add("OCI_MANIFEST", crate::manifest::OCI_MANIFEST)?;
+    m.add("OCI_INDEX", crate::manifest::OCI_INDEX)?;
     Ok(())
 }

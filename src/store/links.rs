@@ -102,14 +102,17 @@ impl LinkStore for FsLinks {
         // Who holds it, for the message another collector gives.
         lock.set_len(0).at("truncate", &path)?;
         lock.write_all(owner.as_bytes()).at("write", &path)?;
-        let started_at = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         Ok(Ok(Box::new(FsLease {
             lock: Mutex::new(Some(lock)),
-            started_at,
+            started_at: unix_seconds(SystemTime::now()),
         })))
     }
+}
+
+/// A time as the collector compares them: UNIX seconds.
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Opens (creating) and locks `path`; None when a non-blocking lock is taken elsewhere.
@@ -139,10 +142,7 @@ struct FsClaim {
 impl GcClaim for FsClaim {
     fn marked_at(&self) -> Result<Option<f64>> {
         match fs::metadata(&self.path).and_then(|m| m.modified()) {
-            Ok(time) => Ok(Some(
-                time.duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
-            )),
+            Ok(time) => Ok(Some(unix_seconds(time))),
             Err(e) if absent(&e) => Ok(None),
             Err(e) => Err(e).at("stat", &self.path),
         }

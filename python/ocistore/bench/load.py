@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ..storage.manifests import OCI_MANIFEST
 from . import MIB
 from .http import (
     CHUNK,
@@ -33,6 +34,7 @@ from .http import (
     absolute,
     expect,
     percentile,
+    push_small_blob,
     start_upload,
     with_digest,
 )
@@ -46,7 +48,6 @@ __all__ = [
     "thundering_herd",
 ]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 #: At most this many bytes of distinct images are generated for a push workload; beyond it
@@ -109,24 +110,22 @@ def push_image(
     client: httpx.Client, repository: str, tag: str, image: Image, chunked: bool
 ) -> None:
     for digest, data in image.blobs:
+        if not chunked:
+            push_small_blob(client, repository, data, digest)  # POST, then PUT with the bytes
+            continue
         location = start_upload(client, repository)
-        if chunked:
-            for offset in range(0, len(data), CHUNK):
-                piece = data[offset : offset + CHUNK]
-                r = client.patch(
-                    location,
-                    content=piece,
-                    headers={
-                        "Content-Range": f"{offset}-{offset + len(piece) - 1}",
-                        "Content-Type": "application/octet-stream",
-                    },
-                )
-                location = absolute(client, expect(r, 202).headers["location"])
-            expect(client.put(with_digest(location, digest)), 201)
-        else:
-            r = client.put(with_digest(location, digest), content=data,
-                           headers={"Content-Type": "application/octet-stream"})  # fmt: skip
-            expect(r, 201)
+        for offset in range(0, len(data), CHUNK):
+            piece = data[offset : offset + CHUNK]
+            r = client.patch(
+                location,
+                content=piece,
+                headers={
+                    "Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+            location = absolute(client, expect(r, 202).headers["location"])
+        expect(client.put(with_digest(location, digest)), 201)
     r = client.put(f"/v2/{repository}/manifests/{tag}", content=image.manifest,
                    headers={"Content-Type": OCI_MANIFEST})  # fmt: skip
     expect(r, 201)

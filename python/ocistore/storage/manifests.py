@@ -32,8 +32,9 @@ __all__ = [
     "unmarshal_manifest",
 ]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+# The core's, which reads a stored manifest's media type by them (``_core.manifest_media_type``).
+OCI_MANIFEST: str = _core.OCI_MANIFEST
+OCI_INDEX: str = _core.OCI_INDEX
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
