@@ -2,10 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The project's dependencies and test extras, as pyproject.toml lists them, plus the build tools.
-PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) -c 'import shlex, tomllib; \
-	p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-	print(" ".join(map(shlex.quote, p["dependencies"] + p["optional-dependencies"]["test"])))')
+# Every extra and the test tools, as pyproject.toml lists them, plus the build tools.
+PIP_PACKAGES := maturin types-PyYAML typing_extensions $(shell $(PYTHON) tools/dev_requirements.py)
 
 APT_PACKAGES := docker-registry skopeo podman redis-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -13,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PEERS := $(CURDIR)/.peers
 DISTRIBUTION3 := $(PEERS)/registry
 
-.PHONY: run setup system-deps peers test test-rust test-python lint bench compare clean
+.PHONY: run setup system-deps peers test test-rust test-python test-docs lint docs dist bench compare clean
 
 # Debian packages the tests run against (the reference registry for differential tests).
 system-deps:
@@ -40,12 +38,25 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # Again whenever pyproject.toml changes, so that a new dependency reaches an existing venv too.
-$(VENV)/.installed: pyproject.toml | $(PY)
+$(VENV)/.installed: pyproject.toml tools/dev_requirements.py | $(PY)
 	$(PY) -m pip install --quiet $(PIP_PACKAGES)
 	touch $@
 
+# The extension is built for the stable ABI (_core.abi3.so); a per-version build left by an older
+# checkout would be imported before it, so it goes.
 setup: $(VENV)/.installed
+	rm -f python/ocistore/_core.cpython-*.so
 	$(VENV)/bin/maturin develop --release --quiet
+
+# One wheel for every CPython >= 3.11 on this platform, and the sdist, into dist/.
+dist: $(VENV)/.installed
+	$(VENV)/bin/maturin build --release --quiet --out dist
+	$(VENV)/bin/maturin sdist --out dist
+
+# The documentation site (mkdocs-material; the API reference from the docstrings and .pyi) into
+# site/; --strict makes a broken link or reference an error.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # The registry on the local default: filesystem storage in ./data, 127.0.0.1:5000.
 run: setup
@@ -66,7 +77,9 @@ test-rust:
 test-python: setup system-deps peers
 	$(VENV)/bin/pytest -q
 
-test: lint test-rust test-python
+test-docs: docs
+
+test: lint test-rust test-docs test-python
 
 bench: setup
 	$(VENV)/bin/pytest benches -o python_files='bench_*.py' -p no:cacheprovider --benchmark-only
@@ -75,4 +88,4 @@ compare: setup
 	$(PY) benches/compare.py
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target dist site

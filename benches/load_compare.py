@@ -6,7 +6,7 @@
 Starts each registry on 127.0.0.1 with a fresh root in its own process group: ocistore
 (`ocistore serve`, the native front, ``--workers`` application workers, default 1),
 distribution 3.1.1 (``make peers`` installs it in .peers/registry; OTEL off), and zot when
-``--zot`` names a binary built from its source (see the README: `storage.commit: true`, so that
+``--zot`` names a binary built from its source (see docs/performance.md: `storage.commit: true`, so that
 it fsyncs as the others do; dedupe and GC off). Then runs `ocistore bench compare` on them with
 each server's pid, so that the table has every server's CPU per image operation. The options
 after ``--`` go to `ocistore bench compare` (default: its workloads at 8 and 32 clients, 1 and

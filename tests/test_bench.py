@@ -68,7 +68,7 @@ def check_http_run(server: Server, tmp_path: Path, *credentials: str) -> None:
     for row in HTTP_ROWS:
         assert row in stdout, stdout
     # One line per measurement on stderr (not a terminal here), then the table on stdout.
-    assert stderr.count(": done in ") == 7, stderr
+    assert stderr.count(": done, ") == 7, stderr
     results = json.loads(out.read_text())
     assert results["url"] == server.url and results["repository"] == "ocistore-bench"
     figures = {k: v for k, v in results.items() if k not in ("url", "repository")}

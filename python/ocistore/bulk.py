@@ -27,6 +27,7 @@ from typing import Any
 from ._core import Digest, Layout
 from .descriptor import Descriptor, go_json
 from .errors import ErrBlobUnknown, ErrBlobUploadUnknown, OciStoreError
+from .progress import ProgressSink
 from .storage import Registry, Repository, unmarshal_manifest
 from .storage.manifests import (
     DOCKER_MANIFEST,
@@ -406,15 +407,23 @@ def _import(
 
 
 def export_image(
-    registry: Registry, repository: str, reference: str, destination: str | os.PathLike[str]
+    registry: Registry,
+    repository: str,
+    reference: str,
+    destination: str | os.PathLike[str],
+    *,
+    progress: ProgressSink | None = None,
 ) -> Descriptor:
     """Writes the image ``repository:reference`` (a tag or a digest) as an OCI image layout in
-    ``destination``, every blob byte for byte as stored."""
+    ``destination``, every blob byte for byte as stored; the bytes copied go to ``progress``."""
     repo = registry.repository(repository)
     digest = Digest(reference) if ":" in reference else repo.tags().resolve(reference)
     root = Path(destination)
     (root / "blobs").mkdir(parents=True, exist_ok=True)
     store = registry.blobs()
+    # Every blob to copy and its size, manifests first read: the whole image's bytes are known
+    # before the first copy, for the progress report.
+    wanted: dict[Digest, int] = {}
 
     def copy_blob(d: Digest) -> None:
         target = root / "blobs" / d.algorithm / d.hex
@@ -427,19 +436,24 @@ def export_image(
                 stored = repo.blobs().resolve(d)
             store.stat(stored)  # ErrBlobUnknown names a missing blob before a copy fails on it
             shutil.copyfile(store.path(stored), target)
+        if progress is not None:
+            progress.advance(wanted[d])
 
-    def walk(d: Digest) -> Manifest:
+    def walk(d: Digest, size: int | None) -> Manifest:
         manifest = repo.manifests().get(d)
-        copy_blob(d)
-        children = manifest.references()
-        for child in children:
+        wanted[d] = size if size is not None else len(manifest.payload())
+        for child in manifest.references():
             if isinstance(manifest, ImageIndex):
-                walk(child.digest)
+                walk(child.digest, child.size)
             elif not child.urls:
-                copy_blob(child.digest)
+                wanted.setdefault(child.digest, child.size)
         return manifest
 
-    top = walk(digest)
+    top = walk(digest, None)
+    if progress is not None:
+        progress.phase("export", sum(wanted.values()), "B")
+    for d in wanted:
+        copy_blob(d)
     entry = top.descriptor()
     if ":" not in reference:
         entry = Descriptor(

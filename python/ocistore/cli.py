@@ -13,10 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from tqdm import tqdm
-
-from . import hashing
+from . import extras, hashing
 from .errors import ErrCollectorBusy, ErrCollectorLeaseLost, OciStoreError
+from .progress import ProgressReport
 from .server.config import parse_duration
 from .storage import DEFAULT_MIN_AGE, Registry, collect_garbage, purge_uploads
 from .storage.gc import DEFAULT_LEASE_TTL
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from .server.config import Config
     from .storage.driver import FilesystemDriver, ObjectStoreDriver
 
-#: Files at least this large get a progress bar (on a terminal).
+#: Files at least this large get a progress report.
 PROGRESS_MIN = 64 * 1024 * 1024
 
 
@@ -38,16 +37,9 @@ def _ingest(args: argparse.Namespace) -> int:
             size = os.fstat(source.fileno()).st_size
             writer = store.create(algorithm=args.algorithm, caching="stream")
             try:
-                with tqdm(
-                    total=size,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=path.name,
-                    disable=None if size >= PROGRESS_MIN else True,
-                    file=sys.stderr,
-                ) as bar:
-                    writer.read_from(source, progress=bar.update)
+                with ProgressReport(enabled=size >= PROGRESS_MIN) as report:
+                    report.phase(path.name, size, "B")
+                    writer.read_from(source, progress=report.advance)
                 descriptor = writer.commit(writer.digest())
             except BaseException:
                 writer.cancel()
@@ -88,6 +80,7 @@ def _duration(text: str) -> timedelta:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    extras.require(args.server if args.server == "uvicorn" else "server", "ocistore serve")
     from .server.config import ConfigError, load_config
     from .server.serve import serve
 
@@ -124,6 +117,7 @@ def _gc(args: argparse.Namespace) -> int:
     config: Config | None = None
     storage: str | FilesystemDriver | ObjectStoreDriver = args.root
     if args.config is not None:
+        extras.require("config", "--config")
         from .server.config import ConfigError, load_config
 
         try:
@@ -142,17 +136,23 @@ def _gc(args: argparse.Namespace) -> int:
         print("ocistore: give ROOT or --config", file=sys.stderr)
         return 2
     try:
-        if config is not None:
-            _gc_configured(args, config, registry, storage, _stderr if args.json else print)
-        result = collect_garbage(
-            registry,
-            dry_run=args.dry_run,
-            delete_untagged=args.delete_untagged,
-            min_age=args.min_age,
-            wait=args.wait,
-            lease_ttl=args.lease_ttl,
-            log=_stderr if args.json else print,
-        )
+        with ProgressReport() as report:
+
+            def say(line: str) -> None:
+                report.say(line, sys.stderr if args.json else sys.stdout)
+
+            if config is not None:
+                _gc_configured(args, config, registry, storage, say)
+            result = collect_garbage(
+                registry,
+                dry_run=args.dry_run,
+                delete_untagged=args.delete_untagged,
+                min_age=args.min_age,
+                wait=args.wait,
+                lease_ttl=args.lease_ttl,
+                log=say,
+                progress=report,
+            )
     except (ErrCollectorBusy, ErrCollectorLeaseLost) as e:
         print(f"ocistore: {e}", file=sys.stderr)
         return 3
@@ -214,11 +214,6 @@ def _gc_configured(
             say(("would purge upload " if dry else "purged upload ") + upload)
 
 
-def _stderr(line: str) -> None:
-    """Progress lines, when standard output is for the JSON document."""
-    print(line, file=sys.stderr)
-
-
 def _registry_of(args: argparse.Namespace) -> Registry | None:
     """The registry a command works on: the storage of ``--config`` (S3, Azure, a filesystem)
     when given, else ``args.root``; None (after saying why) when the configuration is bad."""
@@ -227,6 +222,7 @@ def _registry_of(args: argparse.Namespace) -> Registry | None:
             print("ocistore: give ROOT or --config", file=sys.stderr)
             return None
         return Registry(args.root)
+    extras.require("config", "--config")
     from .server.config import ConfigError, load_config
 
     try:
@@ -244,12 +240,15 @@ def _fsck(args: argparse.Namespace) -> int:
         return 2
     rate = args.rate_mib * 1024 * 1024 if args.rate_mib else None
 
-    def say(problem: object) -> None:
-        print(problem, file=sys.stderr if args.json else sys.stdout)
+    with ProgressReport() as progress:
 
-    report = fsck(
-        registry, repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate, log=say,
-    )  # fmt: skip
+        def say(problem: object) -> None:
+            progress.say(str(problem), sys.stderr if args.json else sys.stdout)
+
+        report = fsck(
+            registry, repair=args.repair, jobs=args.jobs, rate_bytes_per_second=rate, log=say,
+            progress=progress,
+        )  # fmt: skip
     left = sum(1 for p in report.problems if not p.repaired)
     if args.json:
         document = {
@@ -293,13 +292,11 @@ def _import(args: argparse.Namespace) -> int:
     if registry is None:
         return 2
     total = _source_size(Path(args.source))
-    with tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="import", file=sys.stderr,
-        disable=None,
-    ) as bar:  # fmt: skip
+    with ProgressReport() as report:
+        report.phase("import", total, "B")
         result = import_image(
             args.source, repository, tag, registry=registry, jobs=args.jobs,
-            progress=bar.update,
+            progress=report.advance,
         )  # fmt: skip
     print(
         f"{result.repository}{':' + result.tag if result.tag else ''}@{result.digest} "
@@ -321,7 +318,10 @@ def _export(args: argparse.Namespace) -> int:
     if reference is None:
         print("ocistore: export needs REPO:TAG or REPO@DIGEST", file=sys.stderr)
         return 2
-    entry = export_image(Registry(args.root), repository, reference, args.destination)
+    with ProgressReport() as report:
+        entry = export_image(
+            Registry(args.root), repository, reference, args.destination, progress=report
+        )
     print(f"{entry.digest}  {args.destination}")
     return 0
 
@@ -343,6 +343,7 @@ def _bench_ingest(args: argparse.Namespace) -> int:
 
 
 def _bench_http(args: argparse.Namespace) -> int:
+    extras.require("bench", "ocistore bench http")
     import httpx
 
     from .bench import MIB, write_json
@@ -364,6 +365,9 @@ def _bench_http(args: argparse.Namespace) -> int:
 
 
 def _bench_compare(args: argparse.Namespace) -> int:
+    extras.require("bench", "ocistore bench compare")
+    if args.plot:
+        extras.require("plot", "--plot")
     import httpx
 
     from .bench import MIB, write_json
@@ -371,6 +375,7 @@ def _bench_compare(args: argparse.Namespace) -> int:
     from .bench.http import BenchError
     from .bench.load import Workload
 
+    report = ProgressReport()
     try:
         peers = [parse_peer(spec) for spec in args.registries]
         workloads = [
@@ -388,11 +393,14 @@ def _bench_compare(args: argparse.Namespace) -> int:
             single=(args.size_mib * MIB, args.count) if args.single else None,
             time_limit=args.time_limit,
             repository=args.repository,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
+            say=lambda line: report.say(line, sys.stderr),
+            progress=report,
         )
     except (BenchError, httpx.HTTPError) as e:
         print(f"ocistore: bench compare: {e}", file=sys.stderr)
         return 1
+    finally:
+        report.close()
     print(f"medians of {args.rounds} rounds")
     print(compare_table(document))
     if args.json:
@@ -678,6 +686,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OciStoreError as e:
         print(f"ocistore: {e.code or type(e).__name__}: {e.message}", file=sys.stderr)
         return 1
+    except extras.MissingExtra as e:
+        print(f"ocistore: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"ocistore: {e}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@ Go's ``context.Context`` has no counterpart. Go's variadic options stay option o
 arguments. Enumerators return iterators instead of calling an ingester function, and
 ``BlobServer`` serves over ASGI instead of ``net/http``.
 
-Which ocistore class implements which protocol: see README, "Python API".
+Which ocistore class implements which protocol: see docs/python-api.md, "Interfaces".
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ class BlobWriter:
     def checkpoint(self, *, durable: bool = True) -> None:
         """Saves the hash state so the upload can be resumed from here. ``durable=False`` does
         not wait for the disk: the checkpoint is trusted until the machine restarts, after which
-        resume falls back to the last durable one (see README, "Uploads and durability")."""
+        resume falls back to the last durable one (see docs/python-api.md, "Uploads and
+        durability")."""
         self._core.checkpoint(durable)
 
     def close(self, *, durable: bool = True) -> None:

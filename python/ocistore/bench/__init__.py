@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tqdm import tqdm
+from ..progress import ProgressReport
 
 MIB = 1024 * 1024
 
@@ -25,20 +24,12 @@ Advance = Callable[[float], object]
 
 @contextmanager
 def measurement(label: str, total: float, unit: str = "it") -> Iterator[Advance]:
-    """One progress bar on standard error while a measurement runs, when standard error is a
-    terminal; elsewhere (logs, CI) one line when it ends, so the output stays readable."""
-    if sys.stderr.isatty():
-        scaled = unit == "B"
-        divisor = 1024 if scaled else 1000
-        with tqdm(
-            total=total, desc=label, unit=unit, unit_scale=scaled, unit_divisor=divisor,
-            file=sys.stderr, leave=True,
-        ) as bar:  # fmt: skip
-            yield bar.update
-        return
-    start = time.perf_counter()
-    yield lambda _: None
-    print(f"{label}: done in {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+    """One progress report on standard error while a measurement runs: a bar on a terminal;
+    elsewhere (logs, CI) a line now and then and one when it ends, so the output stays
+    readable."""
+    with ProgressReport() as report:
+        report.phase(label, int(total), "B" if unit == "B" else unit)
+        yield lambda amount: report.advance(int(amount))
 
 
 def median_seconds(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..progress import ProgressSink
 from . import MIB, format_table
 from .http import BenchError, connect, measure
 from .load import Workload, process_group_cpu_seconds, run_workload, thundering_herd
@@ -67,15 +68,24 @@ def compare(
     time_limit: float = 60.0,
     repository: str = "ocistore-bench",
     say: Callable[[str], object] = lambda _: None,
+    progress: ProgressSink | None = None,
 ) -> dict[str, Any]:
     """Measures each of ``peers`` ``rounds`` times: ``single`` (blob size, count) the
     single-client series, each of ``workloads`` with ``ops`` image operations, ``herd``
     (image size, clients) pulling one fresh image at once. Returns every round and the
-    medians."""
+    medians; each measurement done advances ``progress``."""
     if len({p.name for p in peers}) != len(peers):
         raise BenchError("give each registry its own name")
     targets = {p.name: connect(p.url, repository) for p in peers}
     runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
+    steps = len(workloads) + (herd is not None) + (single is not None)
+    if progress is not None:
+        progress.phase("bench compare", rounds * len(peers) * steps, "measurements")
+
+    def done() -> None:
+        if progress is not None:
+            progress.advance()
+
     for round_ in range(rounds):
         shift = round_ % len(peers)
         for peer in [*peers[shift:], *peers[:shift]]:
@@ -92,6 +102,7 @@ def compare(
                 if pid is not None and before is not None:
                     figures["single_cpu_s"] = process_group_cpu_seconds(pid) - before
                 figures["single_s"] = time.perf_counter() - started
+                done()
             for workload in workloads:
                 result = run_workload(
                     target, f"{repository}-load", workload, ops, time_limit, peer.pid
@@ -99,12 +110,14 @@ def compare(
                 for key, value in result.figures().items():
                     figures[f"{workload.name}: {key}"] = value
                 say(f"  {workload.name}: {result.figures()['ops_per_s']:.1f} image ops/s")
+                done()
             if herd is not None:
                 size, clients = herd
                 result = thundering_herd(target, f"{repository}-herd", size, clients, peer.pid)
                 name = f"herd {size // MIB} MiB x{clients}"
                 for key, value in result.figures().items():
                     figures[f"{name}: {key}"] = value
+                done()
             runs[peer.name].append(figures)
     medians = {
         name: {key: statistics.median(r[key] for r in rows if key in r) for key in rows[0]}

@@ -181,6 +181,9 @@ def redis_cache(options: dict[str, Any]) -> RedisDescriptorCache:
     """A ``RedisDescriptorCache`` from the configuration's ``redis`` section (as
     ``ocistore.server.config`` reads it: ``addr``, ``password``, ``db``, ``dialtimeout``,
     ``readtimeout``, ``pool``)."""
+    from ..extras import require
+
+    require("redis", "the redis descriptor cache")
     import redis
 
     host, _, port = str(options["addr"]).rpartition(":")

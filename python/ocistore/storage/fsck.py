@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import _core, hashing
 from .._core import Digest, Layout
 from ..errors import OciStoreError
+from ..progress import ProgressSink
 from .driver import ObjectStoreDriver, remove_tree
 from .links import read_link, write_link
 from .registry import Registry
@@ -136,6 +137,13 @@ class _RateLimit:
             time.sleep(delay)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reported as unreadable when its turn comes
+
+
 def _listdir(path: Path) -> list[str]:
     try:
         return sorted(os.listdir(path))
@@ -165,10 +173,14 @@ def fsck(
     jobs: int | None = None,
     rate_bytes_per_second: float | None = None,
     log: Callable[[Problem], object] | None = None,
+    progress: ProgressSink | None = None,
 ) -> Report:
+    """Checks ``registry``'s storage (see the module's description), ``jobs`` blobs hashed at a
+    time, at most ``rate_bytes_per_second`` read; each problem goes to ``log`` as it is found,
+    the phases and how far they got to ``progress``."""
     if isinstance(registry.driver, ObjectStoreDriver):
         return _fsck_object_storage(
-            registry, registry.driver, repair, jobs, rate_bytes_per_second, log
+            registry, registry.driver, repair, jobs, rate_bytes_per_second, log, progress
         )
     problem = _Reporter(repair, log)
     root = registry.driver.require_filesystem("fsck")
@@ -185,6 +197,8 @@ def fsck(
             problem("unreadable-blob", data, str(e))
             return
         problem.checked(size)
+        if progress is not None:
+            progress.advance(size)
         if actual != digest:
 
             def move_aside() -> None:
@@ -208,6 +222,9 @@ def fsck(
             problem("blob-without-data", directory, "no data file", partial(remove_tree, directory))
         else:
             candidates.append((directory, digest))
+    if progress is not None:
+        total = sum(_size(d / Layout.UPLOAD_DATA) for d, _ in candidates)
+        progress.phase("fsck: hashing blobs", total, "B")
     with concurrent.futures.ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
         for future in [pool.submit(check_blob, d, g) for d, g in candidates]:
             future.result()
@@ -247,7 +264,12 @@ def fsck(
                         partial(remove_tree, base / alg / name),
                     )
 
-    for name in registry.repositories():
+    names = list(registry.repositories())
+    if progress is not None:
+        progress.phase("fsck: checking repositories", len(names), "repositories")
+    for name in names:
+        if progress is not None:
+            progress.advance()
         repo = registry.repository(name)
         check_links(root / Layout.layers(name), "layer")
         check_links(root / Layout.revisions(name), "revision")
@@ -292,6 +314,7 @@ def _fsck_object_storage(
     jobs: int | None,
     rate_bytes_per_second: float | None,
     log: Callable[[Problem], object] | None,
+    progress: ProgressSink | None,
 ) -> Report:
     """``fsck`` on object storage: the same checks and repairs over the store's keys. Blobs are
     re-hashed from streaming reads, ``jobs`` at a time; a corrupt one is copied into the
@@ -327,6 +350,8 @@ def _fsck_object_storage(
             problem("unreadable-blob", key, str(e))
             return
         problem.checked(size)
+        if progress is not None:
+            progress.advance()
         actual = Digest.from_bytes(digest.algorithm, hasher.digest())
         if actual != digest:
 
@@ -336,6 +361,8 @@ def _fsck_object_storage(
 
             problem("corrupt-blob", key, f"bytes hash to {actual}", move_aside)
 
+    if progress is not None:
+        progress.phase("fsck: hashing blobs", len(candidates), "blobs")
     with concurrent.futures.ThreadPoolExecutor(jobs or 2 * (os.cpu_count() or 2)) as pool:
         for future in [pool.submit(check_blob, d) for d in candidates]:
             future.result()
@@ -372,7 +399,12 @@ def _fsck_object_storage(
                         partial(driver.delete, key),
                     )
 
-    for name in registry.repositories():
+    names = list(registry.repositories())
+    if progress is not None:
+        progress.phase("fsck: checking repositories", len(names), "repositories")
+    for name in names:
+        if progress is not None:
+            progress.advance()
         repo = registry.repository(name)
         check_links(Layout.layers(name), "layer")
         check_links(Layout.revisions(name), "revision")

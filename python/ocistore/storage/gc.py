@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from .._core import Digest, GcClaim, GcLease, Layout
 from ..errors import ErrBlobUnknown, ErrCollectorBusy, ErrCollectorLeaseLost, OciStoreError
+from ..progress import ProgressSink
 from .driver import StorageDriver
 from .links import parse_link
 from .manifests import ImageIndex
@@ -115,8 +116,10 @@ class GarbageCollector:
         wait: float = 0.0,
         lease_ttl: timedelta = DEFAULT_LEASE_TTL,
         log: Callable[[str], object] | None = None,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.registry = registry
+        self.progress = progress
         self.lease_ttl = lease_ttl
         self.dry_run = dry_run
         self.delete_untagged = delete_untagged
@@ -206,7 +209,12 @@ class GarbageCollector:
     def mark(self) -> None:
         registry, result = self.registry, self.result
         self._held()
-        for name in registry.repositories():
+        names = list(registry.repositories())
+        if self.progress is not None:
+            self.progress.phase("gc: marking", len(names), "repositories")
+        for name in names:
+            if self.progress is not None:
+                self.progress.advance()
             self._held()  # renewed as it goes: a mark phase may outlast the lease's term
             repo = registry.repository(name)
             manifests = repo.manifests()
@@ -249,7 +257,12 @@ class GarbageCollector:
     def sweep(self) -> None:
         blobs, driver = self.registry.blobs(), self.registry.driver
         self._held()
-        for digest in list(blobs.enumerate()):
+        stored = list(blobs.enumerate())
+        if self.progress is not None:
+            self.progress.phase("gc: sweeping", len(stored), "blobs")
+        for digest in stored:
+            if self.progress is not None:
+                self.progress.advance()
             if digest in self.result.marked:
                 continue
             with driver.gc_claim(Layout.blob_data(digest)) as claim:
@@ -282,6 +295,7 @@ def collect_garbage(
     wait: float = 0.0,
     lease_ttl: timedelta = DEFAULT_LEASE_TTL,
     log: Callable[[str], object] | None = None,
+    progress: ProgressSink | None = None,
 ) -> GCResult:
     """Marks from every manifest (and, with ``delete_untagged``, deletes manifests no tag
     reaches), then sweeps unreferenced blobs older than ``min_age``. ``ErrCollectorBusy`` when
@@ -294,6 +308,7 @@ def collect_garbage(
         wait=wait,
         lease_ttl=lease_ttl,
         log=log,
+        progress=progress,
     ).run()
 
 
