@@ -1,16 +1,20 @@
-"""ocistore against the Go reference registry (Debian's docker-registry, distribution 2.8.2),
-side by side in one run, driven by the same clients.
+"""ocistore against the registries people pick today, side by side in one run, driven by the same
+clients: distribution 3.1.1 (``make peers``), zot (``--zot PATH``, a build from its source, with
+``storage.commit: true`` so that it fsyncs as the others do) and, with ``--with-2.8.2``, Debian's
+docker-registry (distribution 2.8.2, the older reference).
 
-    python benches/http_compare.py [--quick] [--json out.json] [--plot out.png]
-                                   [--workers N] [--dir WORKDIR] [--only ocistore|distribution]
-                                   [--rounds N] [--s3]
+    python benches/http_compare.py [--zot PATH] [--with-2.8.2] [--quick] [--json out.json]
+                                   [--plot out.png] [--workers N] [--dir WORKDIR] [--rounds N]
+                                   [--s3]
 
-Each registry runs on 127.0.0.1 with a fresh temporary root, ``--rounds`` times (default 3),
-alternating; the table shows the median of the rounds for each figure. Measured, for each:
-push of a 1 GiB random blob, monolithic (POST + PUT) and chunked (8 MiB PATCHes), with httpx and
-with curl -T; full GET of that blob (httpx streamed, curl -o /dev/null); 200 GETs of 1 MiB ranges
-at random offsets (p50, p99); 2,000 HEADs of a small blob (p50, p99); 4 KiB blob pushes per second
-with 8 client threads (2,000 blobs); the server's RSS growth during a 4 GiB chunked upload; a
+Every registry runs on 127.0.0.1 in a fresh root of its own, for the whole run, in its own
+process group; `ocistore bench compare` (ocistore.bench.compare) measures them in ``--rounds``
+rounds (default 3) with the order rotated each round, the medians in the table, every round in
+the JSON, each server's CPU read from its process group. Its single-client series (httpx: push
+of a 1 GiB random blob monolithic and in 8 MiB PATCHes, full GET, 200 GETs of 1 MiB ranges,
+2,000 HEADs, 4 KiB pushes from 8 threads, the server CPU for the series) is followed in each round
+by this script's own: the same blob pushed and fetched with curl (MiB/s and server CPU-s per GiB),
+the server CPU per 4 KiB push, the server's RSS growth during a 4 GiB chunked upload, and a
 `skopeo copy` of a generated image (five layers, 256 MiB in all) into the registry and back.
 ``--quick`` divides the sizes and counts by 8 (for a smoke run, not for numbers). All loops are
 bounded in count and in time.
@@ -27,7 +31,7 @@ measured again on a second instance with ``storage.redirect.disable``. If one re
 its half is reported as an error and the run goes on.
 
 The httpx measurements are those of `ocistore bench http` (ocistore.bench.http); this script
-adds the servers, curl, skopeo, the servers' CPU and RSS, and the comparison.
+adds the servers, curl, skopeo, the servers' CPU and RSS.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,17 +56,13 @@ from typing import Any
 import httpx
 import yaml
 from ocistore.bench import MIB
+from ocistore.bench.compare import Peer, compare, compare_plot, compare_table
 from ocistore.bench.http import (
     RandomBlob,
     Target,
     absolute,
     expect,
-    get_full,
-    heads,
-    percentile,
     push_chunked,
-    push_monolithic,
-    ranged_gets,
     small_pushes,
     start_upload,
     with_digest,
@@ -70,7 +70,13 @@ from ocistore.bench.http import (
 
 # The helpers the tests start servers with: one way to pick a port and to stop a process group.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.distribution import DISTRIBUTION3, free_port, reference_config, reference_env
+from tests.distribution import (
+    DISTRIBUTION3,
+    free_port,
+    reference_config,
+    reference_env,
+    zot_config,
+)
 from tests.seaweedfs import SeaweedFS, seaweedfs
 from tests.servers import stop
 
@@ -176,6 +182,25 @@ def distribution_registry(
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, log)
         yield Registry(name, f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def zot_registry(workdir: Path, binary: str) -> Iterator[Registry]:
+    """zot on filesystem storage in a fresh root, fsyncing (``storage.commit``)."""
+    port = free_port()
+    root = workdir / "zot-root"
+    log = workdir / "zot.log"
+    config = workdir / "zot.json"
+    config.write_text(json.dumps(zot_config(root, port)))
+    with log.open("wb") as out:
+        proc = subprocess.Popen([shutil.which(binary) or binary, "serve", str(config)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        yield Registry("zot", f"http://127.0.0.1:{port}", proc)
     finally:
         stop(proc)
         shutil.rmtree(root, ignore_errors=True)
@@ -390,38 +415,24 @@ def run_timed(
     return r
 
 
-def measure(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
-    blob, big, digest, size = files["blob"], files["big"], files["digest"], files["size"]
-    target = reg.target
+def measure_own(reg: Registry, files: dict[str, Any], scale: int) -> dict[str, float]:
+    """This script's measurements of one registry in one round, after `bench compare`'s
+    single-client series: curl transfers, the CPU of a small push, RSS growth, skopeo."""
+    digest, size = files["digest"], files["size"]
     timed: list[tuple[str, Callable[[], None]]] = [
-        ("push_monolithic_httpx", lambda: push_monolithic(target, blob, digest, "push/mono-httpx")),
-        ("push_chunked_httpx", lambda: push_chunked(target, blob, digest, "push/chunked-httpx")),
-        ("push_monolithic_curl", lambda: push_monolithic_curl(reg, big, digest, "push/mono-curl")),
         (
-            "push_chunked_curl",
+            "curl_push_monolithic",
+            lambda: push_monolithic_curl(reg, files["big"], digest, "push/mono-curl"),
+        ),
+        (
+            "curl_push_chunked",
             lambda: push_chunked_curl(reg, files["pieces"], digest, "push/chunked-curl"),
         ),
-        ("get_full_httpx", lambda: get_full(target, "push/mono-curl", digest, size)),
-        ("get_full_curl", lambda: get_full_curl(reg, "push/mono-curl", digest, size)),
+        ("curl_get_full", lambda: get_full_curl(reg, "push/mono-curl", digest, size)),
     ]
     r = run_timed(reg, timed, size)
-
-    samples = ranged_gets(target, "push/mono-curl", digest, size, 200 // scale, DEADLINE_SECONDS)
-    r["range_1mib_p50_ms"] = percentile(samples, 0.5) * 1000
-    r["range_1mib_p99_ms"] = percentile(samples, 0.99) * 1000
-    samples = heads(target, "head/blob", 2000 // scale, DEADLINE_SECONDS)
-    r["head_p50_ms"], r["head_p99_ms"] = (
-        percentile(samples, 0.5) * 1000,
-        percentile(samples, 0.99) * 1000,
-    )
-    print(
-        f"  {reg.name:12} range p50 {r['range_1mib_p50_ms']:.2f} ms, head p50 {r['head_p50_ms']:.3f} ms",
-        flush=True,
-    )
-
-    r["small_pushes_per_s"], r["small_push_cpu_ms"] = small_pushes_with_cpu(reg, 2000 // scale, 8)
-    print(f"  {reg.name:12} 4 KiB pushes {r['small_pushes_per_s']:.0f}/s", flush=True)
-    growth, rate = rss_growth_during(reg, blob, files["rss_size"])
+    _, r["small_push_cpu_ms"] = small_pushes_with_cpu(reg, 2000 // scale, 8)
+    growth, rate = rss_growth_during(reg, files["blob"], files["rss_size"])
     r["rss_growth_mib"], r["rss_upload_mibps"] = growth / MIB, rate
     print(
         f"  {reg.name:12} RSS growth {r['rss_growth_mib']:.1f} MiB during {files['rss_size'] // MIB} MiB upload",
@@ -533,30 +544,6 @@ def compare_s3(
 
 
 # (label, key, better: "higher" or "lower", target ratio ocistore/distribution or None)
-ROWS: list[tuple[str, str, str, float | None]] = [
-    ("push 1 GiB monolithic, httpx (MiB/s)", "push_monolithic_httpx_mibps", "higher", 5.0),
-    ("push 1 GiB chunked 8 MiB, httpx (MiB/s)", "push_chunked_httpx_mibps", "higher", 5.0),
-    ("push 1 GiB monolithic, curl -T (MiB/s)", "push_monolithic_curl_mibps", "higher", 5.0),
-    ("push 1 GiB chunked 8 MiB, curl -T (MiB/s)", "push_chunked_curl_mibps", "higher", 5.0),
-    (
-        "server CPU-s per GiB, monolithic curl push",
-        "push_monolithic_curl_cpu_s_per_gib",
-        "lower",
-        None,
-    ),
-    ("full GET, httpx (MiB/s)", "get_full_httpx_mibps", "higher", 1.0),
-    ("full GET, curl (MiB/s)", "get_full_curl_mibps", "higher", 1.0),
-    ("1 MiB range GET p50 (ms)", "range_1mib_p50_ms", "lower", 0.5),
-    ("1 MiB range GET p99 (ms)", "range_1mib_p99_ms", "lower", None),
-    ("HEAD p50 (ms)", "head_p50_ms", "lower", 0.5),
-    ("HEAD p99 (ms)", "head_p99_ms", "lower", None),
-    ("4 KiB pushes/s, 8 threads", "small_pushes_per_s", "higher", 3.0),
-    ("server CPU-ms per 4 KiB push", "small_push_cpu_ms", "lower", None),
-    ("RSS growth, 4 GiB chunked upload (MiB)", "rss_growth_mib", "lower", None),
-    ("skopeo copy in and out, 256 MiB (s)", "skopeo_round_trip_s", "lower", 1 / 1.5),
-]
-
-
 S3_ROWS: list[tuple[str, str, str, float | None]] = [
     ("S3: push 256 MiB monolithic, curl -T (MiB/s)", "push_monolithic_curl_mibps", "higher", None),
     ("S3: push 256 MiB chunked 8 MiB, httpx (MiB/s)", "push_chunked_httpx_mibps", "higher", 1.5),
@@ -596,7 +583,7 @@ def s3_notes(results: dict[str, dict[str, float]]) -> str:
 
 
 def table(
-    results: dict[str, dict[str, float]], rows: list[tuple[str, str, str, float | None]] = ROWS
+    results: dict[str, dict[str, float]], rows: list[tuple[str, str, str, float | None]]
 ) -> str:
     o, d = results.get("ocistore", {}), results.get("distribution", {})
 
@@ -620,45 +607,12 @@ def table(
     return "\n".join(lines)
 
 
-def plot(results: dict[str, dict[str, float]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [
-        (label, key, better)
-        for label, key, better, _ in ROWS
-        # Both measured and non-zero (a ratio against 0 MiB of RSS growth means nothing).
-        if results.get("ocistore", {}).get(key) and results.get("distribution", {}).get(key)
-    ]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
-    ratios = []
-    for _label, key, better in keys:
-        ratio = results["ocistore"][key] / results["distribution"][key]
-        ratios.append(ratio if better == "higher" else 1 / ratio)
-    ax.barh(
-        [label for label, _, _ in keys],
-        ratios,
-        color=["tab:green" if r >= 1 else "tab:red" for r in ratios],
-    )
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.invert_yaxis()
-    ax.set_xlabel("ocistore advantage over distribution 2.8.2 (x, higher is better; log scale)")
-    for y, r in enumerate(ratios):
-        ax.text(r, y, f" {r:.2f}x", va="center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def compare_filesystem(
-    workdir: Path, scale: int, workers: int, only: str | None, rounds: int,
-    native_front: bool | None = None,
-) -> tuple[dict[str, dict[str, float]], dict[str, list[dict[str, float]]]]:  # fmt: skip
-    """The filesystem comparison (the default): ``measure`` on each registry, ``rounds`` times;
-    the medians of the rounds, and every round."""
-    results: dict[str, dict[str, float]] = {}
+    workdir: Path, scale: int, workers: int, rounds: int, native_front: bool | None,
+    zot: str | None, with_282: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The filesystem comparison (the default): every registry started once, `bench compare`
+    over them with this script's own measurements added to each round."""
     size = 1024 * MIB // scale
     big = workdir / "big.bin"
     print(f"generating {size // MIB} MiB of test data ...", flush=True)
@@ -673,21 +627,28 @@ def compare_filesystem(
     make_layout(layout, [s // scale for s in (128 * MIB, 64 * MIB, 32 * MIB, 24 * MIB, 8 * MIB)])
     files = {"blob": blob, "big": big, "digest": digest, "size": size, "pieces": pieces,
              "layout": layout, "workdir": workdir, "rss_size": 4096 * MIB // scale}  # fmt: skip
-    runs: dict[str, list[dict[str, float]]] = {}
-    # Rounds alternate the registries, each time on a fresh root: this VM drifts by tens of
-    # percent over minutes, and a drift then touches both instead of whichever ran during it.
-    for round_ in range(rounds):
-        if only != "distribution":
-            print(f"ocistore (round {round_ + 1} of {rounds}):", flush=True)
-            with ocistore_registry(workdir, workers, native_front=native_front) as reg:
-                runs.setdefault("ocistore", []).append(measure(reg, files, scale))
-        if only != "ocistore":
-            print(f"distribution 2.8.2 (round {round_ + 1} of {rounds}):", flush=True)
-            with distribution_registry(workdir) as reg:
-                runs.setdefault("distribution", []).append(measure(reg, files, scale))
-    for name, measured in runs.items():
-        results[name] = {key: statistics.median(r[key] for r in measured) for key in measured[0]}
-    return results, runs
+    with ExitStack() as servers:
+        registries = [
+            servers.enter_context(ocistore_registry(workdir, workers, native_front=native_front)),
+            servers.enter_context(
+                distribution_registry(workdir, name="distribution3", binary=str(DISTRIBUTION3))
+            ),
+        ]
+        if zot is not None:
+            registries.append(servers.enter_context(zot_registry(workdir, zot)))
+        if with_282:
+            registries.append(
+                servers.enter_context(distribution_registry(workdir, name="distribution2.8.2"))
+            )
+        by_name = {r.name: r for r in registries}
+        return compare(
+            [Peer(r.name, r.url, r.proc.pid) for r in registries],
+            rounds=rounds,
+            single=(size, 200 // scale),
+            time_limit=DEADLINE_SECONDS,
+            say=lambda line: print(line, flush=True),
+            extra=lambda peer: measure_own(by_name[peer.name], files, scale),
+        )
 
 
 def main() -> int:
@@ -699,7 +660,12 @@ def main() -> int:
     parser.add_argument("--plot", help="draw the comparison into this PNG (matplotlib)")
     parser.add_argument("--workers", type=int, default=2, help="ocistore worker processes")
     parser.add_argument("--dir", help="work directory (default: ./.bench-tmp)")
-    parser.add_argument("--only", choices=["ocistore", "distribution"])
+    parser.add_argument("--only", choices=["ocistore", "distribution"], help="--s3: one of them")
+    parser.add_argument("--zot", help="a zot binary (built from its source); omitted: no zot")
+    parser.add_argument(
+        "--with-2.8.2", dest="with_282", action="store_true",
+        help="Debian's docker-registry (distribution 2.8.2) too",
+    )  # fmt: skip
     parser.add_argument("--s3", action="store_true", help="compare on S3 storage (SeaweedFS)")
     parser.add_argument(
         "--rounds", type=int, default=3,
@@ -718,9 +684,6 @@ def main() -> int:
     scale = 8 if args.quick else 1
     base = Path(args.dir or ".bench-tmp")
     base.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict[str, float]] = {}
-    rounds: dict[str, list[dict[str, float]]] = {}
-    s3_section: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(dir=base) as tmp:
         workdir = Path(tmp)
         if args.s3:
@@ -728,34 +691,29 @@ def main() -> int:
                 workdir, scale, args.workers, args.only, args.rounds, args.distribution,
                 args.native_front,
             )  # fmt: skip
-        else:
-            results, rounds = compare_filesystem(
-                workdir, scale, args.workers, args.only, args.rounds, args.native_front
-            )
+            print()
+            print(table(s3_section["results"], S3_ROWS))
+            print(s3_notes(s3_section["results"]))
+            for name, error in s3_section["errors"].items():
+                print(f"{name}: not measured: {last_lines(error, 2)}")
+            if args.json:
+                document = {"quick": args.quick, "workers": args.workers, "s3": s3_section,
+                            "native_front": args.native_front is not False}  # fmt: skip
+                Path(args.json).write_text(json.dumps(document, indent=2))
+            return 0
+        document = compare_filesystem(
+            workdir, scale, args.workers, args.rounds, args.native_front, args.zot, args.with_282
+        )
     print()
-    if s3_section is not None:
-        print(table(s3_section["results"], S3_ROWS))
-        print(s3_notes(s3_section["results"]))
-        for name, error in s3_section["errors"].items():
-            print(f"{name}: not measured: {last_lines(error, 2)}")
-    else:
-        print(f"medians of {args.rounds} alternating rounds")
-        print(table(results))
+    print(f"medians of {args.rounds} rounds, the order rotated each round")
+    print(compare_table(document))
     if args.json:
-        document: dict[str, Any] = {
-            "quick": args.quick,
-            "workers": args.workers,
-            "native_front": args.native_front is not False,
-            "results": results,
-        }
-        if rounds:
-            document["rounds"] = rounds
-        if s3_section is not None:
-            document["s3"] = s3_section
+        document.update(quick=args.quick, workers=args.workers,
+                        native_front=args.native_front is not False)  # fmt: skip
         # Written before the plot, so a plotting error loses nothing.
         Path(args.json).write_text(json.dumps(document, indent=2))
-    if args.plot and len(results) == 2:
-        plot(results, args.plot)
+    if args.plot:
+        compare_plot(document, args.plot)
     return 0
 
 

@@ -31,7 +31,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.distribution import DISTRIBUTION3, free_port, reference_env
+from tests.distribution import DISTRIBUTION3, free_port, reference_env, zot_config
 from tests.servers import stop
 
 
@@ -104,14 +104,7 @@ def main() -> int:
         peers = [ocistore, distribution]
         if args.zot:
             port = free_port()
-            zot_config = {
-                "distSpecVersion": "1.1.1",
-                "storage": {"rootDirectory": str(work / "zot"), "dedupe": False, "gc": False,
-                            "commit": True},
-                "http": {"address": "127.0.0.1", "port": str(port)},
-                "log": {"level": "warn"},
-            }  # fmt: skip
-            (work / "zot.json").write_text(json.dumps(zot_config))
+            (work / "zot.json").write_text(json.dumps(zot_config(work / "zot", port)))
             zot = shutil.which(args.zot) or args.zot
             peers.append(servers.enter_context(started(
                 "zot", [zot, "serve", str(work / "zot.json")], port, work,

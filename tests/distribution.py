@@ -217,3 +217,15 @@ def distribution3(workdir: Path, config: Mapping[str, Any]) -> Iterator[Client]:
     env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
     with _serving([str(DISTRIBUTION3), "serve", str(path)], port, log_path, env) as client:
         yield client
+
+
+def zot_config(root: Path, port: int) -> dict[str, object]:
+    """zot (a build from its source) as the benches run it beside ocistore: filesystem storage
+    in ``root`` fsyncing what it commits (``storage.commit``, as ocistore and distribution do),
+    without dedupe and GC, on 127.0.0.1:``port``."""
+    return {
+        "distSpecVersion": "1.1.1",
+        "storage": {"rootDirectory": str(root), "dedupe": False, "gc": False, "commit": True},
+        "http": {"address": "127.0.0.1", "port": str(port)},
+        "log": {"level": "warn"},
+    }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -51,10 +51,11 @@ def parse_peer(spec: str) -> Peer:
 
 
 def lower_is_better(key: str) -> bool:
-    """Whether less is better for a figure: times, latencies, CPU (rates are better higher)."""
+    """Whether less is better for a figure: times, latencies, CPU, memory growth (rates are
+    better higher)."""
     if key.endswith(("_per_s", "_mibps")):
         return False
-    return key.endswith(("_ms", "_s", "cpu_ms_per_op"))
+    return key.endswith(("_ms", "_s", "cpu_ms_per_op", "_per_gib", "_growth_mib"))
 
 
 def compare(
@@ -69,16 +70,18 @@ def compare(
     repository: str = "ocistore-bench",
     say: Callable[[str], object] = lambda _: None,
     progress: ProgressSink | None = None,
+    extra: Callable[[Peer], Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Measures each of ``peers`` ``rounds`` times: ``single`` (blob size, count) the
     single-client series, each of ``workloads`` with ``ops`` image operations, ``herd``
-    (image size, clients) pulling one fresh image at once. Returns every round and the
-    medians; each measurement done advances ``progress``."""
+    (image size, clients) pulling one fresh image at once, then ``extra`` (the caller's own
+    measurements of a registry, such as other clients than this one). Returns every round and
+    the medians; each measurement done advances ``progress``."""
     if len({p.name for p in peers}) != len(peers):
         raise BenchError("give each registry its own name")
     targets = {p.name: connect(p.url, repository) for p in peers}
     runs: dict[str, list[dict[str, float]]] = {p.name: [] for p in peers}
-    steps = len(workloads) + (herd is not None) + (single is not None)
+    steps = len(workloads) + (herd is not None) + (single is not None) + (extra is not None)
     if progress is not None:
         progress.phase("bench compare", rounds * len(peers) * steps, "measurements")
 
@@ -117,6 +120,9 @@ def compare(
                 name = f"herd {size // MIB} MiB x{clients}"
                 for key, value in result.figures().items():
                     figures[f"{name}: {key}"] = value
+                done()
+            if extra is not None:
+                figures.update(extra(peer))
                 done()
             runs[peer.name].append(figures)
     medians = {
