@@ -4,7 +4,7 @@
                                    [--plot out.png] [-- <more `ocistore bench compare` options>]
 
 Starts each registry on 127.0.0.1 with a fresh root in its own process group: ocistore
-(`ocistore serve`, the native front, ``--workers`` application workers, default 1),
+(`ocistore serve`, the native front, ``--workers`` application workers, default serve's),
 distribution 3.1.1 (``make peers`` installs it in .peers/registry; OTEL off), and zot when
 ``--zot`` names a binary built from its source (see docs/performance.md: `storage.commit: true`, so that
 it fsyncs as the others do; dedupe and GC off). Then runs `ocistore bench compare` on them with
@@ -31,6 +31,8 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ocistore.server.serve import DEFAULT_WORKERS
+
 from tests.distribution import DISTRIBUTION3, free_port, reference_env, zot_config
 from tests.servers import stop
 
@@ -69,7 +71,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--zot", help="a zot binary (built from its source); omitted: no zot")
-    parser.add_argument("--workers", type=int, default=1, help="ocistore application workers")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="ocistore application workers"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
     parser.add_argument("--plot")

@@ -39,7 +39,7 @@ class Server:
 def ocistore_server(
     root: Path,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     server: str = "granian",
     delete: bool = True,
     extra: list[str] | None = None,
@@ -55,7 +55,7 @@ def ocistore_server(
     args = [
         sys.executable, "-m", "ocistore.cli", "serve",
         "--addr", f"127.0.0.1:{port}", "--root", str(root),
-        "--workers", str(workers), "--server", server,
+        *(["--workers", str(workers)] if workers is not None else []), "--server", server,
         "--delete" if delete else "--no-delete", *(extra or []),
     ]  # fmt: skip
     with log.open("ab") as out:

@@ -990,3 +990,17 @@ def test_gc_during_pushes_through_the_front(tmp_path: Path) -> None:
         runs = collect_while(registry, pusher, timeout=120)
     assert pushed == 160 and len(runs) >= 1
     assert check_tagged_images_complete(registry) == 16  # four tags in each of four repos
+
+
+def test_serve_runs_two_application_workers_by_default(tmp_path: Path) -> None:
+    # Manifest and tag writes wait on fsyncs in the application: one worker would leave its
+    # clients queued meanwhile (docs/performance.md, "Application workers").
+    with ocistore_server(tmp_path / "root", workers=None) as server:
+        workers = [
+            pid
+            for pid in descendants(server.proc.pid)
+            if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert len(workers) == 2, workers
+        with server.client() as client:
+            assert client.get("/v2/_catalog").status_code == 200

@@ -444,6 +444,7 @@ def _positive_seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .server.serve import DEFAULT_WORKERS
 
     parser = argparse.ArgumentParser(prog="ocistore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ocistore {__version__}")
@@ -558,7 +559,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="distribution-style config.yml")
     serve.add_argument("--addr", help="HOST:PORT to listen on (default 127.0.0.1:5000)")
     serve.add_argument("--root", help="storage root (default ./data)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers", type=_positive, default=DEFAULT_WORKERS,
+        help=f"application worker processes (default {DEFAULT_WORKERS})",
+    )  # fmt: skip
     serve.add_argument("--server", choices=["granian", "uvicorn"], default="granian")
     serve.add_argument(
         "--delete",

@@ -41,7 +41,13 @@ FACTORY = "ocistore.server.asgi:create_app"
 PRIVATE_PREFIX = "ocistore-front-"
 
 
-def serve(config: Config, *, workers: int = 1, server: str = "granian") -> None:
+#: Application worker processes by default. Two, not one: behind the front the application
+#: answers manifest and tag writes, whose fsyncs leave a single worker idle while its clients
+#: queue (docs/performance.md, "Application workers").
+DEFAULT_WORKERS = 2
+
+
+def serve(config: Config, *, workers: int = DEFAULT_WORKERS, server: str = "granian") -> None:
     host, port = parse_addr(config.addr)
     if not config.object_storage():
         Path(config.root).mkdir(parents=True, exist_ok=True)
