@@ -93,6 +93,15 @@ def test_advances_from_many_threads_add_up() -> None:
     assert out.getvalue().startswith("fsck: done, 40000 blobs in ")
 
 
+def test_slow_counts_keep_a_decimal_in_their_rate() -> None:
+    out, now = io.StringIO(), [100.0]
+    with ProgressReport(out, clock=lambda: now[0]) as report:
+        report.phase("bench compare", 10, "measurements")
+        now[0] += 4.0
+        report.advance()
+    assert re.search(r"done, 1 measurements in 4\.0 s \(0\.2 measurements/s\)", out.getvalue())
+
+
 def test_disabled_and_phaseless_reports_write_nothing() -> None:
     out = Terminal()
     with ProgressReport(out, enabled=False) as report:

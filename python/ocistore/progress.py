@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import IO, Protocol
 
 __all__ = ["ProgressReport", "ProgressSink", "format_amount"]
@@ -43,10 +44,18 @@ def format_amount(value: float, unit: str) -> str:
     return f"{int(scaled)} B" if index == 0 else f"{scaled:.1f} {_BINARY[index]}"
 
 
+def _rate(per_second: float, unit: str) -> str:
+    """A rate: counts below ten a second keep a decimal (0.3 measurements/s, not 0)."""
+    if unit != "B" and per_second < 10:
+        return f"{per_second:.1f} {unit}".rstrip()
+    return format_amount(per_second, unit)
+
+
 class ProgressReport:
     """A :class:`ProgressSink` that writes to ``stream`` (standard error by default): a bar on a
     terminal, redrawn at most ``redraw`` times a second; plain lines every ``interval`` seconds
-    and at the end of each phase otherwise. ``enabled=False`` writes nothing."""
+    and at the end of each phase otherwise. ``enabled=False`` writes nothing; ``clock`` is what
+    elapsed time is read from."""
 
     BAR_WIDTH = 24
 
@@ -58,12 +67,14 @@ class ProgressReport:
         interval: float = 10.0,
         redraw: float = 10.0,
         enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         isatty = getattr(self.stream, "isatty", None)
         self.terminal = terminal if terminal is not None else bool(isatty and isatty())
         self.period = 1.0 / redraw if self.terminal else interval
         self.enabled = enabled
+        self.clock = clock
         self._lock = threading.Lock()
         self._name: str | None = None
         self._total: int | None = None
@@ -77,7 +88,7 @@ class ProgressReport:
             self._finish()
             self._name, self._total, self._unit = name, total, unit
             self._done = 0
-            self._started = self._shown = time.monotonic()
+            self._started = self._shown = self.clock()
             if self.terminal:
                 self._write(self._line(self._started), final=False)
 
@@ -86,7 +97,7 @@ class ProgressReport:
             if self._name is None:
                 return
             self._done += n
-            now = time.monotonic()
+            now = self.clock()
             if now - self._shown >= self.period:
                 self._shown = now
                 self._write(self._line(now), final=False)
@@ -101,7 +112,7 @@ class ProgressReport:
                 self.stream.flush()
             print(line, file=file if file is not None else sys.stdout, flush=True)
             if drawn:
-                self._write(self._line(time.monotonic()), final=False)
+                self._write(self._line(self.clock()), final=False)
 
     def close(self) -> None:
         """Ends the last phase (its final line)."""
@@ -117,14 +128,14 @@ class ProgressReport:
     def _finish(self) -> None:
         if self._name is None:
             return
-        now = time.monotonic()
+        now = self.clock()
         self._write(self._line(now, final=True), final=True)
         self._name = None
 
     def _line(self, now: float, *, final: bool = False) -> str:
         name, total, unit, done = self._name, self._total, self._unit, self._done
         elapsed = now - self._started
-        rate = f"{format_amount(done / elapsed, unit)}/s" if elapsed > 0 and done else ""
+        rate = f"{_rate(done / elapsed, unit)}/s" if elapsed > 0 and done else ""
         if final:
             return f"{name}: done, {format_amount(done, unit)} in {elapsed:.1f} s" + (
                 f" ({rate})" if rate else ""
