@@ -13,8 +13,8 @@ benches/load_compare.py does, then in ``--rounds`` rounds, the order rotated:
   (``time.thread_time``) around it: p50 of each, and what is left for the server, the kernel
   and waiting;
 - with ``--zb`` (zot's benchmark, see docs/performance.md): each ``--zb-tests`` test, ``zb -c
-  CLIENTS -n OPS``, its operations per second, zb's own CPU per operation (rusage of the child)
-  and the server's (its process group, from /proc).
+  CLIENTS -n OPS``, its operations per second and p50/p99, zb's own CPU per operation (rusage
+  of the child) and the server's (its process group, from /proc).
 
 Medians of the rounds at the end. The profiles of where the servers' CPU goes (perf) are run by
 hand; docs/performance.md gives the commands and the figures.
@@ -106,6 +106,15 @@ def client_share(url: str) -> dict[str, float]:
     }
 
 
+def _zb_duration(report: str, name: str) -> float | None:
+    """zb's first ``<name>: <Go duration>`` line (the whole operation's), in ms."""
+    found = re.search(rf"^{name}:\s*([\d.]+)(ms|s|µs|us)$", report, re.M)
+    if found is None:
+        return None
+    scale = {"s": 1000.0, "ms": 1.0, "µs": 0.001, "us": 0.001}[found.group(2)]
+    return float(found.group(1)) * scale
+
+
 def zb_share(
     zb: str, test: str, url: str, pid: int, clients: int, ops: int, scratch: Path
 ) -> dict[str, float]:
@@ -121,7 +130,9 @@ def zb_share(
     if out.returncode != 0 or found is None:
         raise RuntimeError(f"zb {test} against {url}: {out.stdout[-500:]} {out.stderr[-500:]}")
     client = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    figures = {f"{test}: {name}_ms": _zb_duration(out.stdout, name) for name in ("p50", "p99")}
     return {
+        **{key: value for key, value in figures.items() if value is not None},
         f"{test}: ops_per_s": float(found.group(1)),
         f"{test}: zb_cpu_ms_per_op": client / ops * 1000,
         f"{test}: server_cpu_ms_per_op": server / ops * 1000,
