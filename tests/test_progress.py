@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from ocistore import BlobStore
-from ocistore.progress import ProgressReport, format_amount
+from ocistore.progress import ProgressReport, counted, format_amount
 
 
 class Terminal(io.StringIO):
@@ -91,6 +91,19 @@ def test_advances_from_many_threads_add_up() -> None:
         t.join()
     report.close()
     assert out.getvalue().startswith("fsck: done, 40000 blobs in ")
+
+
+def test_counted_items_make_a_phase_of_their_count() -> None:
+    out = io.StringIO()
+    with ProgressReport(out, interval=0.0) as report:
+        seen = []
+        for item in counted(["a", "b", "c"], report, "gc: sweeping", "blobs"):
+            seen.append(item)
+            percent = {1: " 33%", 2: " 67%", 3: "100%"}[len(seen)]
+            assert out.getvalue().splitlines()[-1].startswith(f"gc: sweeping: {percent}")
+    assert seen == ["a", "b", "c"]
+    assert out.getvalue().splitlines()[-1].startswith("gc: sweeping: done, 3 blobs in ")
+    assert list(counted([1, 2], None, "quiet", "items")) == [1, 2]
 
 
 def test_slow_counts_keep_a_decimal_in_their_rate() -> None:

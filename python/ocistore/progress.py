@@ -12,10 +12,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import IO, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Protocol, TypeVar
 
-__all__ = ["ProgressReport", "ProgressSink", "format_amount"]
+__all__ = ["ProgressReport", "ProgressSink", "counted", "format_amount"]
+
+T = TypeVar("T")
 
 
 class ProgressSink(Protocol):
@@ -28,6 +30,19 @@ class ProgressSink(Protocol):
 
     def advance(self, n: int = 1) -> None:
         """``n`` more units of the current phase are done."""
+
+
+def counted(
+    items: Sequence[T], progress: ProgressSink | None, phase: str, unit: str
+) -> Iterator[T]:
+    """``items`` one by one, as the phase ``phase`` of ``progress`` (when given): it begins with
+    their count and advances by one as each is taken."""
+    if progress is not None:
+        progress.phase(phase, len(items), unit)
+    for item in items:
+        if progress is not None:
+            progress.advance()
+        yield item
 
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB")

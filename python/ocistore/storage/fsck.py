@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import _core, hashing
 from .._core import Digest, Layout
 from ..errors import OciStoreError
-from ..progress import ProgressSink
+from ..progress import ProgressSink, counted
 from .driver import ObjectStoreDriver, remove_tree
 from .links import read_link, write_link
 from .registry import Registry
@@ -264,12 +264,9 @@ def fsck(
                         partial(remove_tree, base / alg / name),
                     )
 
-    names = list(registry.repositories())
-    if progress is not None:
-        progress.phase("fsck: checking repositories", len(names), "repositories")
-    for name in names:
-        if progress is not None:
-            progress.advance()
+    for name in counted(
+        list(registry.repositories()), progress, "fsck: checking repositories", "repositories"
+    ):
         repo = registry.repository(name)
         check_links(root / Layout.layers(name), "layer")
         check_links(root / Layout.revisions(name), "revision")
@@ -399,12 +396,9 @@ def _fsck_object_storage(
                         partial(driver.delete, key),
                     )
 
-    names = list(registry.repositories())
-    if progress is not None:
-        progress.phase("fsck: checking repositories", len(names), "repositories")
-    for name in names:
-        if progress is not None:
-            progress.advance()
+    for name in counted(
+        list(registry.repositories()), progress, "fsck: checking repositories", "repositories"
+    ):
         repo = registry.repository(name)
         check_links(Layout.layers(name), "layer")
         check_links(Layout.revisions(name), "revision")

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from .._core import Digest, GcClaim, GcLease, Layout
 from ..errors import ErrBlobUnknown, ErrCollectorBusy, ErrCollectorLeaseLost, OciStoreError
-from ..progress import ProgressSink
+from ..progress import ProgressSink, counted
 from .driver import StorageDriver
 from .links import parse_link
 from .manifests import ImageIndex
@@ -209,12 +209,9 @@ class GarbageCollector:
     def mark(self) -> None:
         registry, result = self.registry, self.result
         self._held()
-        names = list(registry.repositories())
-        if self.progress is not None:
-            self.progress.phase("gc: marking", len(names), "repositories")
-        for name in names:
-            if self.progress is not None:
-                self.progress.advance()
+        for name in counted(
+            list(registry.repositories()), self.progress, "gc: marking", "repositories"
+        ):
             self._held()  # renewed as it goes: a mark phase may outlast the lease's term
             repo = registry.repository(name)
             manifests = repo.manifests()
@@ -257,12 +254,7 @@ class GarbageCollector:
     def sweep(self) -> None:
         blobs, driver = self.registry.blobs(), self.registry.driver
         self._held()
-        stored = list(blobs.enumerate())
-        if self.progress is not None:
-            self.progress.phase("gc: sweeping", len(stored), "blobs")
-        for digest in stored:
-            if self.progress is not None:
-                self.progress.advance()
+        for digest in counted(list(blobs.enumerate()), self.progress, "gc: sweeping", "blobs"):
             if digest in self.result.marked:
                 continue
             with driver.gc_claim(Layout.blob_data(digest)) as claim:
