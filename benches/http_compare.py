@@ -116,6 +116,28 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
+def serving(
+    name: str,
+    command: list[str],
+    port: int,
+    root: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[Registry]:
+    """``command`` serving on 127.0.0.1:``port`` in a session of its own, its output in
+    ``log``, until the block ends; then it is stopped and its ``root`` removed."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, log)
+        yield Registry(name, f"http://127.0.0.1:{port}", proc)
+    finally:
+        stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
 def ocistore_registry(
     workdir: Path,
     workers: int,
@@ -141,14 +163,8 @@ def ocistore_registry(
         *([] if native_front is None else
           ["--native-front" if native_front else "--no-native-front"]),
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc, log)
-        yield Registry("ocistore", f"http://127.0.0.1:{port}", proc)
-    finally:
-        stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
+    with serving("ocistore", args, port, root, log) as registry:
+        yield registry
 
 
 @contextmanager
@@ -170,21 +186,10 @@ def distribution_registry(
     log = workdir / f"{name}.log"
     config = workdir / f"{name}.yml"
     config.write_text(reference_config(port, root, s3=s3, redirect=redirect, access_log=False))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [binary, "serve", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # distribution 3 exports traces unless told not to.
-            env={**reference_env(), "OTEL_TRACES_EXPORTER": "none"},
-            start_new_session=True,
-        )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc, log)
-        yield Registry(name, f"http://127.0.0.1:{port}", proc)
-    finally:
-        stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
+    # distribution 3 exports traces unless told not to.
+    env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
+    with serving(name, [binary, "serve", str(config)], port, root, log, env) as registry:
+        yield registry
 
 
 @contextmanager
@@ -195,15 +200,9 @@ def zot_registry(workdir: Path, binary: str) -> Iterator[Registry]:
     log = workdir / "zot.log"
     config = workdir / "zot.json"
     config.write_text(json.dumps(zot_config(root, port)))
-    with log.open("wb") as out:
-        proc = subprocess.Popen([shutil.which(binary) or binary, "serve", str(config)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc, log)
-        yield Registry("zot", f"http://127.0.0.1:{port}", proc)
-    finally:
-        stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
+    command = [shutil.which(binary) or binary, "serve", str(config)]
+    with serving("zot", command, port, root, log) as registry:
+        yield registry
 
 
 def tree_rss(pid: int) -> int:

@@ -39,14 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_compare import started
+from load_compare import start_distribution3, start_ocistore, start_zot
 from ocistore.bench.load import process_group_cpu_seconds
-
-from tests.distribution import DISTRIBUTION3, free_port, reference_env, zot_config
 
 RANGE = 1024 * 1024
 BIG = 64 * 1024 * 1024
@@ -157,34 +154,13 @@ def main() -> int:
     runs: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(dir=base) as tmp, contextlib.ExitStack() as servers:
         work = Path(tmp)
-        peers = []
-        for count in (int(c) for c in args.ocistore_workers.split(",")):
-            port = free_port()
-            peers.append(servers.enter_context(started(f"ocistore-w{count}", [
-                sys.executable, "-m", "ocistore.cli", "serve", "--root",
-                str(work / f"ocistore-{count}"), "--addr", f"127.0.0.1:{port}",
-                "--workers", str(count), "--delete",
-            ], port, work)))  # fmt: skip
-        port = free_port()
-        config = {
-            "version": "0.1",
-            "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(work / "distribution")},
-                        "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{port}"},
-        }  # fmt: skip
-        (work / "distribution.yml").write_text(yaml.safe_dump(config))
-        env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
-        peers.append(servers.enter_context(started(
-            "distribution3", [str(DISTRIBUTION3), "serve", str(work / "distribution.yml")],
-            port, work, env,
-        )))  # fmt: skip
+        peers = [
+            start_ocistore(servers, work, f"ocistore-w{count}", count)
+            for count in (int(c) for c in args.ocistore_workers.split(","))
+        ]
+        peers.append(start_distribution3(servers, work))
         if args.zot:
-            port = free_port()
-            (work / "zot.json").write_text(json.dumps(zot_config(work / "zot", port)))
-            peers.append(servers.enter_context(started(
-                "zot", [args.zot, "serve", str(work / "zot.json")], port, work
-            )))  # fmt: skip
+            peers.append(start_zot(servers, work, args.zot))
         for round_ in range(args.rounds):
             shift = round_ % len(peers)
             for spec in peers[shift:] + peers[:shift]:

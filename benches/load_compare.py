@@ -66,6 +66,43 @@ def started(
         stop(proc)
 
 
+def start_ocistore(servers: contextlib.ExitStack, work: Path, name: str, workers: int) -> str:
+    """``ocistore serve`` (the native front, ``workers`` application workers) on a fresh root
+    ``work/name``, until ``servers`` closes; ``NAME=URL,pid=PID``."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "ocistore.cli", "serve", "--root", str(work / name),
+        "--addr", f"127.0.0.1:{port}", "--workers", str(workers), "--delete",
+    ]  # fmt: skip
+    return servers.enter_context(started(name, command, port, work))
+
+
+def start_distribution3(servers: contextlib.ExitStack, work: Path) -> str:
+    """distribution 3.1.1 on a fresh filesystem root in ``work``, until ``servers`` closes;
+    ``NAME=URL,pid=PID``."""
+    port = free_port()
+    config = {
+        "version": "0.1",
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(work / "distribution")},
+                    "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }  # fmt: skip
+    (work / "distribution.yml").write_text(yaml.safe_dump(config))
+    env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
+    command = [str(DISTRIBUTION3), "serve", str(work / "distribution.yml")]
+    return servers.enter_context(started("distribution3", command, port, work, env))
+
+
+def start_zot(servers: contextlib.ExitStack, work: Path, binary: str) -> str:
+    """zot (``binary``) on a fresh root in ``work`` as ``zot_config`` has it, until ``servers``
+    closes; ``NAME=URL,pid=PID``."""
+    port = free_port()
+    (work / "zot.json").write_text(json.dumps(zot_config(work / "zot", port)))
+    command = [shutil.which(binary) or binary, "serve", str(work / "zot.json")]
+    return servers.enter_context(started("zot", command, port, work))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -86,33 +123,12 @@ def main() -> int:
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=base) as tmp, contextlib.ExitStack() as servers:
         work = Path(tmp)
-        port = free_port()
-        ocistore = servers.enter_context(started("ocistore", [
-            sys.executable, "-m", "ocistore.cli", "serve", "--root", str(work / "ocistore"),
-            "--addr", f"127.0.0.1:{port}", "--workers", str(args.workers), "--delete",
-        ], port, work))  # fmt: skip
-        port = free_port()
-        config = {
-            "version": "0.1",
-            "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(work / "distribution")},
-                        "delete": {"enabled": True}},
-            "http": {"addr": f"127.0.0.1:{port}"},
-        }  # fmt: skip
-        (work / "distribution.yml").write_text(yaml.safe_dump(config))
-        env = {**reference_env(), "OTEL_TRACES_EXPORTER": "none"}
-        distribution = servers.enter_context(started(
-            "distribution3", [str(DISTRIBUTION3), "serve", str(work / "distribution.yml")],
-            port, work, env,
-        ))  # fmt: skip
-        peers = [ocistore, distribution]
+        peers = [
+            start_ocistore(servers, work, "ocistore", args.workers),
+            start_distribution3(servers, work),
+        ]
         if args.zot:
-            port = free_port()
-            (work / "zot.json").write_text(json.dumps(zot_config(work / "zot", port)))
-            zot = shutil.which(args.zot) or args.zot
-            peers.append(servers.enter_context(started(
-                "zot", [zot, "serve", str(work / "zot.json")], port, work,
-            )))  # fmt: skip
+            peers.append(start_zot(servers, work, args.zot))
         command = [sys.executable, "-m", "ocistore.cli", "bench", "compare", *peers,
                    "--rounds", str(args.rounds), *rest]  # fmt: skip
         if args.json:
