@@ -31,7 +31,12 @@ $(AZURITE):
 	mkdir -p $(PEERS)/npm
 	cd $(PEERS)/npm && npm install --silent --no-audit --no-fund azurite@3.35.0
 
-peers: $(DISTRIBUTION3) $(AZURITE)
+# fake-gcs-server 1.56.1: the GCS emulator the object-storage tests run on.
+FAKE_GCS := $(PEERS)/fake-gcs-server
+$(FAKE_GCS):
+	GOBIN=$(PEERS) GOFLAGS=-mod=mod go install github.com/fsouza/fake-gcs-server@v1.56.1
+
+peers: $(DISTRIBUTION3) $(AZURITE) $(FAKE_GCS)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -14,6 +14,7 @@ from ocistore.storage.driver import FilesystemDriver, ObjectStoreDriver
 
 from .azurite import ACCOUNT, KEY, Azurite
 from .azurite import azurite as run_azurite
+from .fakegcs import FakeGcs, fake_gcs
 from .helpers import pattern
 from .object_stores import Backend, s3_backend
 from .seaweedfs import SeaweedFS
@@ -85,12 +86,37 @@ def azure_store(server: Azurite, container: str, root_directory: str) -> _core.O
     )
 
 
-@pytest.fixture(params=["filesystem", "s3", "azure"])
+@pytest.fixture(scope="session")
+def fakegcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGcs]:
+    """One fake-gcs-server for the session; give each test its own bucket or root."""
+    with fake_gcs(tmp_path_factory.mktemp("fakegcs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket(fakegcs: FakeGcs) -> str:
+    return fakegcs.bucket()
+
+
+def gcs_store(server: FakeGcs, bucket: str, root_directory: str) -> _core.ObjectStore:
+    return _core.ObjectStore.gcs(
+        bucket,
+        keyfile=str(server.keyfile),
+        endpoint=server.endpoint,
+        root_directory=root_directory,
+    )
+
+
+@pytest.fixture(params=["filesystem", "s3", "azure", "gcs"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemDriver | ObjectStoreDriver:
     """The storage driver a test runs on: a directory, or a fresh root directory in SeaweedFS
-    (S3) or Azurite (Azure)."""
+    (S3), Azurite (Azure) or fake-gcs-server (GCS)."""
     if request.param == "filesystem":
         return FilesystemDriver(tmp_path / "root")
+    if request.param == "gcs":
+        server = request.getfixturevalue("fakegcs")
+        bucket = request.getfixturevalue("gcs_bucket")
+        return ObjectStoreDriver(gcs_store(server, bucket, f"t-{uuid.uuid4().hex}"))
     if request.param == "azure":
         server = request.getfixturevalue("azurite")
         container = request.getfixturevalue("azure_container")
@@ -100,13 +126,17 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> FilesystemDriver 
     return ObjectStoreDriver(object_store(weed, bucket, f"t-{uuid.uuid4().hex}"))
 
 
-@pytest.fixture(params=["s3", "azure"])
+@pytest.fixture(params=["s3", "azure", "gcs"])
 def backend(request: pytest.FixtureRequest) -> Backend:
-    """SeaweedFS (S3) or Azurite (Azure): the cross-instance tests run servers on both, each in
-    a root directory of its own."""
+    """SeaweedFS (S3), Azurite (Azure) or fake-gcs-server (GCS): the cross-instance tests run
+    servers on each, each in a root directory of its own."""
     if request.param == "s3":
         weed = request.getfixturevalue("seaweedfs")
         return s3_backend(weed, request.getfixturevalue("s3_bucket"))
+    if request.param == "gcs":
+        gcs: FakeGcs = request.getfixturevalue("fakegcs")
+        bucket = request.getfixturevalue("gcs_bucket")
+        return Backend("gcs", lambda root: {"gcs": gcs.storage_gcs(bucket, root)}, gcs.endpoint)
     emulator: Azurite = request.getfixturevalue("azurite")
     container = request.getfixturevalue("azure_container")
     return Backend(

@@ -33,6 +33,7 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
         ("uvicorn", 1, "fs"),
         ("granian", 2, "s3"),
         ("granian", 2, "azure"),
+        ("granian", 2, "gcs"),
     ],
     ids=[
         "granian",
@@ -41,6 +42,7 @@ DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
         "uvicorn",
         "granian-2-workers-s3",
         "granian-2-workers-azure",
+        "granian-2-workers-gcs",
     ],
 )
 def server(
@@ -49,13 +51,16 @@ def server(
     kind, workers, storage = request.param
     base = tmp_path_factory.mktemp("http")
     # On a filesystem the native front is there by default: "fs-no-front" is the application
-    # alone (as with TLS), the S3 runs have no front.
+    # alone (as with TLS).
     extra = ["--no-native-front"] if storage == "fs-no-front" else []
-    if storage in ("s3", "azure"):
+    if storage in ("s3", "azure", "gcs"):
         # Blob GETs proxied (no redirect) so every answer is the registry's own.
         if storage == "s3":
             weed = request.getfixturevalue("seaweedfs")
             section = {"s3": weed.storage_s3(weed.bucket()), "redirect": {"disable": True}}
+        elif storage == "gcs":
+            gcs = request.getfixturevalue("fakegcs")
+            section = {"gcs": gcs.storage_gcs(gcs.bucket()), "redirect": {"disable": True}}
         else:
             emulator = request.getfixturevalue("azurite")
             section = {

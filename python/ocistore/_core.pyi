@@ -114,6 +114,19 @@ class ObjectStore:
         chunk_size: int = 10485760,
     ) -> ObjectStore:
         """An Azure Blob Storage container (distribution's ``storage.azure``)."""
+    @staticmethod
+    def gcs(
+        bucket: str,
+        *,
+        keyfile: str | None = None,
+        credentials: str | None = None,
+        root_directory: str = "",
+        chunk_size: int = 16777216,
+        endpoint: str | None = None,
+    ) -> ObjectStore:
+        """A Google Cloud Storage bucket (distribution's ``storage.gcs``): a service account key
+        as a file (``keyfile``) or JSON text (``credentials``), else the application default
+        credentials; ``endpoint`` for an emulator or a private endpoint."""
     @property
     def bucket(self) -> str: ...
     @property

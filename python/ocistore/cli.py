@@ -215,7 +215,7 @@ def _gc_configured(
 
 
 def _registry_of(args: argparse.Namespace) -> Registry | None:
-    """The registry a command works on: the storage of ``--config`` (S3, Azure, a filesystem)
+    """The registry a command works on: the storage of ``--config`` (S3, Azure, GCS, a filesystem)
     when given, else ``args.root``; None (after saying why) when the configuration is bad."""
     if getattr(args, "config", None) is None:
         if args.root is None:
@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     gc.add_argument(
         "--config",
-        help="the server's configuration: collect its storage (S3, Azure, a filesystem) "
+        help="the server's configuration: collect its storage (S3, Azure, GCS, a filesystem) "
         "unless ROOT is given; a blob descriptor cache in redis forgets what is collected; "
         "uploads are purged as storage.maintenance.uploadpurging says; for a pull-through "
         "cache (proxy), first expire what its repositories have not used within their ttl",
@@ -517,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     fsck = commands.add_parser("fsck", help="check (and --repair) a storage tree")
     fsck.add_argument("root", metavar="ROOT", nargs="?")
     fsck.add_argument(
-        "--config", help="a server configuration: check its storage (S3, Azure) instead of ROOT"
+        "--config",
+        help="a server configuration: check its storage (S3, Azure, GCS) instead of ROOT",
     )
     fsck.add_argument("--repair", action="store_true", help="fix what can be fixed without loss")
     fsck.add_argument(
@@ -546,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument(
         "--config",
-        help="a server configuration: import into its storage (S3, Azure) instead of --root",
+        help="a server configuration: import into its storage (S3, Azure, GCS) instead of --root",
     )
     imp.set_defaults(run=_import)
 

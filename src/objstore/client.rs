@@ -17,6 +17,7 @@ use object_store::{
 };
 
 use super::config::{AzureConfig, S3Config};
+use super::gcs::GcsConfig;
 use super::keys::Root;
 use crate::error::{Result, StoreError};
 
@@ -73,6 +74,17 @@ impl Remote {
         Ok(Arc::new(Remote {
             bucket: azure.clone(),
             signer: Some(azure),
+            root: Root::new(&config.root_directory)?,
+            chunk_size: config.chunk_size,
+            url: config.url(),
+        }))
+    }
+
+    pub fn connect_gcs(config: &GcsConfig) -> Result<Arc<Remote>> {
+        let (bucket, signer) = config.build()?;
+        Ok(Arc::new(Remote {
+            bucket: Arc::new(bucket),
+            signer: Some(signer),
             root: Root::new(&config.root_directory)?,
             chunk_size: config.chunk_size,
             url: config.url(),

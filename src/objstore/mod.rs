@@ -1,10 +1,12 @@
-//! Blobs and registry metadata on an S3 bucket (through `object_store`), in the key layout of
-//! distribution's S3 driver: `<rootdirectory>/docker/registry/v2/...`.
+//! Blobs and registry metadata on an S3 bucket, an Azure container or a GCS bucket (through
+//! `object_store`), in the key layout of distribution's S3 driver:
+//! `<rootdirectory>/docker/registry/v2/...`.
 
 pub mod blobs;
 pub mod client;
 pub mod config;
 pub mod gc;
+pub mod gcs;
 pub mod keys;
 pub mod links;
 pub mod runtime;
@@ -14,3 +16,4 @@ pub mod upload;
 pub use blobs::ObjectBlobs;
 pub use client::Remote;
 pub use config::{AzureConfig, S3Config};
+pub use gcs::GcsConfig;

@@ -10,14 +10,14 @@ use super::digest::digest_arg;
 use crate::objstore::blobs;
 use crate::objstore::keys::{check_key, check_prefix};
 use crate::objstore::runtime::block_on;
-use crate::objstore::{AzureConfig, Remote, S3Config};
+use crate::objstore::{AzureConfig, GcsConfig, Remote, S3Config};
 use crate::py::buffer::InputBuffer;
 
 /// An S3 bucket (or S3-compatible server) with distribution's S3 driver settings. Keys are
 /// relative to `root_directory`; every method releases the GIL while it waits for the store.
 #[pyclass(frozen, module = "ocistore._core", name = "ObjectStore")]
 pub struct PyObjectStore {
-    /// The bucket (S3) or container (Azure).
+    /// The bucket (S3, GCS) or container (Azure).
     bucket: String,
     root_directory: String,
     chunk_size: u64,
@@ -105,6 +105,45 @@ impl PyObjectStore {
         let remote = Remote::connect_azure(&config)?;
         Ok(Self {
             bucket: config.container.clone(),
+            root_directory: config.root_directory.clone(),
+            chunk_size: config.chunk_size,
+            url: config.url(),
+            remote,
+        })
+    }
+
+    /// A Google Cloud Storage bucket, with distribution's `storage.gcs` settings: a service
+    /// account key as a file (`keyfile`) or as JSON text (`credentials`), else the application
+    /// default credentials; `endpoint` for an emulator or a private endpoint.
+    #[staticmethod]
+    #[pyo3(signature = (
+        bucket,
+        *,
+        keyfile = None,
+        credentials = None,
+        root_directory = "",
+        chunk_size = 16777216,
+        endpoint = None,
+    ))]
+    fn gcs(
+        bucket: &str,
+        keyfile: Option<&str>,
+        credentials: Option<&str>,
+        root_directory: &str,
+        chunk_size: u64,
+        endpoint: Option<&str>,
+    ) -> PyResult<Self> {
+        let config = GcsConfig::new(
+            bucket,
+            keyfile,
+            credentials,
+            root_directory,
+            Some(chunk_size),
+            endpoint,
+        )?;
+        let remote = Remote::connect_gcs(&config)?;
+        Ok(Self {
+            bucket: config.bucket.clone(),
             root_directory: config.root_directory.clone(),
             chunk_size: config.chunk_size,
             url: config.url(),

@@ -10,7 +10,10 @@ Accepted keys (anything else is an error at start, naming the key)::
            rootdirectory: /prefix, forcepathstyle: bool, chunksize: BYTES, secure: bool,
            v4auth: true}                            # or:
       azure: {accountname: ..., accountkey: ..., container: NAME, serviceurl: URL | realm: ...,
-              rootdirectory: /prefix, chunksize: BYTES}
+              rootdirectory: /prefix, chunksize: BYTES}   # or:
+      gcs: {bucket: NAME, keyfile: PATH | credentials: {service account key},
+            rootdirectory: /prefix, chunksize: BYTES,
+            endpoint: URL}                          # ocistore's: an emulator, a private endpoint
       redirect: {disable: bool}                     # S3 blob GETs: 307 to a presigned URL
       cache: {blobdescriptor: inmemory|redis, blobdescriptorsize: 10000}
       delete: {enabled: bool}                       # default false, as in distribution
@@ -110,6 +113,8 @@ class Config:
     s3: dict[str, Any] | None = None
     #: ``storage.azure`` as ``ocistore._core.ObjectStore.azure`` keyword arguments.
     azure: dict[str, Any] | None = None
+    #: ``storage.gcs`` as ``ocistore._core.ObjectStore.gcs`` keyword arguments.
+    gcs: dict[str, Any] | None = None
     redirect: bool = True
     #: None: the native front on filesystem storage.
     native_front: bool | None = None
@@ -143,12 +148,14 @@ class Config:
 
         if self.azure is not None:
             return ObjectStoreDriver(_core.ObjectStore.azure(**self.azure))
+        if self.gcs is not None:
+            return ObjectStoreDriver(_core.ObjectStore.gcs(**self.gcs))
         if self.s3 is None:
             return FilesystemDriver(self.root)
         return ObjectStoreDriver(_core.ObjectStore(**self.s3))
 
     def object_storage(self) -> bool:
-        return self.s3 is not None or self.azure is not None
+        return self.s3 is not None or self.azure is not None or self.gcs is not None
 
     def descriptor_cache(self) -> DescriptorCache | None:
         """The blob descriptor cache ``storage.cache`` asks for (None: no cache)."""
@@ -211,6 +218,14 @@ _SCHEMA: dict[str, Any] = {
             "realm": str,
             "rootdirectory": str,
             "chunksize": str,
+        },
+        "gcs": {
+            "bucket": str,
+            "keyfile": str,
+            "credentials": dict,
+            "rootdirectory": str,
+            "chunksize": str,
+            "endpoint": str,
         },
         "redirect": {"disable": bool},
         "cache": {"blobdescriptor": str, "blobdescriptorsize": str},
@@ -301,10 +316,10 @@ def _get(doc: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _chunk_size(value: Any, key: str) -> int:
+def _chunk_size(value: Any, key: str, least: int = 5 * 1024 * 1024) -> int:
     """A multipart part size in bytes, as distribution's object storage drivers take it."""
-    if not str(value).isascii() or not str(value).isdigit() or int(value) < 5 * 1024 * 1024:
-        raise ConfigError(f"{key}: expected bytes, at least 5242880, got {value!r}")
+    if not str(value).isascii() or not str(value).isdigit() or int(value) < least:
+        raise ConfigError(f"{key}: expected bytes, at least {least}, got {value!r}")
     return int(value)
 
 
@@ -359,6 +374,31 @@ def _azure_options(azure: dict[str, Any]) -> dict[str, Any]:
         _core.ObjectStore.azure(**options)
     except ValueError as e:
         raise ConfigError(f"storage.azure: {e}") from None
+    return options
+
+
+def _gcs_options(gcs: dict[str, Any]) -> dict[str, Any]:
+    """distribution's ``storage.gcs`` keys as ``ocistore._core.ObjectStore.gcs`` arguments:
+    ``credentials`` (a service account key, as a map) goes on as JSON text."""
+    if not gcs.get("bucket"):
+        raise ConfigError("storage.gcs.bucket is required")
+    options: dict[str, Any] = {"bucket": str(gcs["bucket"])}
+    if (keyfile := gcs.get("keyfile")) is not None:
+        options["keyfile"] = str(keyfile)
+    if (credentials := gcs.get("credentials")) is not None:
+        options["credentials"] = json.dumps(credentials)
+    if (root := gcs.get("rootdirectory")) is not None:
+        options["root_directory"] = str(root).strip("/")
+    if (chunk := gcs.get("chunksize")) is not None:
+        options["chunk_size"] = _chunk_size(chunk, "storage.gcs.chunksize", least=256 * 1024)
+    if (endpoint := gcs.get("endpoint")) is not None:
+        options["endpoint"] = str(endpoint)
+    from .. import _core
+
+    try:  # reads the key file and parses the key; no request is made
+        _core.ObjectStore.gcs(**options)
+    except ValueError as e:
+        raise ConfigError(f"storage.gcs: {e}") from None
     return options
 
 
@@ -477,13 +517,17 @@ def load_config(path: str | Path | None) -> Config:
         config.addr = str(addr)
     if (root := _get(doc, "storage.filesystem.rootdirectory")) is not None:
         config.root = str(root)
-    kinds = [k for k in ("filesystem", "s3", "azure") if _get(doc, f"storage.{k}") is not None]
+    kinds = [
+        k for k in ("filesystem", "s3", "azure", "gcs") if _get(doc, f"storage.{k}") is not None
+    ]
     if len(kinds) > 1:
-        raise ConfigError(f"storage: configure one of filesystem, s3 or azure, not {kinds}")
+        raise ConfigError(f"storage: configure one of filesystem, s3, azure or gcs, not {kinds}")
     if (s3 := _get(doc, "storage.s3")) is not None:
         config.s3 = _s3_options(s3)
     if (azure := _get(doc, "storage.azure")) is not None:
         config.azure = _azure_options(azure)
+    if (gcs := _get(doc, "storage.gcs")) is not None:
+        config.gcs = _gcs_options(gcs)
     if (disable := _get(doc, "storage.redirect.disable")) is not None:
         config.redirect = not disable
     if (delete := _get(doc, "storage.delete.enabled")) is not None:

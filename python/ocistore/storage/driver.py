@@ -9,7 +9,7 @@ the same keys distribution's filesystem and S3 drivers use. Two drivers:
     GC lock is an ``flock``; ``touch`` refreshes modification times for the GC protocol.
 
 ``ObjectStoreDriver``
-    Object storage (S3, Azure) through the Rust core (``ocistore._core.ObjectStore``, the
+    Object storage (S3, Azure, GCS) through the Rust core (``ocistore._core.ObjectStore``, the
     ``object_store`` crate). A PUT is atomic; directories are key prefixes. There is no lock:
     ``touch`` writes a mark object and waits out a collector's claim, ``gc_claim`` and
     ``gc_lease`` are objects too (``ocistore.storage.gc`` has the protocol).
