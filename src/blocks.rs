@@ -15,6 +15,14 @@ pub const UPLOAD_SMALL_BLOCK: usize = 256 * KIB;
 /// the ones beyond use `UPLOAD_SMALL_BLOCK`s, so a burst of pushes holds at most 64 x 12 MiB
 /// plus 768 KiB for each further one, instead of 12 MiB each.
 pub const UPLOAD_LARGE_BODIES_MAX: usize = 64;
+/// Blocks are written to a file in pieces of at most this size. The kernel sizes the page-cache
+/// folios of a buffered write by the write's length, and only folios of up to 32 KiB (order 3,
+/// `PAGE_ALLOC_COSTLY_ORDER`) come from the per-CPU lists of recently freed pages. Larger ones
+/// are split from the buddy allocator's high-order blocks, which a VM balloon with free page
+/// reporting (Firecracker's, for one) hands back to the host as soon as they are free, so every
+/// page copied into them faults on the host: the page-cache copy then costs several times the
+/// CPU per byte (docs/performance.md). zot writes in 32 KiB pieces too (Go's `io.Copy`).
+pub const FILE_WRITE_PIECE: usize = 32 * KIB;
 /// A body of at most this many bytes is received whole and written in one call.
 pub const UPLOAD_INLINE_MAX: usize = 64 * KIB;
 

@@ -3,8 +3,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::blocks::FILE_WRITE_PIECE;
 use crate::error::{IoContext, Result};
 
 pub fn fsync_dir(dir: &Path) -> Result<()> {
@@ -39,6 +41,17 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
             Some(parent) => fsync_dir(parent)?,
             None => {}
         }
+    }
+    Ok(())
+}
+
+/// `write_all_at` in pieces of at most `FILE_WRITE_PIECE` (see there for why).
+pub fn write_all_at_in_pieces(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = data.len().min(FILE_WRITE_PIECE);
+        file.write_all_at(&data[..n], offset)?;
+        data = &data[n..];
+        offset += n as u64;
     }
     Ok(())
 }
@@ -103,5 +116,28 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn writes_in_pieces_land_where_one_write_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let data: Vec<u8> = (0..3 * FILE_WRITE_PIECE + 777)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        write_all_at_in_pieces(&file, &data[..5], 0).unwrap();
+        write_all_at_in_pieces(&file, &data[5..], 5).unwrap();
+        write_all_at_in_pieces(&file, &[], data.len() as u64).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), data);
+        // At an offset past the end, as a pwrite would: the gap reads as zeros.
+        write_all_at_in_pieces(&file, b"tail", data.len() as u64 + 10).unwrap();
+        let all = fs::read(&p).unwrap();
+        assert_eq!(&all[data.len()..data.len() + 10], &[0; 10]);
+        assert_eq!(&all[data.len() + 10..], b"tail");
     }
 }

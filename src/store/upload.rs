@@ -20,7 +20,9 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::Layout;
 use super::direct::DirectWriter;
-use super::fsutil::{create_dir_all_durable, fsync_dir, write_atomic, write_replace};
+use super::fsutil::{
+    create_dir_all_durable, fsync_dir, write_all_at_in_pieces, write_atomic, write_replace,
+};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
 use crate::hashing::Hasher;
@@ -376,7 +378,7 @@ impl Upload {
                 direct.append(data)
             }
             None if data.len() >= PARALLEL_MIN => std::thread::scope(|scope| {
-                let writer = scope.spawn(|| file.write_all_at(data, offset));
+                let writer = scope.spawn(|| write_all_at_in_pieces(file, data, offset));
                 hasher.update(data);
                 writer
                     .join()
@@ -384,7 +386,7 @@ impl Upload {
             }),
             None => {
                 hasher.update(data);
-                file.write_all_at(data, offset)
+                write_all_at_in_pieces(file, data, offset)
             }
         };
         if let Err(e) = written {
