@@ -9,13 +9,17 @@ import hashlib
 import json
 import random
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from ocistore import _core
+from ocistore._core import Layout
 from ocistore.errors import ErrBlobUploadInvalid, ErrBlobUploadUnknown
 from ocistore.server.config import ConfigError, load_config
+from ocistore.storage import Registry, purge_uploads
+from ocistore.storage.driver import ObjectStoreDriver
 
 from .fakegcs import FakeGcs
 
@@ -105,6 +109,23 @@ def test_cancel_deletes_the_parts_too(
     assert store.walk(UPLOADS) == []
     with pytest.raises(ErrBlobUploadUnknown):
         blobs.resume(w.id, UPLOADS)
+
+
+def test_purging_an_abandoned_upload_deletes_its_parts(
+    store: _core.ObjectStore, fakegcs: FakeGcs, gcs_bucket: str, root: str
+) -> None:
+    # The parts live outside the upload's keys: deleting the keys alone would leak them.
+    registry = Registry(ObjectStoreDriver(store))
+    abandoned = registry.repository("a").blobs().create()
+    abandoned.write(data_of(MiB + 5))
+    abandoned.close()
+    assert len(parts_left(fakegcs, gcs_bucket, root)) == 4
+    assert purge_uploads(registry, older_than=timedelta(0), dry_run=True)
+    assert len(parts_left(fakegcs, gcs_bucket, root)) == 4
+    purged = purge_uploads(registry, older_than=timedelta(0))
+    assert purged == [f"{Layout.uploads('a')}/{abandoned.id}"]
+    assert parts_left(fakegcs, gcs_bucket, root) == []
+    assert fakegcs.object_names(gcs_bucket, f"{root}/") == []
 
 
 def test_a_stale_writer_loses_even_when_the_state_it_saw_is_rewritten_identically(

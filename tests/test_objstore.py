@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -392,6 +393,31 @@ def test_cancel_removes_every_key_of_the_upload(
         blobs.resume(str(uuid.uuid4()), UPLOADS)
     with pytest.raises(ErrBlobUploadUnknown):
         blobs.resume("../../blobs", UPLOADS)
+
+
+def open_multipart_uploads(seaweedfs: SeaweedFS, target: Target, prefix: str) -> list[str]:
+    """The keys of the bucket's unfinished multipart uploads under ``prefix``."""
+    r = seaweedfs.request("GET", target.bucket, query={"uploads": "", "prefix": prefix})
+    assert r.status == 200, r.body
+    tree = ET.fromstring(r.body)
+    return [e.text or "" for e in tree.iter() if e.tag.endswith("Key")]
+
+
+def test_deleting_an_upload_as_purging_does_aborts_its_multipart_upload(
+    seaweedfs: SeaweedFS, target: Target, root: str, blobs: _core.Storage, store: _core.ObjectStore
+) -> None:
+    w = blobs.create(uploads_dir=UPLOADS)
+    w.write(data_of(12 * MiB))
+    w.checkpoint()
+    w.close()
+    prefix = f"{root.strip('/')}/{UPLOADS}/{w.id}/"
+    assert open_multipart_uploads(seaweedfs, target, prefix) == [prefix + "data"]
+    assert store.delete_upload(f"{UPLOADS}/{w.id}")
+    assert open_multipart_uploads(seaweedfs, target, prefix) == []
+    assert store.walk(f"{UPLOADS}/{w.id}") == []
+    assert not store.delete_upload(f"{UPLOADS}/{w.id}")
+    with pytest.raises(ValueError):
+        store.delete_upload("../outside")
 
 
 def test_a_stale_writer_cannot_checkpoint_over_a_newer_one(

@@ -78,6 +78,22 @@ fn need_etag(id: &str, e_tag: Option<String>) -> Result<String> {
     })
 }
 
+/// Removes the upload kept under `dir` (a key under the root directory) as cancelling it does,
+/// for a process that has no writer for it (purging abandoned uploads): the multipart upload its
+/// state records is aborted (S3 frees the parts it bills for; GCS deletes its part objects,
+/// which live outside the upload's keys), then every object under `dir` is deleted. True if
+/// anything was there. An unreadable state object aborts nothing and is deleted with the rest.
+pub async fn purge(remote: &Remote, dir: &str) -> Result<bool> {
+    let state = remote.read(&format!("{dir}/{STATE_OBJECT}")).await?;
+    let recorded = state.and_then(|(bytes, _)| UploadState::parse(&bytes).ok());
+    if let Some(id) = recorded.and_then(|state| state.multipart_id) {
+        let path = remote.path(&format!("{dir}/{DATA}"))?;
+        // Already aborted or completed: nothing left to free.
+        let _ = remote.bucket().abort_multipart(&path, &id).await;
+    }
+    remote.delete_tree(dir).await
+}
+
 impl ObjectUpload {
     pub fn create(remote: Arc<Remote>, uploads: &str, algorithm: Algorithm) -> Result<Self> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();

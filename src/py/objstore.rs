@@ -7,10 +7,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::digest::digest_arg;
-use crate::objstore::blobs;
 use crate::objstore::keys::{check_key, check_prefix};
 use crate::objstore::runtime::block_on;
 use crate::objstore::{AzureConfig, GcsConfig, Remote, S3Config};
+use crate::objstore::{blobs, upload};
 use crate::py::buffer::InputBuffer;
 
 /// An S3 bucket (or S3-compatible server) with distribution's S3 driver settings. Keys are
@@ -243,6 +243,13 @@ impl PyObjectStore {
     fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
         check_key(key)?;
         Ok(py.detach(|| block_on(self.remote.delete_tree(key)))?)
+    }
+
+    /// Removes the upload under `key` as cancelling it does: aborts the multipart upload its
+    /// state records, then deletes every object under it; True if there was any.
+    fn delete_upload(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        check_key(key)?;
+        Ok(py.detach(|| block_on(upload::purge(&self.remote, key)))?)
     }
 
     /// Copies the object `source` to `target` in the store (no byte through here).

@@ -82,6 +82,12 @@ class StorageDriver(Protocol):
         """Removes the object and everything under it; ``False`` when there was nothing."""
         ...
 
+    def delete_upload(self, key: str) -> bool:
+        """Removes the upload kept under ``key`` as cancelling it does (on object storage the
+        multipart upload its state records is aborted first, so its parts are freed too);
+        ``False`` when there was nothing."""
+        ...
+
     def modified(self, key: str) -> float | None:
         """Last modification (UNIX seconds) of an object or directory; ``None`` if unknown."""
         ...
@@ -188,6 +194,9 @@ class FilesystemDriver(_CoreLinks):
     def delete(self, key: str) -> bool:
         return remove_tree(self.path(key))
 
+    def delete_upload(self, key: str) -> bool:
+        return self.delete(key)
+
     def modified(self, key: str) -> float | None:
         try:
             return os.stat(self._file(key)).st_mtime
@@ -252,6 +261,9 @@ class ObjectStoreDriver(_CoreLinks):
 
     def delete(self, key: str) -> bool:
         return self.store.delete(check_key(key))
+
+    def delete_upload(self, key: str) -> bool:
+        return self.store.delete_upload(check_key(key))
 
     def modified(self, key: str) -> float | None:
         found = self.store.stat(check_key(key))

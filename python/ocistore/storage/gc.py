@@ -324,8 +324,8 @@ def purge_uploads(
     now: datetime | None = None,
 ) -> list[str]:
     """Removes uploads started more than ``older_than`` ago (``startedat``; the upload's
-    modification time when that is unreadable). Returns the keys of what was (or would be)
-    removed."""
+    modification time when that is unreadable), as cancelling them does: on object storage their
+    multipart uploads are aborted too. Returns the keys of what was (or would be) removed."""
     limit = (now or datetime.now(UTC)) - older_than
     driver = registry.driver
     removed = []
@@ -336,5 +336,5 @@ def purge_uploads(
             if started is not None and started < limit:
                 removed.append(upload)
                 if not dry_run:
-                    driver.delete(upload)
+                    driver.delete_upload(upload)
     return removed
