@@ -60,34 +60,50 @@ pub struct Remote {
 impl Remote {
     pub fn connect(config: &S3Config) -> Result<Arc<Remote>> {
         let s3 = Arc::new(config.build()?);
-        Ok(Arc::new(Remote {
-            bucket: s3.clone(),
-            signer: Some(s3),
-            root: Root::new(&config.root_directory)?,
-            chunk_size: config.chunk_size,
-            url: config.url(),
-        }))
+        Self::signed(
+            s3.clone(),
+            s3,
+            &config.root_directory,
+            config.chunk_size,
+            config.url(),
+        )
     }
 
     pub fn connect_azure(config: &AzureConfig) -> Result<Arc<Remote>> {
         let azure = Arc::new(config.build()?);
-        Ok(Arc::new(Remote {
-            bucket: azure.clone(),
-            signer: Some(azure),
-            root: Root::new(&config.root_directory)?,
-            chunk_size: config.chunk_size,
-            url: config.url(),
-        }))
+        Self::signed(
+            azure.clone(),
+            azure,
+            &config.root_directory,
+            config.chunk_size,
+            config.url(),
+        )
     }
 
     pub fn connect_gcs(config: &GcsConfig) -> Result<Arc<Remote>> {
         let (bucket, signer) = config.build()?;
+        Self::signed(
+            Arc::new(bucket),
+            signer,
+            &config.root_directory,
+            config.chunk_size,
+            config.url(),
+        )
+    }
+
+    fn signed(
+        bucket: Arc<dyn Bucket>,
+        signer: Arc<dyn Signer>,
+        root_directory: &str,
+        chunk_size: u64,
+        url: String,
+    ) -> Result<Arc<Remote>> {
         Ok(Arc::new(Remote {
-            bucket: Arc::new(bucket),
+            bucket,
             signer: Some(signer),
-            root: Root::new(&config.root_directory)?,
-            chunk_size: config.chunk_size,
-            url: config.url(),
+            root: Root::new(root_directory)?,
+            chunk_size,
+            url,
         }))
     }
 

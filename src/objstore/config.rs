@@ -27,6 +27,19 @@ fn check_chunk_size(chunk_size: Option<u64>) -> Result<u64> {
     Ok(chunk_size)
 }
 
+/// A service URL setting named `key`, without trailing slashes; None when unset or empty.
+pub fn checked_url(key: &str, url: Option<&str>) -> Result<Option<String>> {
+    match url.filter(|u| !u.is_empty()) {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            Ok(Some(u.trim_end_matches('/').to_owned()))
+        }
+        Some(u) => Err(StoreError::Value(format!(
+            "{key} {u:?} must start with http:// or https://"
+        ))),
+        None => Ok(None),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Config {
     pub bucket: String,
@@ -154,15 +167,8 @@ impl AzureConfig {
             )));
         }
         let chunk_size = check_chunk_size(chunk_size)?;
-        let service_url = match service_url.filter(|u| !u.is_empty()) {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-                url.trim_end_matches('/').to_owned()
-            }
-            Some(url) => {
-                return Err(StoreError::Value(format!(
-                    "serviceurl {url:?} must start with http:// or https://"
-                )));
-            }
+        let service_url = match checked_url("serviceurl", service_url)? {
+            Some(url) => url,
             None => format!(
                 "https://{account}.blob.{}",
                 realm

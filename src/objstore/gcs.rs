@@ -36,6 +36,7 @@ use object_store::{
     PutResult,
 };
 
+use super::config::checked_url;
 use super::keys::normalize_root;
 use crate::error::{Result, StoreError};
 
@@ -111,17 +112,8 @@ impl GcsConfig {
                 "chunksize must be a positive multiple of {CHUNK_UNIT} (256 KiB), not {chunk_size}"
             )));
         }
-        let endpoint = match endpoint.filter(|e| !e.is_empty()) {
-            Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
-                e.trim_end_matches('/').to_owned()
-            }
-            Some(e) => {
-                return Err(StoreError::Value(format!(
-                    "endpoint {e:?} must start with http:// or https://"
-                )));
-            }
-            None => DEFAULT_ENDPOINT.to_owned(),
-        };
+        let endpoint =
+            checked_url("endpoint", endpoint)?.unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
         Ok(GcsConfig {
             bucket: bucket.to_owned(),
             keyfile: keyfile.map(str::to_owned),

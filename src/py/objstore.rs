@@ -19,9 +19,6 @@ use crate::py::buffer::InputBuffer;
 pub struct PyObjectStore {
     /// The bucket (S3, GCS) or container (Azure).
     bucket: String,
-    root_directory: String,
-    chunk_size: u64,
-    url: String,
     pub(crate) remote: Arc<Remote>,
 }
 
@@ -63,9 +60,6 @@ impl PyObjectStore {
         let remote = Remote::connect(&config)?;
         Ok(Self {
             bucket: config.bucket.clone(),
-            root_directory: config.root_directory.clone(),
-            chunk_size: config.chunk_size,
-            url: config.url(),
             remote,
         })
     }
@@ -105,9 +99,6 @@ impl PyObjectStore {
         let remote = Remote::connect_azure(&config)?;
         Ok(Self {
             bucket: config.container.clone(),
-            root_directory: config.root_directory.clone(),
-            chunk_size: config.chunk_size,
-            url: config.url(),
             remote,
         })
     }
@@ -144,9 +135,6 @@ impl PyObjectStore {
         let remote = Remote::connect_gcs(&config)?;
         Ok(Self {
             bucket: config.bucket.clone(),
-            root_directory: config.root_directory.clone(),
-            chunk_size: config.chunk_size,
-            url: config.url(),
             remote,
         })
     }
@@ -158,18 +146,18 @@ impl PyObjectStore {
 
     #[getter]
     fn root_directory(&self) -> &str {
-        &self.root_directory
+        self.remote.root().dir()
     }
 
     #[getter]
     fn chunk_size(&self) -> u64 {
-        self.chunk_size
+        self.remote.chunk_size()
     }
 
     /// "s3://bucket/rootdirectory".
     #[getter]
-    fn url(&self) -> String {
-        self.url.clone()
+    fn url(&self) -> &str {
+        self.remote.url()
     }
 
     /// The object's bytes; None if there is no such object.
@@ -280,6 +268,6 @@ impl PyObjectStore {
     }
 
     fn __repr__(&self) -> String {
-        format!("<ObjectStore {}>", self.url)
+        format!("<ObjectStore {}>", self.remote.url())
     }
 }
