@@ -11,8 +11,6 @@ import hmac
 import http.client
 import os
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .distribution import free_port
+from .servers import emulator
 
 #: The emulator's development account (published by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
@@ -79,26 +78,16 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
     if not BINARY.is_file():
         raise RuntimeError(f"azurite is not installed at {BINARY}: run `make peers`")
     port = free_port()
-    log = workdir / f"azurite-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-             "--inMemoryPersistence", "--skipApiVersionCheck"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
     server = Azurite(port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                server.container("ready")
-                break
-            except (OSError, RuntimeError):
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"azurite did not start: {log.read_text()}")
-            time.sleep(0.1)
+
+    def ready() -> bool:
+        try:
+            server.container("ready")
+        except RuntimeError:
+            return False
+        return True
+
+    command = [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+               "--inMemoryPersistence", "--skipApiVersionCheck"]  # fmt: skip
+    with emulator("azurite", command, workdir / f"azurite-{port}.log", ready):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

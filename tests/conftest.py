@@ -98,12 +98,15 @@ def gcs_bucket(fakegcs: FakeGcs) -> str:
     return fakegcs.bucket()
 
 
-def gcs_store(server: FakeGcs, bucket: str, root_directory: str) -> _core.ObjectStore:
+def gcs_store(
+    server: FakeGcs, bucket: str, root_directory: str, chunk_size: int = 16 * 1024 * 1024
+) -> _core.ObjectStore:
     return _core.ObjectStore.gcs(
         bucket,
         keyfile=str(server.keyfile),
         endpoint=server.endpoint,
         root_directory=root_directory,
+        chunk_size=chunk_size,
     )
 
 

@@ -10,8 +10,6 @@ import http.client
 import json
 import os
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .distribution import free_port
+from .servers import emulator
 
 BINARY = Path(
     os.environ.get("OCISTORE_FAKE_GCS", Path(__file__).parent.parent / ".peers" / "fake-gcs-server")
@@ -99,27 +98,14 @@ def fake_gcs(workdir: Path) -> Iterator[FakeGcs]:
     if not BINARY.is_file():
         raise RuntimeError(f"fake-gcs-server is not installed at {BINARY}: run `make peers`")
     port = free_port()
-    log = workdir / f"fake-gcs-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(BINARY), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-             "-backend", "memory", "-public-host", f"127.0.0.1:{port}",
-             "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
     server = FakeGcs(port, service_account_key(workdir / "service-account.json"))
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if server._request("GET", "/storage/v1/b")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake-gcs-server did not start: {log.read_text()}")
-            time.sleep(0.1)
+    command = [str(BINARY), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+               "-backend", "memory", "-public-host", f"127.0.0.1:{port}",
+               "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"]  # fmt: skip
+    log = workdir / f"fake-gcs-{port}.log"
+
+    def listed() -> bool:
+        return server._request("GET", "/storage/v1/b")[0] == 200
+
+    with emulator("fake-gcs-server", command, log, listed):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -21,6 +21,7 @@ from ocistore.server.config import ConfigError, load_config
 from ocistore.storage import Registry, purge_uploads
 from ocistore.storage.driver import ObjectStoreDriver
 
+from .conftest import gcs_store
 from .fakegcs import FakeGcs
 
 KiB = 1024
@@ -37,13 +38,7 @@ def root() -> str:
 @pytest.fixture
 def store(fakegcs: FakeGcs, gcs_bucket: str, root: str) -> _core.ObjectStore:
     """Parts of 256 KiB (GCS's unit), so that a few MiB make more parts than one compose takes."""
-    return _core.ObjectStore.gcs(
-        gcs_bucket,
-        keyfile=str(fakegcs.keyfile),
-        endpoint=fakegcs.endpoint,
-        root_directory=root,
-        chunk_size=256 * KiB,
-    )
+    return gcs_store(fakegcs, gcs_bucket, root, chunk_size=256 * KiB)
 
 
 @pytest.fixture
