@@ -38,5 +38,13 @@ pub const INGEST_READ_BLOCK: usize = 8 * MIB;
 /// Buffers at least this large are hashed on the calling thread while another writes them.
 pub const PARALLEL_WRITE_MIN: usize = 256 * KIB;
 
+/// A proxied blob GET from a plain-HTTP object store moves its body through a pipe of this
+/// capacity (`front::splice`): the most Linux lets an unprivileged process ask for
+/// (`/proc/sys/fs/pipe-max-size`), so one splice(2) moves up to this much.
+pub const SPLICE_PIPE: usize = MIB;
+/// Proxied GETs of at least this many bytes are spliced: below it the presigned URL and the
+/// store connection of their own cost more than the copies they save.
+pub const SPLICE_MIN: u64 = MIB as u64;
+
 /// The most an object-store reader fetches in one ranged GET.
 pub const OBJECT_READ_BLOCK: usize = 8 * MIB;

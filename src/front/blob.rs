@@ -15,6 +15,8 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::Body;
+use super::splice::{self, Pipe, Spliced, StoreConnections};
+use crate::blocks::SPLICE_MIN;
 use crate::digest::Digest;
 use crate::grammar::{self, ByteRange, valid_name};
 use crate::layout;
@@ -147,15 +149,17 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
 }
 
 /// The response for a blob on object storage: a GET redirected to a presigned URL (with
-/// `redirect`, as the application does, ranges included), else as `respond` with the body
-/// streamed from one GET of the store. None when the URL cannot be signed (the application
-/// answers that failure).
+/// `redirect`, as the application does, ranges included), else as `respond` with the body from
+/// one GET of the store: spliced into the client's connection when `splicing` gives its pipe
+/// and the store is plain HTTP, else streamed. None when the URL cannot be signed or the store
+/// does not answer a spliced GET as asked (the application answers those failures).
 pub async fn respond_remote(
     blob: RemoteBlob,
     method: &Method,
     extra: &[(String, String)],
     remote: &Arc<Remote>,
     redirect: bool,
+    splicing: Option<(&Arc<Pipe>, &Arc<StoreConnections>)>,
 ) -> Option<Response<Body>> {
     let builder = blob_headers(&blob.digest, extra);
     if redirect && *method == Method::GET {
@@ -173,6 +177,17 @@ pub async fn respond_remote(
         return response.ok();
     }
     let (builder, start, length) = status_and_range(builder, blob.size, blob.range);
+    if *method == Method::GET
+        && length >= SPLICE_MIN
+        && let Some((pipe, connections)) = splicing.filter(|(_, c)| c.may_splice())
+    {
+        let span = (start, length, blob.size);
+        match splice::get(remote, &blob.stored, span, pipe, connections).await {
+            Spliced::Body(body) => return builder.body(body.boxed()).ok(),
+            Spliced::Failed => return None,
+            Spliced::NotPlainHttp => {}
+        }
+    }
     let body = if *method == Method::HEAD || length == 0 {
         super::empty()
     } else {

@@ -63,7 +63,7 @@ impl IdleBody {
 
 /// How long the client has kept us waiting: it runs from the first poll that had to wait and
 /// stops at the next that did not.
-struct IdleClock {
+pub(super) struct IdleClock {
     /// None: no limit.
     idle: Option<Duration>,
     deadline: Pin<Box<Sleep>>,
@@ -71,7 +71,7 @@ struct IdleClock {
 }
 
 impl IdleClock {
-    fn new(idle: Option<Duration>) -> IdleClock {
+    pub(super) fn new(idle: Option<Duration>) -> IdleClock {
         IdleClock {
             idle,
             deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -80,13 +80,13 @@ impl IdleClock {
     }
 
     /// The client moved (the inner poll was ready).
-    fn progressed(&mut self) {
+    pub(super) fn progressed(&mut self) {
         self.waiting = false;
     }
 
     /// The inner poll must wait: the limit if waiting has now lasted that long (the caller
     /// fails), else None (the caller waits; the clock will wake it at the limit).
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
+    pub(super) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Option<Duration> {
         let idle = self.idle?;
         if !self.waiting {
             self.waiting = true;

@@ -15,6 +15,7 @@ pub mod manifest;
 mod observe;
 pub mod protocol;
 mod proxy;
+mod splice;
 mod tail;
 pub mod tls;
 pub mod upload;
@@ -49,6 +50,7 @@ use crate::store::backend::FsBlobs;
 use idle::{BodyError, IdleBody, WriteStallGuard};
 use observe::{Observations, Observed, Record, Who};
 use proxy::Upstream;
+use splice::{Pipe, SplicingStream, StoreConnections};
 
 /// A response body, from disk or from the application.
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -107,6 +109,8 @@ struct Shared {
     observations: Arc<Observations>,
     connections: AtomicUsize,
     idle: Notify,
+    /// Connections to the object store for spliced GETs.
+    store_connections: Arc<StoreConnections>,
 }
 
 /// A running front; `stop` ends it.
@@ -143,6 +147,7 @@ impl Front {
             observations: Arc::default(),
             connections: AtomicUsize::new(0),
             idle: Notify::new(),
+            store_connections: Arc::default(),
         });
         let (shutdown, stopped) = watch::channel(false);
         runtime.spawn(accept_loop(listener, shared.clone(), stopped.clone()));
@@ -206,19 +211,21 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                let stream = SplicingStream::new(stream);
+                let pipe = stream.pipe();
                 let stream = WriteStallGuard::new(stream, shared.config.body_idle);
                 shared.connections.fetch_add(1, Ordering::AcqRel);
                 let (shared, stopped) = (shared.clone(), stopped.clone());
                 tokio::spawn(async move {
                     match shared.config.tls.clone() {
-                        None => serve_connection(stream, peer, &shared, stopped).await,
+                        None => serve_connection(stream, peer, &shared, stopped, Some(pipe)).await,
                         Some(tls) => {
                             let handshake = TlsAcceptor::from(tls).accept(stream);
                             // A handshake that fails or stalls ends the connection, nothing else.
                             if let Ok(Ok(stream)) =
                                 tokio::time::timeout(HEADER_READ_TIMEOUT, handshake).await
                             {
-                                serve_connection(stream, peer, &shared, stopped).await;
+                                serve_connection(stream, peer, &shared, stopped, None).await;
                             }
                         }
                     }
@@ -251,18 +258,25 @@ async fn serve_connection<I>(
     peer: SocketAddr,
     shared: &Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
+    pipe: Option<Arc<Pipe>>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let upstream = Arc::new(Mutex::new(Upstream::default()));
     let service_shared = shared.clone();
+    // Spliced bodies need hyper's queue strategy, which writes each body buffer as given.
+    let writev = pipe.is_some();
     let service = service_fn(move |request| {
-        let (shared, upstream) = (service_shared.clone(), upstream.clone());
-        async move { Ok::<_, Infallible>(handle(request, peer, &shared, &upstream).await) }
+        let (shared, upstream, pipe) = (service_shared.clone(), upstream.clone(), pipe.clone());
+        async move {
+            let answer = handle(request, peer, &shared, &upstream, pipe.as_ref()).await;
+            Ok::<_, Infallible>(answer)
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .writev(writev)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -279,6 +293,7 @@ async fn handle(
     peer: SocketAddr,
     shared: &Shared,
     upstream: &Mutex<Upstream>,
+    pipe: Option<&Arc<Pipe>>,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
@@ -307,7 +322,7 @@ async fn handle(
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
         }
         if (method == Method::GET || method == Method::HEAD)
-            && let Some(response) = blob_answer(storage, &request, shared).await
+            && let Some(response) = blob_answer(storage, &request, shared, pipe).await
         {
             let record = Record::new("blob", &method, response.status(), &path, &who);
             return response
@@ -354,11 +369,13 @@ async fn handle(
     answer
 }
 
-/// The answer to a blob GET or HEAD the front may give itself; None sends it on.
+/// The answer to a blob GET or HEAD the front may give itself; None sends it on. `pipe`: the
+/// connection's, when a body proxied from object storage may be spliced into it.
 async fn blob_answer(
     storage: &Storage,
     request: &Request<Incoming>,
     shared: &Shared,
+    pipe: Option<&Arc<Pipe>>,
 ) -> Option<Response<Body>> {
     let (method, extra) = (request.method(), &shared.config.headers);
     let config = &shared.config;
@@ -373,7 +390,8 @@ async fn blob_answer(
     }
     let found =
         blob::lookup_remote(remote.clone(), request.uri().path(), request.headers()).await?;
-    blob::respond_remote(found, method, extra, remote, config.redirect).await
+    let splicing = pipe.map(|pipe| (pipe, &shared.store_connections));
+    blob::respond_remote(found, method, extra, remote, config.redirect, splicing).await
 }
 
 /// The repository of a request the front may answer itself, and whether it writes: a blob

@@ -320,7 +320,6 @@ impl Remote {
         }
     }
 
-    /// A presigned GET URL.
     /// Copies an object within the store (server-side).
     pub async fn copy(&self, source: &str, target: &str) -> Result<()> {
         let (from, to) = (self.path(source)?, self.path(target)?);
@@ -330,6 +329,7 @@ impl Remote {
             .map_err(failed("COPY", &from))
     }
 
+    /// A presigned GET URL.
     pub async fn signed_url(&self, key: &str, expires: Duration) -> Result<String> {
         let path = self.path(key)?;
         let signer = self
