@@ -15,7 +15,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -654,57 +654,71 @@ def pipes_of(pid: int) -> int:
     return ends
 
 
-def test_on_object_storage_proxied_gets_are_spliced(backend: Backend, tmp_path: Path) -> None:
-    """A proxied GET of 1 MiB or more from a plain-HTTP store is spliced, store socket to pipe
-    to client socket (src/front/splice.rs), the pipe open while the body is sent; a smaller one
-    is streamed. Exact bytes either way, over one kept-alive connection, and after a client that
-    hung up mid-body; no pipe is left open after."""
+def get_slowly(server: Server, path: str, size: int, while_sending: Callable[[], None]) -> bytes:
+    """The body of a GET of `path` by a client with a small receive buffer that stops reading
+    after the first piece (so the server is mid-body, waiting) and runs `while_sending`."""
+    with socket.socket() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        slow.connect(("127.0.0.1", server.port))
+        slow.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        received = slow.recv(65536)
+        time.sleep(0.3)  # the server fills what the socket holds, and waits
+        while_sending()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.1 206"), head
+        while len(body) < size:
+            piece = slow.recv(1 << 20)
+            if not piece:
+                break
+            body += piece
+        return body
+
+
+def assert_spliced(server: Server, path: str, data: bytes) -> None:
+    """Proxied GETs of 1 MiB or more are spliced into the client's socket through a pipe the
+    connection holds while it sends (src/front/splice.rs); smaller ones are not. Exact bytes
+    either way, over one kept-alive connection, and after a client that hung up mid-body; no
+    pipe is left open after."""
     mib = 1024 * 1024
-    data = os.urandom(8 * mib + 11)
+    pid, idle = server.proc.pid, pipes_of(server.proc.pid)
+
+    def settled() -> int:
+        deadline = time.monotonic() + 10
+        while pipes_of(pid) != idle and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pipes_of(pid)
+
+    def pipe_open() -> None:
+        assert pipes_of(pid) == idle + 2  # the pipe, both ends
+
+    with server.client() as client:
+        small = client.get(path, headers={"Range": "bytes=5-104"})
+        assert (small.status_code, small.content) == (206, data[5:105])
+        assert answered_by_front(small) and pipes_of(pid) == idle
+        for _ in range(2):
+            whole = client.get(path)
+            assert (whole.status_code, whole.content) == (200, data)
+            span = client.get(path, headers={"Range": f"bytes=7-{7 + 2 * mib}"})
+            assert (span.status_code, span.content) == (206, data[7 : 8 + 2 * mib])
+            assert answered_by_front(whole) and answered_by_front(span)
+    assert settled() == idle
+    assert get_slowly(server, path, len(data), pipe_open) == data
+    assert settled() == idle
+    with socket.create_connection(("127.0.0.1", server.port)) as hung_up:
+        hung_up.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert hung_up.recv(65536)
+    with server.client() as client:
+        assert client.get(path).content == data
+    assert settled() == idle
+
+
+def test_on_object_storage_proxied_gets_are_spliced(backend: Backend, tmp_path: Path) -> None:
+    """On a plain-HTTP store (SeaweedFS, Azurite, fake-gcs-server), as `assert_spliced` says."""
+    data = os.urandom(8 * 1024 * 1024 + 11)
     with s3_server(tmp_path, backend, f"/splice-{uuid.uuid4().hex[:8]}") as server:
         with server.client() as client:
             path = f"/v2/{REPO}/blobs/{push(client, REPO, data)}"
-        pid, idle = server.proc.pid, pipes_of(server.proc.pid)
-
-        def settled() -> int:
-            deadline = time.monotonic() + 10
-            while pipes_of(pid) != idle and time.monotonic() < deadline:
-                time.sleep(0.05)
-            return pipes_of(pid)
-
-        with server.client() as client:
-            small = client.get(path, headers={"Range": "bytes=5-104"})
-            assert (small.status_code, small.content) == (206, data[5:105])
-            assert answered_by_front(small) and pipes_of(pid) == idle
-            for _ in range(2):
-                whole = client.get(path)
-                assert (whole.status_code, whole.content) == (200, data)
-                span = client.get(path, headers={"Range": f"bytes=7-{7 + 2 * mib}"})
-                assert (span.status_code, span.content) == (206, data[7 : 8 + 2 * mib])
-                assert answered_by_front(whole) and answered_by_front(span)
-        assert settled() == idle
-        # A client with a small receive buffer that stops reading: the pipe is open meanwhile.
-        with socket.socket() as slow:
-            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            slow.connect(("127.0.0.1", server.port))
-            slow.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            received = slow.recv(65536)
-            time.sleep(0.3)  # the server fills what the socket holds, and waits
-            assert pipes_of(pid) == idle + 2  # the pipe, both ends
-            head, _, body = received.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200")
-            while len(body) < len(data):
-                piece = slow.recv(1 << 20)
-                assert piece, f"cut off after {len(body)} bytes"
-                body += piece
-            assert body == data
-            assert settled() == idle
-            # It hangs up mid-body: the next client is served, and the pipe is closed.
-            slow.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            assert slow.recv(65536)
-        with server.client() as client:
-            assert client.get(path).content == data
-        assert settled() == idle
+        assert_spliced(server, path, data)
 
 
 def test_on_object_storage_uploads_answer_as_the_application(
