@@ -555,6 +555,112 @@ mod tests {
         assert!(!is_placeholder(&copy));
     }
 
+    fn answer(status: u16, length: Option<u64>, chunked: bool, close: bool) -> Answer {
+        Answer {
+            status,
+            content_length: length,
+            chunked,
+            close,
+            rest: Bytes::from_static(b"abc"),
+        }
+    }
+
+    #[test]
+    fn only_an_answer_of_exactly_the_wanted_bytes_is_spliced() {
+        let range = Wanted {
+            start: 10,
+            length: 100,
+            size: 1000,
+        };
+        let whole = Wanted {
+            start: 0,
+            length: 1000,
+            size: 1000,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            // `accept` only judges the head; the store's side of the socket is not needed.
+            let socket = || async { TcpStream::connect(address).await.unwrap() };
+            let (_, rest, keep) =
+                accept(socket().await, answer(206, Some(100), false, false), &range).unwrap();
+            assert_eq!((&rest[..], keep), (&b"abc"[..], true));
+            let closing = accept(socket().await, answer(206, Some(100), false, true), &range);
+            assert!(!closing.unwrap().2);
+            assert!(
+                accept(
+                    socket().await,
+                    answer(200, Some(1000), false, false),
+                    &whole
+                )
+                .is_some()
+            );
+            // A store that ignored the range, sent another length, chunks or an error: refused.
+            for (status, length, chunked, wanted) in [
+                (200, Some(1000), false, &range),
+                (206, Some(99), false, &range),
+                (206, None, true, &range),
+                (404, Some(100), false, &range),
+                (403, None, false, &whole),
+            ] {
+                let refused = answer(status, length, chunked, false);
+                assert!(
+                    accept(socket().await, refused, wanted).is_none(),
+                    "{status}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn the_answer_head_is_read_to_its_end_and_the_body_kept() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let store = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 1024];
+                let n = socket.read(&mut request).await.unwrap();
+                assert!(request[..n].starts_with(b"GET /k?sig=1 HTTP/1.1\r\n"));
+                // The head in two pieces, the second with the body's first bytes.
+                socket
+                    .write_all(b"HTTP/1.1 206 Partial Content\r\nConte")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                socket
+                    .write_all(b"nt-Length: 5\r\nConnection: close\r\n\r\nhel")
+                    .await
+                    .unwrap();
+                socket.write_all(b"lo").await.unwrap();
+                // A head that never ends is refused once it passes HEAD_MAX.
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let _ = socket.read(&mut request).await.unwrap();
+                let endless = format!("HTTP/1.1 200 OK\r\nX: {}", "y".repeat(HEAD_MAX));
+                let _ = socket.write_all(endless.as_bytes()).await;
+            });
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            let request = b"GET /k?sig=1 HTTP/1.1\r\nHost: s\r\n\r\n";
+            let answer = exchange(&mut stream, request).await.unwrap();
+            assert_eq!((answer.status, answer.content_length), (206, Some(5)));
+            assert!(answer.close && !answer.chunked);
+            // What arrived with the head's end: at least the bytes sent in its piece.
+            assert!(answer.rest.len() >= 3 && b"hello".starts_with(&answer.rest));
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            let refused = exchange(&mut stream, request).await.err().unwrap();
+            assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+            store.await.unwrap();
+        });
+    }
+
     #[test]
     fn request_targets_keep_the_signature() {
         let (authority, target) =
