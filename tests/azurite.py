@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .distribution import free_port
-from .servers import emulator
+from .distribution import background_server, free_port
 
 #: The emulator's development account (published by Microsoft; not a secret).
 ACCOUNT = "devstoreaccount1"
@@ -89,5 +88,5 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
 
     command = [str(BINARY), "--blobHost", "127.0.0.1", "--blobPort", str(port),
                "--inMemoryPersistence", "--skipApiVersionCheck"]  # fmt: skip
-    with emulator("azurite", command, workdir / f"azurite-{port}.log", ready):
+    with background_server("azurite", command, workdir / f"azurite-{port}.log", ready):
         yield server

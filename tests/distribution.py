@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,31 +169,50 @@ def reference_registry(
 
 
 @contextmanager
+def background_server(
+    what: str,
+    command: list[str],
+    log: Path,
+    ready: Callable[[], bool],
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs a server the tests talk to (``command``, in a session of its own, its output in
+    ``log``, the environment ``env`` or this one's) until the block ends, once ``ready()`` says
+    it answers (an ``OSError`` counts as not yet); 30 s to get there."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                env=None if env is None else dict(env),
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if ready():
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextmanager
 def _serving(
     command: list[str], port: int, log_path: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[Client]:
     """Runs a Go registry until the block ends, once it answers ``GET /v2/`` (200, or 401
     with auth)."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=dict(env or reference_env())
-        )
-        client = Client(port)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.request("GET", "/v2/").status in (200, 401):
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{command[0]} did not start: {log_path.read_text()}")
-                time.sleep(0.05)
-            yield client
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    client = Client(port)
+
+    def answers() -> bool:
+        return client.request("GET", "/v2/").status in (200, 401)
+
+    with background_server(command[0], command, log_path, answers, env or reference_env()):
+        yield client
 
 
 #: distribution 3.1.1, installed by `make peers` (`go install`, never committed).

@@ -19,8 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .distribution import free_port
-from .servers import emulator
+from .distribution import background_server, free_port
 
 BINARY = Path(
     os.environ.get("OCISTORE_FAKE_GCS", Path(__file__).parent.parent / ".peers" / "fake-gcs-server")
@@ -107,5 +106,5 @@ def fake_gcs(workdir: Path) -> Iterator[FakeGcs]:
     def listed() -> bool:
         return server._request("GET", "/storage/v1/b")[0] == 200
 
-    with emulator("fake-gcs-server", command, log, listed):
+    with background_server("fake-gcs-server", command, log, listed):
         yield server

@@ -92,33 +92,6 @@ def _limit_file_size(limit: int) -> Callable[[], None]:
     return apply
 
 
-@contextmanager
-def emulator(
-    what: str, command: list[str], log: Path, ready: Callable[[], bool]
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Runs an emulator (``command``, in a session of its own, its output in ``log``) until the
-    block ends, once ``ready()`` says it answers (an ``OSError`` counts as not yet); 30 s to
-    get there."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if ready():
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start: {log.read_text()}")
-            time.sleep(0.1)
-        yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """SIGTERM to the process group (the process was started in a session of its own), then
     SIGKILL to the group if it has not exited after ``timeout`` seconds."""

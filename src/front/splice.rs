@@ -544,6 +544,8 @@ impl Body for SplicedBody {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     #[test]
@@ -565,6 +567,18 @@ mod tests {
         }
     }
 
+    /// Runs `test` on a runtime of its own, with a listener on 127.0.0.1 playing the store.
+    fn on_loopback<F: Future<Output = ()>>(test: impl FnOnce(tokio::net::TcpListener) -> F) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            test(listener).await;
+        });
+    }
+
     #[test]
     fn only_an_answer_of_exactly_the_wanted_bytes_is_spliced() {
         let range = Wanted {
@@ -577,12 +591,7 @@ mod tests {
             length: 1000,
             size: 1000,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        on_loopback(|listener| async move {
             let address = listener.local_addr().unwrap();
             // `accept` only judges the head; the store's side of the socket is not needed.
             let socket = || async { TcpStream::connect(address).await.unwrap() };
@@ -618,12 +627,7 @@ mod tests {
 
     #[test]
     fn the_answer_head_is_read_to_its_end_and_the_body_kept() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        on_loopback(|listener| async move {
             let address = listener.local_addr().unwrap();
             let store = tokio::spawn(async move {
                 let (mut socket, _) = listener.accept().await.unwrap();
