@@ -44,6 +44,7 @@ __all__ = [
     "LoadResult",
     "Workload",
     "process_group_cpu_seconds",
+    "process_group_cpu_split",
     "run_workload",
     "thundering_herd",
 ]
@@ -58,9 +59,14 @@ IMAGE_BUDGET = 1024 * MIB
 def process_group_cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of every live process in ``pid``'s process group (a server
     and its workers), from ``/proc``."""
+    return sum(process_group_cpu_split(pid))
+
+
+def process_group_cpu_split(pid: int) -> tuple[float, float]:
+    """``(user, system)`` CPU seconds of every live process in ``pid``'s process group."""
     tick = os.sysconf("SC_CLK_TCK")
     group = os.getpgid(pid)
-    total = 0
+    user = system = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -72,8 +78,9 @@ def process_group_cpu_seconds(pid: int) -> float:
         # The command name (field 2) may hold spaces and parentheses: fields follow the last ')'.
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == group:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / tick, system / tick
 
 
 @dataclass(frozen=True)
