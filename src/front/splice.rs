@@ -546,6 +546,8 @@ impl Body for SplicedBody {
 mod tests {
     use std::future::Future;
 
+    use http_body_util::BodyExt;
+
     use super::*;
 
     #[test]
@@ -661,6 +663,123 @@ mod tests {
             let mut stream = TcpStream::connect(address).await.unwrap();
             let refused = exchange(&mut stream, request).await.err().unwrap();
             assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+            store.await.unwrap();
+        });
+    }
+
+    /// A kept store connection and a body's frames written to a client's `SplicingStream`, as
+    /// hyper writes them; returns the body's end (None: all of it) and what the client got.
+    async fn splice_to_client(
+        store: &str,
+        wanted: Wanted,
+        connections: &Arc<StoreConnections>,
+    ) -> (Option<io::Error>, Vec<u8>, Arc<Pipe>) {
+        let clients = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(clients.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut io = SplicingStream::new(clients.accept().await.unwrap().0);
+        let pipe = io.pipe();
+        let request = b"GET /k HTTP/1.1\r\nHost: s\r\n\r\n";
+        let (from, head, reusable) = open(connections, store, request, &wanted).await.unwrap();
+        pipe.start_sending();
+        let mut body = SplicedBody {
+            left: wanted.length - head.len() as u64,
+            head: (!head.is_empty()).then_some(head),
+            store: Some(from),
+            authority: store.to_owned(),
+            reusable,
+            pipe: pipe.clone(),
+            connections: connections.clone(),
+            clock: IdleClock::new(Some(STORE_STALL)),
+        };
+        let ended = loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), body.frame());
+            match frame.await.expect("the body stalled") {
+                Some(Ok(frame)) => io.write_all(&frame.into_data().unwrap()).await.unwrap(),
+                Some(Err(error)) => break Some(error),
+                None => break None,
+            }
+        };
+        drop((body, io));
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        (ended, got, pipe)
+    }
+
+    #[test]
+    fn a_store_that_ends_short_ends_the_body_with_an_error() {
+        on_loopback(|listener| async move {
+            let address = listener.local_addr().unwrap().to_string();
+            let store = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let _ = socket.read(&mut [0; 1024]).await.unwrap();
+                let head = "HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\nab";
+                socket.write_all(head.as_bytes()).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                socket.write_all(b"cdef").await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                // and the connection closes, 4 bytes short
+            });
+            let connections = Arc::new(StoreConnections::default());
+            let wanted = Wanted {
+                start: 0,
+                length: 10,
+                size: 100,
+            };
+            let (ended, got, pipe) = splice_to_client(&address, wanted, &connections).await;
+            let error = ended.expect("a body of fewer bytes than promised fails");
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+            assert!(error.to_string().contains("4 bytes short"), "{error}");
+            // Every byte the store did send reached the client, in order, through the pipe.
+            assert_eq!(got, b"abcdef");
+            assert!(
+                pipe.lock().ends.is_none(),
+                "the pipe is closed once the body ends"
+            );
+            assert!(
+                connections.take(&address).is_none(),
+                "a cut connection is not kept"
+            );
+            store.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_kept_connection_the_store_closed_is_replaced() {
+        on_loopback(|listener| async move {
+            let address = listener.local_addr().unwrap().to_string();
+            let store = tokio::spawn(async move {
+                // The connection kept from an earlier GET, closed by the store since.
+                drop(listener.accept().await.unwrap());
+                let (mut socket, _) = listener.accept().await.unwrap();
+                for body in ["hello", "world"] {
+                    let mut request = vec![0; 1024];
+                    let n = socket.read(&mut request).await.unwrap();
+                    assert!(request[..n].starts_with(b"GET /k HTTP/1.1\r\n"));
+                    let answer =
+                        format!("HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\n\r\n{body}");
+                    socket.write_all(answer.as_bytes()).await.unwrap();
+                }
+                // The second GET came on the same connection: it was kept after the first.
+                assert_eq!(socket.read(&mut [0; 16]).await.unwrap(), 0);
+            });
+            let connections = Arc::new(StoreConnections::default());
+            let stale = TcpStream::connect(&address).await.unwrap();
+            connections.put(address.clone(), stale);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let wanted = || Wanted {
+                start: 5,
+                length: 5,
+                size: 100,
+            };
+            let (ended, got, _) = splice_to_client(&address, wanted(), &connections).await;
+            assert!(ended.is_none());
+            assert_eq!(got, b"hello");
+            let (ended, got, _) = splice_to_client(&address, wanted(), &connections).await;
+            assert!(ended.is_none());
+            assert_eq!(got, b"world");
+            drop(connections);
             store.await.unwrap();
         });
     }
