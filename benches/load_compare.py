@@ -3,7 +3,8 @@
     python benches/load_compare.py [--zot PATH] [--workers N] [--rounds 3] [--json out.json]
                                    [--plot out.png] [-- <more `ocistore bench compare` options>]
 
-Starts each registry on 127.0.0.1 with a fresh root in its own process group: ocistore
+Starts each registry on 127.0.0.1 with a fresh root in its own process group, each without
+request logs (``QUIET_LOG``): ocistore
 (`ocistore serve`, the native front, ``--workers`` application workers, default serve's),
 distribution 3.1.1 (``make peers`` installs it in .peers/registry; OTEL off), and zot when
 ``--zot`` names a binary built from its source (see docs/performance.md: `storage.commit: true`, so that
@@ -35,6 +36,10 @@ from ocistore.server.serve import DEFAULT_WORKERS
 
 from tests.distribution import DISTRIBUTION3, free_port, reference_env, zot_config
 from tests.servers import stop
+
+#: Every registry runs without request logs (zot's are below its "warn" level), so that none
+#: pays for writing a line per request and the others not.
+QUIET_LOG = {"level": "error", "accesslog": {"disabled": True}}
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -70,9 +75,12 @@ def start_ocistore(servers: contextlib.ExitStack, work: Path, name: str, workers
     """``ocistore serve`` (the native front, ``workers`` application workers) on a fresh root
     ``work/name``, until ``servers`` closes; ``NAME=URL,pid=PID``."""
     port = free_port()
+    config = work / f"{name}.yml"
+    config.write_text(yaml.safe_dump({"version": "0.1", "log": QUIET_LOG}))
     command = [
-        sys.executable, "-m", "ocistore.cli", "serve", "--root", str(work / name),
-        "--addr", f"127.0.0.1:{port}", "--workers", str(workers), "--delete",
+        sys.executable, "-m", "ocistore.cli", "serve", "--config", str(config),
+        "--root", str(work / name), "--addr", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--delete",
     ]  # fmt: skip
     return servers.enter_context(started(name, command, port, work))
 
@@ -83,7 +91,7 @@ def start_distribution3(servers: contextlib.ExitStack, work: Path) -> str:
     port = free_port()
     config = {
         "version": "0.1",
-        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "log": QUIET_LOG,
         "storage": {"filesystem": {"rootdirectory": str(work / "distribution")},
                     "delete": {"enabled": True}},
         "http": {"addr": f"127.0.0.1:{port}"},
