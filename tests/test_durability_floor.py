@@ -34,8 +34,8 @@ LOG = """\
 """
 
 
-def root_with_what_the_push_found(tmp_path: Path) -> Path:
-    root = tmp_path / "registry"
+def what_the_push_found(root: Path) -> Path:
+    """``root`` with the directories and files the push in LOG found in place."""
     (root / "a").mkdir(parents=True)
     (root / "blobs").mkdir()
     (root / "blobs" / "b1").write_bytes(b"abc")
@@ -45,7 +45,7 @@ def root_with_what_the_push_found(tmp_path: Path) -> Path:
 
 
 def test_the_layouts_calls_are_read_and_the_rest_left_out(tmp_path: Path) -> None:
-    root = root_with_what_the_push_found(tmp_path)
+    root = what_the_push_found(tmp_path / "registry")
     trace = floor.parse_trace(LOG.format(R=root), root)
     names = [call.name for call in trace.calls]
     assert names == [
@@ -65,7 +65,7 @@ def test_the_layouts_calls_are_read_and_the_rest_left_out(tmp_path: Path) -> Non
 
 
 def test_a_replay_makes_the_same_calls_with_the_same_outcomes(tmp_path: Path) -> None:
-    root = root_with_what_the_push_found(tmp_path)
+    root = what_the_push_found(tmp_path / "registry")
     trace = floor.parse_trace(LOG.format(R=root), root)
     system_ms, wall_ms, unfaithful = floor.floor_of(trace, root, 2, tmp_path / "scratch")
     assert unfaithful == 0
@@ -80,14 +80,8 @@ def test_a_replay_makes_the_same_calls_with_the_same_outcomes(tmp_path: Path) ->
 
 
 def test_a_call_that_turns_out_otherwise_is_counted(tmp_path: Path) -> None:
-    root = root_with_what_the_push_found(tmp_path)
+    root = what_the_push_found(tmp_path / "registry")
     # the trace says the mkdir failed (it existed); replayed where it does not, it succeeds
     log = LOG.replace('"{R}/a/new", 0777) = 0', '"{R}/a/new", 0777) = -1 EEXIST (File exists)')
     trace = floor.parse_trace(log.format(R=root), root)
-    into = tmp_path / "into"
-    (into / "a").mkdir(parents=True)
-    (into / "blobs").mkdir()
-    (into / "blobs" / "b1").write_bytes(b"abc")
-    (into / "index.json").write_text("{}")
-    (into / "old").write_bytes(b"")
-    assert floor.replay(trace, root, into) == 1
+    assert floor.replay(trace, root, what_the_push_found(tmp_path / "into")) == 1
