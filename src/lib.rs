@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod blocks;
+pub mod descriptor;
 pub mod digest;
 pub mod error;
 pub mod front;

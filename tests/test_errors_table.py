@@ -26,6 +26,9 @@ def test_every_class_the_core_raises_is_listed_once() -> None:
         "ErrBlobUploadInvalid",
         "ErrBlobUploadInUse",
         "ErrHashStateInvalid",
+        "ErrManifestInvalid",
+        "ErrDescriptorInvalid",
+        "ErrSchemaV1Unsupported",
     }
 
 

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocistore import (
     Descriptor,
@@ -13,7 +13,12 @@ from ocistore import (
     register_manifest_schema,
     unmarshal_manifest,
 )
-from ocistore.errors import ErrManifestInvalid, ErrSchemaV1Unsupported
+from ocistore.errors import (
+    ErrDescriptorInvalid,
+    ErrDigestInvalid,
+    ErrManifestInvalid,
+    ErrSchemaV1Unsupported,
+)
 from ocistore.storage import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -167,3 +172,91 @@ def test_any_manifest_round_trips(blobs: list[bytes], annotations: dict[str, str
 def test_deeply_nested_json_is_an_invalid_manifest() -> None:
     with pytest.raises(ErrManifestInvalid, match="nested too deeply"):
         unmarshal_manifest(OCI_MANIFEST, b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_a_built_in_schema_cannot_be_replaced() -> None:
+    def unmarshal(mt: str, raw: bytes, doc: Any) -> Manifest:
+        return Manifest(media_type=mt, raw=raw)
+
+    for media_type in (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST):
+        with pytest.raises(ValueError, match="built-in"):
+            register_manifest_schema(media_type, unmarshal)
+    image = make_image(7)
+    manifest, _ = unmarshal_manifest(OCI_MANIFEST, image.manifest)
+    assert isinstance(manifest, ImageManifest)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+descriptor_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "mediaType": json_values | st.just(LAYER),
+        "digest": json_values | st.just(digest_of(b"x")),
+        "size": json_values | st.integers(min_value=-1, max_value=2**64),
+        "urls": json_values,
+        "annotations": json_values,
+        "data": json_values | st.just("eA=="),
+        "platform": json_values,
+    },
+)
+well_formed_descriptors = st.builds(
+    lambda blob, annotations: {**descriptor(LAYER, blob), **annotations},
+    st.binary(max_size=8),
+    st.sampled_from([{}, {"annotations": {"k": "v"}}, {"urls": ["https://x"]}, {"platform": None}]),
+)
+descriptor_fields = well_formed_descriptors | descriptor_fields
+manifest_documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "schemaVersion": json_values | st.just(2),
+        "mediaType": json_values | st.sampled_from([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST]),
+        "config": descriptor_fields | json_values,
+        "layers": st.lists(descriptor_fields, max_size=3) | json_values,
+        "manifests": st.lists(descriptor_fields, max_size=3) | json_values,
+        "subject": descriptor_fields | json_values,
+        "annotations": json_values,
+        "artifactType": json_values,
+    },
+)
+
+
+well_formed_manifests = st.builds(
+    lambda config, layers: {"schemaVersion": 2, "config": config, "layers": layers},
+    well_formed_descriptors,
+    st.lists(well_formed_descriptors, max_size=3),
+) | st.builds(
+    lambda manifests: {"schemaVersion": 2, "manifests": manifests},
+    st.lists(well_formed_descriptors, max_size=3),
+)
+
+
+@given(
+    st.sampled_from([None, "", OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST]),
+    well_formed_manifests | manifest_documents | json_values,
+)
+@settings(max_examples=300)
+def test_any_json_is_a_manifest_or_a_clear_refusal(content_type: str | None, document: Any) -> None:
+    """Hostile manifests: whatever the JSON, the core's parser gives a manifest that references
+    exactly the well-formed descriptors it was sent, or one of the registry's refusals (never
+    another exception, which the registry would answer with a 500)."""
+    payload = json.dumps(document).encode()
+    try:
+        manifest, desc = unmarshal_manifest(content_type, payload)
+    except (ErrManifestInvalid, ErrSchemaV1Unsupported, ErrDescriptorInvalid, ErrDigestInvalid):
+        return
+    assert manifest.payload() == payload and desc.size == len(payload)
+    assert isinstance(document, dict) and document.get("schemaVersion") == 2
+    listed = (
+        document.get("manifests")
+        if isinstance(manifest, ImageIndex)
+        else [document["config"], *document.get("layers", [])]
+    )
+    assert [r.to_dict() for r in manifest.references()] == [
+        {k: v for k, v in d.items() if k != "platform" or v is not None} for d in listed
+    ]

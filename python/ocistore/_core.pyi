@@ -1,7 +1,7 @@
 import builtins
 from os import PathLike
 from types import TracebackType
-from typing import ClassVar, Self, final
+from typing import ClassVar, Self, TypeAlias, final
 
 from typing_extensions import Buffer
 
@@ -293,6 +293,54 @@ def manifest_media_type(payload: bytes) -> str | None:
     """The media type a manifest's payload declares (``mediaType``) or its shape tells (an OCI
     index or image manifest); Docker schema 1's for ``schemaVersion: 1``; None when it tells
     nothing or is no JSON object."""
+
+# The manifest and descriptor grammar (src/manifest.rs, src/descriptor.rs), which the native
+# front reads pushed manifests by too.
+DOCKER_MANIFEST: str
+DOCKER_MANIFEST_LIST: str
+#: The schemas ``parse_pushed_manifest`` parses.
+BUILT_IN_MANIFEST_TYPES: list[str]
+SCHEMA1_MEDIA_TYPES: list[str]
+#: The largest descriptor size: Go's ``int64``.
+DESCRIPTOR_SIZE_MAX: int
+
+#: ``(architecture, os, os_version, os_features, variant, features)``.
+PlatformFields: TypeAlias = tuple[
+    str, str, str | None, list[str] | None, str | None, list[str] | None
+]
+#: ``(media_type, digest, size, urls, annotations, data, platform, artifact_type)``.
+DescriptorFields: TypeAlias = tuple[
+    str,
+    str,
+    int,
+    list[str] | None,
+    dict[str, str] | None,
+    bytes | None,
+    PlatformFields | None,
+    str | None,
+]
+#: ``(annotations, artifact_type, subject, config, layers, manifests)``: config and layers
+#: None for an index, manifests None for an image manifest.
+ManifestFields: TypeAlias = tuple[
+    dict[str, str] | None,
+    str | None,
+    DescriptorFields | None,
+    DescriptorFields | None,
+    list[DescriptorFields] | None,
+    list[DescriptorFields] | None,
+]
+
+def parse_descriptor(payload: Buffer) -> DescriptorFields:
+    """A descriptor's fields from its JSON document; ``ErrDescriptorInvalid`` naming the field
+    and why, or the digest's own error."""
+
+def parse_pushed_manifest(
+    content_type: str | None, payload: Buffer
+) -> tuple[str, ManifestFields | None]:
+    """``(media_type, fields)`` of a manifest pushed with ``content_type``: the media type the
+    content type names, or for a generic one what the payload tells; ``fields`` for a built-in
+    schema, None for another media type (the payload checked to be a JSON object).
+    ``ErrManifestInvalid``, ``ErrSchemaV1Unsupported`` or a digest's error when refused."""
 
 class Layout:
     """Keys of distribution's tree relative to the storage root (src/layout.rs)."""

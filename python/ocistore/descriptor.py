@@ -8,12 +8,12 @@ field order and HTML escaping of Go's ``encoding/json``, as distribution and con
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _core
 from ._core import Digest
 from .errors import ErrDescriptorInvalid
 
@@ -38,42 +38,11 @@ def go_json(value: Any) -> bytes:
 
 #: The largest size a descriptor may give: Go's ``int64``, which distribution and every Go
 #: client decode it into (a larger one would be a different number to them).
-SIZE_MAX = 2**63 - 1
+SIZE_MAX: int = _core.DESCRIPTOR_SIZE_MAX
 
 
 def _bad(message: str) -> ErrDescriptorInvalid:
     return ErrDescriptorInvalid(message)
-
-
-def _str(d: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
-    if key not in d:
-        if required:
-            raise _bad(f"descriptor field {key!r} is required")
-        return None
-    value = d[key]
-    if not isinstance(value, str):
-        raise _bad(f"descriptor field {key!r} must be a string, not {type(value).__name__}")
-    return value
-
-
-def _str_list(d: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
-    if key not in d:
-        return None
-    value = d[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _bad(f"descriptor field {key!r} must be a list of strings")
-    return tuple(value)
-
-
-def _str_map(d: Mapping[str, Any], key: str) -> dict[str, str] | None:
-    if key not in d:
-        return None
-    value = d[key]
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise _bad(f"descriptor field {key!r} must map strings to strings")
-    return dict(value)
 
 
 @dataclass(frozen=True)
@@ -86,16 +55,16 @@ class Platform:
     features: tuple[str, ...] | None = None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Platform:
-        if not isinstance(d, Mapping):
-            raise _bad("platform must be an object")
+    def from_core(cls, fields: _core.PlatformFields) -> Platform:
+        """A platform from the fields the core parsed (``Descriptor.from_dict``)."""
+        architecture, os, os_version, os_features, variant, features = fields
         return cls(
-            architecture=_str(d, "architecture", required=True) or "",
-            os=_str(d, "os", required=True) or "",
-            os_version=_str(d, "os.version"),
-            os_features=_str_list(d, "os.features"),
-            variant=_str(d, "variant"),
-            features=_str_list(d, "features"),
+            architecture=architecture,
+            os=os,
+            os_version=os_version,
+            os_features=tuple(os_features) if os_features is not None else None,
+            variant=variant,
+            features=tuple(features) if features is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,42 +108,38 @@ class Descriptor:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Descriptor:
+        """A descriptor from its JSON object, checked by the core's grammar (``_core``), which
+        the manifest parser and the native front read descriptors by too."""
         if not isinstance(d, Mapping):
             raise _bad("a descriptor must be a JSON object")
-        digest_text = _str(d, "digest", required=True) or ""
-        size = d.get("size")
-        if "size" not in d:
-            raise _bad("descriptor field 'size' is required")
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise _bad("descriptor field 'size' must be an integer")
-        data: bytes | None = None
-        encoded = _str(d, "data")
-        if encoded is not None:
-            try:
-                data = base64.b64decode(encoded, validate=True)
-            except binascii.Error as e:
-                raise _bad(f"descriptor field 'data' is not base64: {e}") from None
-        platform = d.get("platform")
-        return cls(
-            media_type=_str(d, "mediaType", required=True) or "",
-            digest=Digest(digest_text),
-            size=size,
-            urls=_str_list(d, "urls"),
-            annotations=_str_map(d, "annotations"),
-            data=data,
-            platform=Platform.from_dict(platform) if platform is not None else None,
-            artifact_type=_str(d, "artifactType"),
-        )
+        try:
+            payload = json.dumps(dict(d), allow_nan=False).encode()
+        except (TypeError, ValueError) as e:
+            raise _bad(f"a descriptor must hold JSON values only: {e}") from None
+        except RecursionError:
+            raise _bad("descriptor is nested too deeply") from None
+        return cls.from_core(_core.parse_descriptor(payload))
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Descriptor:
-        try:
-            parsed = json.loads(payload)
-        except ValueError as e:
-            raise _bad(f"descriptor is not JSON: {e}") from None
-        except RecursionError:
-            raise _bad("descriptor is nested too deeply") from None
-        return cls.from_dict(parsed)
+        return cls.from_core(
+            _core.parse_descriptor(payload.encode() if isinstance(payload, str) else payload)
+        )
+
+    @classmethod
+    def from_core(cls, fields: _core.DescriptorFields) -> Descriptor:
+        """A descriptor from the fields the core parsed."""
+        media_type, digest, size, urls, annotations, data, platform, artifact_type = fields
+        return cls(
+            media_type=media_type,
+            digest=Digest(digest),
+            size=size,
+            urls=tuple(urls) if urls is not None else None,
+            annotations=annotations,
+            data=data,
+            platform=Platform.from_core(platform) if platform is not None else None,
+            artifact_type=artifact_type,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

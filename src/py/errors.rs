@@ -8,7 +8,9 @@ use pyo3::types::{PyDict, PyModule, PyType};
 
 use http::StatusCode;
 
+use crate::descriptor::DescriptorError;
 use crate::error::{ErrorCode, StoreError};
+use crate::manifest::ManifestError;
 
 /// Declares `PyErrorClass` from one list, so that its variants, `ALL`, each class's Python name
 /// (the variant's own) and its code cannot disagree.
@@ -62,6 +64,9 @@ error_classes! {
     ErrBlobUploadInvalid => BlobUploadInvalid,
     ErrBlobUploadInUse => BlobUploadInvalid @ RANGE_NOT_SATISFIABLE,
     ErrHashStateInvalid => BlobUploadInvalid,
+    ErrManifestInvalid => ManifestInvalid,
+    ErrDescriptorInvalid => ManifestInvalid,
+    ErrSchemaV1Unsupported => ManifestInvalid,
 }
 
 /// `(code, status)` of a request to `path` whose body broke off before its end.
@@ -179,4 +184,30 @@ impl From<StoreError> for PyErr {
             raise(py, class, message, detail)
         })
     }
+}
+
+/// A refused descriptor as `ErrDescriptorInvalid`, or its digest's own error.
+pub fn descriptor_error(error: DescriptorError) -> PyErr {
+    match error {
+        DescriptorError::Invalid(message) => Python::attach(|py| {
+            raise(
+                py,
+                PyErrorClass::ErrDescriptorInvalid,
+                message,
+                PyDict::new(py),
+            )
+        }),
+        DescriptorError::Digest(error) => error.into(),
+    }
+}
+
+/// A refused manifest as `ErrManifestInvalid` or `ErrSchemaV1Unsupported`, or a descriptor's
+/// digest's own error.
+pub fn manifest_error(error: ManifestError) -> PyErr {
+    let (class, message) = match error {
+        ManifestError::Invalid(message) => (PyErrorClass::ErrManifestInvalid, message),
+        ManifestError::SchemaV1(message) => (PyErrorClass::ErrSchemaV1Unsupported, message),
+        ManifestError::Digest(error) => return error.into(),
+    };
+    Python::attach(|py| raise(py, class, message, PyDict::new(py)))
 }

@@ -8,6 +8,7 @@ pub mod fs;
 pub mod grammar;
 mod hashers;
 pub mod layout;
+mod manifest;
 pub mod objstore;
 pub mod reader;
 pub mod store;
@@ -52,6 +53,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grammar::catalog_order_key, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::accepts, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::manifest_media_type, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest::parse_descriptor, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest::parse_pushed_manifest, m)?)?;
     m.add("PARALLEL_WRITE_MIN", blocks::PARALLEL_WRITE_MIN)?;
     m.add("UPLOAD_BLOCK", blocks::UPLOAD_BLOCK)?;
     m.add("UPLOAD_SMALL_BLOCK", blocks::UPLOAD_SMALL_BLOCK)?;
@@ -63,5 +66,22 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NAME_MAX", crate::grammar::NAME_MAX)?;
     m.add("OCI_MANIFEST", crate::manifest::OCI_MANIFEST)?;
     m.add("OCI_INDEX", crate::manifest::OCI_INDEX)?;
+    m.add("DOCKER_MANIFEST", crate::manifest::DOCKER_MANIFEST)?;
+    m.add(
+        "DOCKER_MANIFEST_LIST",
+        crate::manifest::DOCKER_MANIFEST_LIST,
+    )?;
+    m.add(
+        "BUILT_IN_MANIFEST_TYPES",
+        crate::manifest::BUILT_IN.to_vec(),
+    )?;
+    m.add(
+        "SCHEMA1_MEDIA_TYPES",
+        vec![
+            crate::manifest::DOCKER_SCHEMA1,
+            crate::manifest::DOCKER_SCHEMA1_SIGNED,
+        ],
+    )?;
+    m.add("DESCRIPTOR_SIZE_MAX", crate::descriptor::SIZE_MAX)?;
     Ok(())
 }

@@ -16,7 +16,7 @@ from typing import Any, Self
 from .. import _core, hashing
 from .._core import Digest
 from ..descriptor import Descriptor, go_json
-from ..errors import ErrDescriptorInvalid, ErrManifestInvalid, ErrSchemaV1Unsupported
+from ..errors import ErrManifestInvalid
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -35,19 +35,10 @@ __all__ = [
 # The core's, which reads a stored manifest's media type by them (``_core.manifest_media_type``).
 OCI_MANIFEST: str = _core.OCI_MANIFEST
 OCI_INDEX: str = _core.OCI_INDEX
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST: str = _core.DOCKER_MANIFEST
+DOCKER_MANIFEST_LIST: str = _core.DOCKER_MANIFEST_LIST
 OCI_EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
-SCHEMA1_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-#: Content types that say nothing of the schema: the payload's own ``mediaType`` decides.
-_GENERIC_CONTENT_TYPES = frozenset(
-    {"", "application/json", "text/plain", "application/octet-stream"}
-)
+SCHEMA1_MEDIA_TYPES: frozenset[str] = frozenset(_core.SCHEMA1_MEDIA_TYPES)
 
 
 @dataclass(frozen=True)
@@ -159,118 +150,61 @@ Unmarshaler = Callable[[str, bytes, Mapping[str, Any]], Manifest]
 _SCHEMAS: dict[str, Unmarshaler] = {}
 
 
+#: The schemas the core parses (``_core.parse_pushed_manifest``).
+_BUILT_IN: frozenset[str] = frozenset(_core.BUILT_IN_MANIFEST_TYPES)
+
+
 def register_manifest_schema(media_type: str, unmarshal: Unmarshaler) -> None:
-    """Adds a schema: ``unmarshal(media_type, payload, parsed_json) -> Manifest``."""
+    """Adds a schema: ``unmarshal(media_type, payload, parsed_json) -> Manifest``. The built-in
+    schemas cannot be replaced: the native front reads them too."""
+    if media_type in _BUILT_IN:
+        raise ValueError(f"{media_type} is a built-in schema, which cannot be replaced")
     _SCHEMAS[media_type] = unmarshal
 
 
 def manifest_media_types() -> list[str]:
-    return sorted(_SCHEMAS)
+    return sorted(_BUILT_IN | _SCHEMAS.keys())
 
 
-def _invalid(message: str) -> ErrManifestInvalid:
-    return ErrManifestInvalid(message)
+def _descriptors(items: list[_core.DescriptorFields] | None) -> tuple[Descriptor, ...]:
+    return tuple(Descriptor.from_core(item) for item in items or ())
 
 
-def _descriptor(value: Any, where: str) -> Descriptor:
-    try:
-        return Descriptor.from_dict(value)
-    except ErrDescriptorInvalid as e:
-        raise _invalid(f"{where}: {e.message}") from None
-
-
-def _common(media_type: str, doc: Mapping[str, Any]) -> dict[str, Any]:
-    if doc.get("schemaVersion") != 2:
-        raise _invalid(f"{media_type}: schemaVersion must be 2, got {doc.get('schemaVersion')!r}")
-    declared = doc.get("mediaType")
-    if declared is not None and declared != media_type:
-        raise _invalid(f"mediaType in manifest is {declared!r}, but it was sent as {media_type!r}")
-    annotations = doc.get("annotations")
-    if annotations is not None and (
-        not isinstance(annotations, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())
-    ):
-        raise _invalid("annotations must map strings to strings")
-    artifact_type = doc.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
-    subject = doc.get("subject")
-    return {
+def _built_in(media_type: str, raw: bytes, fields: _core.ManifestFields) -> Manifest:
+    """A manifest of a built-in schema from what the core parsed."""
+    annotations, artifact_type, subject, config, layers, manifests = fields
+    common: dict[str, Any] = {
+        "media_type": media_type,
+        "raw": raw,
         "annotations": annotations,
         "artifact_type": artifact_type,
-        "subject": _descriptor(subject, "subject") if subject is not None else None,
+        "subject": Descriptor.from_core(subject) if subject is not None else None,
     }
-
-
-def _unmarshal_image(media_type: str, raw: bytes, doc: Mapping[str, Any]) -> Manifest:
-    common = _common(media_type, doc)
-    if "config" not in doc:
-        raise _invalid(f"{media_type}: config is required")
-    layers = doc.get("layers", [])
-    if not isinstance(layers, list):
-        raise _invalid("layers must be a list")
-    if media_type == DOCKER_MANIFEST and (common["subject"] or common["artifact_type"]):
-        raise _invalid("Docker schema2 manifests have no subject or artifactType")
+    if manifests is not None:
+        return ImageIndex(manifests=_descriptors(manifests), **common)
     return ImageManifest(
-        media_type=media_type,
-        raw=raw,
-        config=_descriptor(doc["config"], "config"),
-        layers=tuple(_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(layers)),
+        config=Descriptor.from_core(config) if config is not None else None,
+        layers=_descriptors(layers),
         **common,
     )
-
-
-def _unmarshal_index(media_type: str, raw: bytes, doc: Mapping[str, Any]) -> Manifest:
-    common = _common(media_type, doc)
-    manifests = doc.get("manifests")
-    if not isinstance(manifests, list):
-        raise _invalid(f"{media_type}: manifests must be a list")
-    return ImageIndex(
-        media_type=media_type,
-        raw=raw,
-        manifests=tuple(_descriptor(m, f"manifests[{i}]") for i, m in enumerate(manifests)),
-        **common,
-    )
-
-
-for _media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
-    register_manifest_schema(_media_type, _unmarshal_image)
-for _media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST):
-    register_manifest_schema(_media_type, _unmarshal_index)
-
-
-def _sniff(payload: bytes) -> str:
-    """The payload's own media type (the core's rule, which the native front reads stored
-    manifests by too): declared, or for OCI manifests without one, their shape."""
-    media_type = _core.manifest_media_type(payload)
-    if media_type is None:
-        raise _invalid("cannot tell the manifest's media type: no Content-Type and no mediaType")
-    if media_type in SCHEMA1_MEDIA_TYPES:
-        raise ErrSchemaV1Unsupported("Docker schema1 manifests are not supported")
-    return media_type
 
 
 def unmarshal_manifest(content_type: str | None, payload: bytes) -> tuple[Manifest, Descriptor]:
     """Parses ``payload`` sent with ``content_type``; returns the manifest and its descriptor
-    (the digest of the exact bytes)."""
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type in SCHEMA1_MEDIA_TYPES:
-        raise ErrSchemaV1Unsupported(f"{media_type} (Docker schema1) is not supported")
-    try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _invalid(f"manifest is not valid JSON: {e}") from None
-    except RecursionError:
-        raise _invalid("manifest is nested too deeply") from None
-    if not isinstance(doc, dict):
-        raise _invalid("a manifest must be a JSON object")
-    if media_type in _GENERIC_CONTENT_TYPES:
-        media_type = _sniff(bytes(payload))
-    unmarshal = _SCHEMAS.get(media_type)
-    if unmarshal is None:
-        raise _invalid(
-            f"unsupported manifest media type {media_type!r}; supported: "
-            + ", ".join(manifest_media_types())
-        )
-    manifest = unmarshal(media_type, bytes(payload), doc)
+    (the digest of the exact bytes). The built-in schemas are the core's (the native front
+    parses pushed manifests by the same rules); other media types go to the schemas registered
+    with ``register_manifest_schema``."""
+    raw = bytes(payload)
+    media_type, fields = _core.parse_pushed_manifest(content_type, raw)
+    if fields is not None:
+        manifest = _built_in(media_type, raw, fields)
+    else:
+        unmarshal = _SCHEMAS.get(media_type)
+        if unmarshal is None:
+            raise ErrManifestInvalid(
+                f"unsupported manifest media type {media_type!r}; supported: "
+                + ", ".join(manifest_media_types())
+            )
+        # The core has checked that the payload is a JSON object.
+        manifest = unmarshal(media_type, raw, json.loads(raw))
     return manifest, manifest.descriptor()
