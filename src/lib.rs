@@ -14,6 +14,7 @@ pub mod hashing;
 pub mod layout;
 pub mod linked;
 pub mod manifest;
+pub mod manifest_commit;
 pub mod objstore;
 #[cfg(feature = "python")]
 mod py;

@@ -14,10 +14,11 @@ use crate::digest::Algorithm;
 use crate::error::Result;
 use crate::layout;
 use crate::linked;
+use crate::manifest_commit;
 use crate::objstore::ObjectBlobs;
 use crate::py::buffer::InputBuffer;
 use crate::storage::{
-    BlobBackend, BlobUpload, Caching, GcClaim, GcLease, Hold, LinkStore, Location,
+    BlobBackend, BlobUpload, Caching, GcClaim, GcLease, Hold, LinkStore, Location, Storage,
 };
 use crate::store::backend::FsBlobs;
 
@@ -39,6 +40,13 @@ pub struct PyStorage {
 }
 
 impl PyStorage {
+    fn storage(&self) -> Storage {
+        Storage {
+            blobs: self.backend.clone(),
+            links: self.links.clone(),
+        }
+    }
+
     fn over(backend: Arc<dyn BlobBackend>) -> Self {
         let links = backend.links();
         Self { backend, links }
@@ -347,6 +355,62 @@ impl PyStorage {
     ) -> PyResult<bool> {
         let digest = digest_arg(digest)?;
         Ok(py.detach(|| linked::is_linked(&*self.links, repository, &digest))?)
+    }
+
+    /// The manifest commit's first step (`crate::manifest_commit`): marks the revision link of
+    /// `digest` in `repository`, under the shared GC lock the caller holds.
+    fn mark_revision(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| manifest_commit::mark_revision(&self.storage(), repository, &digest))?)
+    }
+
+    /// A manifest's referenced blob, checked and marked (`crate::manifest_commit`): the digest
+    /// of the bytes `repository` serves under `digest`; None when it does not have them.
+    fn check_blob_reference(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PyDigest>> {
+        let digest = digest_arg(digest)?;
+        let found = py.detach(|| {
+            manifest_commit::check_blob_reference(&self.storage(), repository, &digest)
+        })?;
+        Ok(found.map(|inner| PyDigest { inner }))
+    }
+
+    /// Stores a verified manifest's bytes and links (`crate::manifest_commit::store`).
+    #[pyo3(signature = (repository, digest, payload, subject, tags))]
+    fn store_manifest(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+        payload: &Bound<'_, PyAny>,
+        subject: Option<&Bound<'_, PyAny>>,
+        tags: Vec<String>,
+    ) -> PyResult<()> {
+        let digest = digest_arg(digest)?;
+        let subject = subject.map(digest_arg).transpose()?;
+        let buf = InputBuffer::new(payload)?;
+        let bytes = buf.as_slice();
+        let storage = self.storage();
+        py.detach(|| {
+            manifest_commit::store(
+                &storage,
+                repository,
+                &digest,
+                bytes,
+                subject.as_ref(),
+                &tags,
+            )
+        })?;
+        Ok(())
     }
 
     /// Marks the object at `key` used now, for the garbage collector; False if there is none.

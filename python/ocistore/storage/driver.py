@@ -20,13 +20,13 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
 from .. import _core
-from .._core import GcClaim, GcLease
+from .._core import Digest, GcClaim, GcLease
 from ..errors import ErrUnsupported
 from ..store import BlobStore
 
@@ -108,6 +108,26 @@ class StorageDriver(Protocol):
         """The lock between pushes (shared) and the garbage collector's deletes (exclusive)."""
         ...
 
+    def mark_revision(self, repository: str, digest: Digest) -> None:
+        """A manifest push's first step under the GC lock: its revision link marked."""
+        ...
+
+    def check_blob_reference(self, repository: str, digest: Digest) -> Digest | None:
+        """The digest of the bytes ``repository`` serves under a manifest's referenced blob
+        ``digest``, marked used now; None when it does not have them."""
+        ...
+
+    def store_manifest(
+        self,
+        repository: str,
+        digest: Digest,
+        payload: bytes,
+        subject: Digest | None,
+        tags: Sequence[str],
+    ) -> None:
+        """Stores a verified manifest: its bytes, revision link, referrers entry, tag links."""
+        ...
+
     def gc_claim(self, key: str) -> GcClaim:
         """The collector's claim on the object at ``key``, held until released."""
         ...
@@ -137,6 +157,24 @@ class _CoreLinks:
 
     def gc_claim(self, key: str) -> GcClaim:
         return self._core.gc_claim(check_key(key))
+
+    # A manifest push's steps (``crate::manifest_commit``), the very ones the native front's
+    # pushes take.
+    def mark_revision(self, repository: str, digest: Digest) -> None:
+        self._core.mark_revision(repository, digest)
+
+    def check_blob_reference(self, repository: str, digest: Digest) -> Digest | None:
+        return self._core.check_blob_reference(repository, digest)
+
+    def store_manifest(
+        self,
+        repository: str,
+        digest: Digest,
+        payload: bytes,
+        subject: Digest | None,
+        tags: Sequence[str],
+    ) -> None:
+        self._core.store_manifest(repository, digest, payload, subject, list(tags))
 
     def gc_lease(self, owner: str, ttl_seconds: float = 60.0) -> GcLease | str:
         return self._core.gc_lease(owner, ttl_seconds)

@@ -107,7 +107,6 @@ class ManifestService:
         """Every referenced blob must be linked here (foreign layers with URLs excepted), every
         referenced manifest stored here. Refreshes what it finds, for the GC protocol."""
         problems: list[OciStoreError] = []
-        blobs = self.repository.blobs()
         validation = self.registry.validation
         if isinstance(manifest, ImageIndex):
             for child in manifest.manifests:
@@ -142,13 +141,9 @@ class ManifestService:
                                 )
                             )
                     continue
-                try:
-                    # The bytes it names are refreshed (under an alias link's target too), then
-                    # checked: the collector's second look then keeps them.
-                    stored = blobs.resolve(ref.digest)
-                    self.driver.touch(Layout.blob_data(stored))
-                    self.registry.blobs().stat(stored)
-                except ErrBlobUnknown:
+                # The bytes it names are marked (under an alias link's target too), then
+                # checked: the collector's second look then keeps them.
+                if self.driver.check_blob_reference(self.repository.name, ref.digest) is None:
                     if not validation.blobs_required:
                         continue  # a sparse image, as configured
                     problems.append(
@@ -186,21 +181,15 @@ class ManifestService:
         for each in every_tag:
             check_tag(each)
         digest = manifest.digest
+        # The commit's order and links are the core's (``crate::manifest_commit``), which the
+        # native front commits pushes by too; what must be present is decided here.
         with self.registry.gc_lock():
-            # Marked before anything is looked at: a collector deciding on an untagged revision
-            # of the same digest keeps it, or deletes it first and this put stores it again.
-            self.driver.touch(self._link_key(digest))
+            self.driver.mark_revision(self.repository.name, digest)
             self._verify(manifest)
-            stored = self.registry.blobs().put(
-                manifest.media_type, manifest.payload(), algorithm=manifest.algorithm
+            subject = manifest.subject.digest if manifest.subject is not None else None
+            self.driver.store_manifest(
+                self.repository.name, digest, manifest.payload(), subject, every_tag
             )
-            self.driver.touch(Layout.blob_data(stored.digest))
-            self.driver.write(self._link_key(digest), str(digest).encode())
-            if manifest.subject is not None:
-                link = Layout.referrer_link(self.repository.name, manifest.subject.digest, digest)
-                self.driver.write(link, str(digest).encode())
-            for each in dict.fromkeys(every_tag):
-                self.repository.tags()._write(each, digest)
         return digest
 
     def delete(self, digest: DigestLike) -> None:
