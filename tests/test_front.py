@@ -23,8 +23,9 @@ import pytest
 from ocistore import Registry, _core
 from ocistore.server.config import Config, ConfigError
 from ocistore.server.serve import serve
+from ocistore.storage import OCI_INDEX
 
-from .images import OCI_MANIFEST, make_image
+from .images import LAYER, OCI_MANIFEST, descriptor, make_image
 from .object_stores import Backend, s3_server
 from .servers import Server, ocistore_server
 
@@ -900,6 +901,70 @@ def test_pushes_through_the_front_leave_the_applications_layout(
     # No upload left behind, in either.
     for tree in (app_tree, front_tree):
         assert not [k for k in tree if k.startswith("repositories/layout") and "/_uploads/" in k]
+
+
+def manifest_session(client: httpx.Client, repo: str) -> list[tuple[bool, object]]:
+    """Manifest PUTs the front stores itself and ones it leaves to the application: (answered by
+    the front, answer), each followed by a GET of what it pushed."""
+    image = make_image(91)
+    referrer = make_image(92, layers=1, subject=image.manifest, artifact_type="application/x")
+    for data in {**image.blobs, **referrer.blobs}.values():
+        push(client, repo, data)
+    answers: list[tuple[bool, object]] = []
+
+    def put(reference: str, payload: bytes, content_type: str | None = OCI_MANIFEST) -> None:
+        headers = {} if content_type is None else {"Content-Type": content_type}
+        r = client.put(f"/v2/{repo}/manifests/{reference}", content=payload, headers=headers)
+        answers.append((answered_by_front(r), comparable(r)))
+        if r.status_code == 201:
+            got = client.get(
+                r.headers["location"], headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
+            )
+            assert got.content == payload
+            answers.append((False, comparable(got)[0]))
+
+    sha512 = "sha512:" + hashlib.sha512(image.manifest).hexdigest()
+    doc = json.loads(image.manifest)
+    put("v1", image.manifest)  # by tag
+    put(image.digest, image.manifest)  # by digest
+    put(sha512, image.manifest)  # by a digest in another algorithm
+    put("v1", image.manifest, None)  # the media type told by the payload
+    put("ref", referrer.manifest)  # with a subject: OCI-Subject
+    put("v1", image.manifest[:-1] + b" }")  # other bytes, the same tag moved
+    # Left to the application: a tag parameter, a bad tag, a digest that is not the payload's,
+    # a missing layer, a foreign layer, an index, a schema refusal, no JSON at all.
+    put(f"{image.digest}?tag=t1&tag=t2", image.manifest)
+    put("-bad-", image.manifest)
+    put(digest_of(b"other"), image.manifest)
+    missing = {**doc, "layers": [*doc["layers"], descriptor(LAYER, b"never pushed")]}
+    put("missing", json.dumps(missing).encode())
+    foreign = {**doc, "layers": [{**doc["layers"][0], "urls": ["https://example.com/l"]}]}
+    put("foreign", json.dumps(foreign).encode())
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [descriptor(OCI_MANIFEST, image.manifest)],
+    }
+    put("index", json.dumps(index).encode(), OCI_INDEX)
+    put("bad", json.dumps({**doc, "schemaVersion": 3}).encode())
+    put("bad", b"not json")
+    return answers
+
+
+def test_manifest_puts_answer_as_the_application(apart: tuple[Server, Server]) -> None:
+    app, front = apart
+    with app.client() as a, front.client() as f:
+        expected = manifest_session(a, "manifests/same")
+        got = manifest_session(f, "manifests/same")
+    assert [answer for _, answer in got] == [answer for _, answer in expected]
+    assert not any(by_front for by_front, _ in expected)
+    stored_by_front = [by for by, answer in got if isinstance(answer, tuple)]
+    assert stored_by_front == [True] * 6 + [False] * 8
+    app_tree, front_tree = (layout_tree(server.root) for server in apart)
+    repo = {k: v for k, v in app_tree.items() if k.startswith("repositories/manifests/")}
+    assert repo and repo == {
+        k: v for k, v in front_tree.items() if k.startswith("repositories/manifests/")
+    }
 
 
 def test_a_body_that_breaks_off_keeps_what_arrived(apart: tuple[Server, Server]) -> None:

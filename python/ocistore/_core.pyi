@@ -440,8 +440,8 @@ class Front:
     to a presigned URL with ``redirect``; with ``descriptor_cache`` only proxied GETs, the
     application's cache answering the rest without a round trip) itself, writes upload bodies
     there when ``uploads``, answers manifest GET/HEAD of ``manifest_media_types`` on a
-    filesystem, and passes the rest to the application on the unix socket
-    ``upstream``, with
+    filesystem, stores plain image manifest PUTs there when ``manifest_puts`` (and
+    ``uploads``), and passes the rest to the application on the unix socket ``upstream``, with
     ``secret`` in ``x-ocistore-front``; TLS with ``tls_certificate`` and ``tls_key`` (PEM). A
     request body the client sends nothing of, or a response it takes nothing of, for
     ``body_idle_timeout`` seconds ends the request (0: never)."""
@@ -458,6 +458,7 @@ class Front:
         redirect: bool = True,
         descriptor_cache: bool = False,
         uploads: bool = False,
+        manifest_puts: bool = False,
         manifest_media_types: list[str] = ...,
         authenticate: bool = False,
         headers: list[tuple[str, str]] = ...,

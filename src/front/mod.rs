@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -80,6 +80,10 @@ pub struct FrontConfig {
     pub descriptor_cache: bool,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
+    /// Whether the front stores plain manifest PUTs on filesystem storage itself (see
+    /// `manifest::put`): the application's validation requires every blob an image manifest
+    /// references, which is the only check the front makes beyond the schema.
+    pub manifest_puts: bool,
     /// The manifest media types the application serves: on filesystem storage the front
     /// answers manifest GETs and HEADs of these itself; empty: it leaves manifests to the
     /// application (a pull-through cache, whose tags are the upstream's).
@@ -333,6 +337,14 @@ async fn handle(
         {
             return response;
         }
+        if method == Method::PUT
+            && shared.config.manifest_puts
+            && shared.config.object_store.is_none()
+            && let Some(target) =
+                manifest::put_target(&path, request.uri().query(), request.headers())
+        {
+            return native_manifest_put(request, target, &who, shared, upstream).await;
+        }
         if let Some(claimed) = claim_upload(storage, &request).await {
             let mut upstream = upstream.lock().await;
             return native_upload(request, claimed, &name, &who, shared, &mut upstream).await;
@@ -419,6 +431,12 @@ fn own_request(request: &Request<Incoming>, config: &FrontConfig) -> Option<(Str
     }
     if *method == Method::POST {
         return plain_post(request).map(|name| (name.to_owned(), true));
+    }
+    if *method == Method::PUT
+        && config.manifest_puts
+        && let Some((name, _)) = manifest::parse_manifest_path(path)
+    {
+        return Some((name.to_owned(), true));
     }
     if *method == Method::PATCH || *method == Method::PUT {
         return upload::parse_upload_path(path).map(|(name, _)| (name.to_owned(), true));
@@ -575,6 +593,98 @@ async fn native_start(
         upload_headers(name, &id, 0),
         record,
     ))
+}
+
+/// A manifest PUT: the body read whole, then stored here when it is the plain case
+/// (`manifest::put`), else sent on to the application with it.
+async fn native_manifest_put(
+    request: Request<Incoming>,
+    target: manifest::PutTarget,
+    who: &Who,
+    shared: &Shared,
+    upstream: &Mutex<Upstream>,
+) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let payload = match IdleBody::new(body, shared.config.body_idle).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(failure) => {
+            // Answered as the application answers a manifest whose body broke off.
+            let (status, code, message) = match failure {
+                BodyError::Stalled(idle) => idle::stalled_answer(idle),
+                broken => {
+                    let code = ErrorCode::for_broken_body(&path);
+                    (code.status(), code, broken.to_string())
+                }
+            };
+            let record = Record::new("manifest", &Method::PUT, status, &path, who);
+            return error_answer(shared, record, code, &message, serde_json::Value::Null);
+        }
+    };
+    let storage = shared
+        .storage
+        .clone()
+        .expect("manifest PUTs need the storage");
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let (body, name) = (payload.clone(), target.name.clone());
+    let stored = tokio::task::spawn_blocking(move || {
+        manifest::put(&storage, &target, content_type.as_deref(), &body)
+    })
+    .await
+    .unwrap_or_else(|join| Err(upload::joined(join)));
+    let mut record = Record::new("manifest", &Method::PUT, StatusCode::CREATED, &path, who);
+    record.bytes_in = payload.len() as u64;
+    match stored {
+        Ok(Some(stored)) => {
+            let digest = stored.digest.to_string();
+            let mut headers = vec![
+                (
+                    http::header::LOCATION,
+                    format!("/v2/{name}/manifests/{digest}"),
+                ),
+                (
+                    http::HeaderName::from_static("docker-content-digest"),
+                    digest,
+                ),
+            ];
+            if let Some(subject) = stored.subject {
+                headers.push((
+                    http::HeaderName::from_static("oci-subject"),
+                    subject.to_string(),
+                ));
+            }
+            answer(shared, StatusCode::CREATED, headers, record)
+        }
+        Err(error) => {
+            let code = ErrorCode::Unknown;
+            record.status = code.status();
+            error_answer(
+                shared,
+                record,
+                code,
+                &storage_failed(&error),
+                serde_json::Value::Null,
+            )
+        }
+        Ok(None) => {
+            // Not the plain case: the application decides, on the same bytes.
+            let body = Full::new(payload).map_err(|never| match never {}).boxed();
+            let request = Request::from_parts(parts, body);
+            let mut upstream = upstream.lock().await;
+            upstream
+                .forward(
+                    request,
+                    who.peer,
+                    &shared.config.upstream,
+                    Some(&shared.secret),
+                )
+                .await
+        }
+    }
 }
 
 /// Receives the body into the claimed upload; a PATCH is then answered here, a PUT committed

@@ -25,7 +25,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, descriptor_cache=false, uploads=false, manifest_media_types=Vec::new(), authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, descriptor_cache=false, uploads=false, manifest_puts=false, manifest_media_types=Vec::new(), authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -37,6 +37,7 @@ impl PyFront {
         redirect: bool,
         descriptor_cache: bool,
         uploads: bool,
+        manifest_puts: bool,
         manifest_media_types: Vec<String>,
         authenticate: bool,
         headers: Vec<(String, String)>,
@@ -67,6 +68,7 @@ impl PyFront {
             redirect,
             descriptor_cache,
             uploads,
+            manifest_puts: manifest_puts && uploads,
             manifest_media_types,
             authenticate,
             headers,

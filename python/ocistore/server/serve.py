@@ -85,6 +85,10 @@ def serve(config: Config, *, workers: int = DEFAULT_WORKERS, server: str = "gran
             redirect=config.redirect,
             descriptor_cache=config.blob_descriptor_cache is not None,
             uploads=not config.readonly and not config.proxy,
+            # The front checks a pushed image manifest's blobs, and nothing of the rest of
+            # validation.manifests: it takes pushes only where those blobs must be there.
+            manifest_puts=isinstance(driver, FilesystemDriver)
+            and config.manifest_validation().blobs_required,
             # A pull-through cache's tags are its upstream's: the application asks it.
             manifest_media_types=[] if config.proxy else manifest_media_types(),
             authenticate=bool(config.auth),
