@@ -595,6 +595,20 @@ async fn native_start(
     ))
 }
 
+/// Sends a request the front took up but leaves to the application on, as the front's own
+/// (with the secret and the client's address).
+async fn pass_on(
+    upstream: &mut Upstream,
+    request: Request<Body>,
+    who: &Who,
+    shared: &Shared,
+) -> Response<Body> {
+    let secret = Some(&shared.secret);
+    upstream
+        .forward(request, who.peer, &shared.config.upstream, secret)
+        .await
+}
+
 /// A manifest PUT: the body read whole, then stored here when it is the plain case
 /// (`manifest::put`), else sent on to the application with it.
 async fn native_manifest_put(
@@ -674,15 +688,7 @@ async fn native_manifest_put(
             // Not the plain case: the application decides, on the same bytes.
             let body = Full::new(payload).map_err(|never| match never {}).boxed();
             let request = Request::from_parts(parts, body);
-            let mut upstream = upstream.lock().await;
-            upstream
-                .forward(
-                    request,
-                    who.peer,
-                    &shared.config.upstream,
-                    Some(&shared.secret),
-                )
-                .await
+            pass_on(&mut *upstream.lock().await, request, who, shared).await
         }
     }
 }
@@ -812,14 +818,7 @@ async fn native_upload(
                 .headers
                 .insert(proxy::BODY_BYTES_HEADER, HeaderValue::from(bytes));
             let request = Request::from_parts(parts, empty());
-            upstream
-                .forward(
-                    request,
-                    who.peer,
-                    &shared.config.upstream,
-                    Some(&shared.secret),
-                )
-                .await
+            pass_on(upstream, request, who, shared).await
         }
     }
 }
