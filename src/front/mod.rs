@@ -80,9 +80,10 @@ pub struct FrontConfig {
     pub descriptor_cache: bool,
     /// Whether the front writes upload bodies into `blob_root` (not in read-only mode).
     pub uploads: bool,
-    /// Whether the front stores plain manifest PUTs on filesystem storage itself (see
-    /// `manifest::put`): the application's validation requires every blob an image manifest
-    /// references, which is the only check the front makes beyond the schema.
+    /// Whether the front stores plain manifest PUTs itself (see `manifest::put`): only with
+    /// `uploads` on filesystem storage, and only where the application's validation requires
+    /// every blob an image manifest references, which is the only check the front makes beyond
+    /// the schema.
     pub manifest_puts: bool,
     /// The manifest media types the application serves: on filesystem storage the front
     /// answers manifest GETs and HEADs of these itself; empty: it leaves manifests to the
@@ -339,7 +340,6 @@ async fn handle(
         }
         if method == Method::PUT
             && shared.config.manifest_puts
-            && shared.config.object_store.is_none()
             && let Some(target) =
                 manifest::put_target(&path, request.uri().query(), request.headers())
         {

@@ -61,14 +61,16 @@ impl PyFront {
                 ));
             }
         };
+        let object_store = object_store.map(|store| store.get().remote.clone());
         let config = FrontConfig {
             upstream,
             blob_root,
-            object_store: object_store.map(|store| store.get().remote.clone()),
+            // Filesystem storage only, where the front writes: see `FrontConfig::manifest_puts`.
+            manifest_puts: manifest_puts && uploads && object_store.is_none(),
+            object_store,
             redirect,
             descriptor_cache,
             uploads,
-            manifest_puts: manifest_puts && uploads,
             manifest_media_types,
             authenticate,
             headers,
