@@ -8,7 +8,7 @@
 //!    bytes marked used now and stored (`check_blob_reference`);
 //! 3. its bytes are stored as a blob and marked, then its revision link written, then the
 //!    referrers index entry of its subject, then each tag's index link and current link
-//!    (`store`): a tag never names a revision whose link is not written.
+//!    (`store`, `write_tag`): a tag never names a revision whose link is not written.
 //!
 //! The caller holds the lock across all three and decides which references must be present
 //! (the application's `validation.manifests`; the front only takes pushes whose every
@@ -67,17 +67,25 @@ pub fn store(
         storage.links.write(&entry, link.as_bytes())?;
     }
     for (i, tag) in tags.iter().enumerate() {
-        if tags[..i].contains(tag) {
-            continue;
+        if !tags[..i].contains(tag) {
+            write_tag(storage, name, tag, digest)?;
         }
-        storage
-            .links
-            .write(&layout::tag_index_link(name, tag, digest), link.as_bytes())?;
-        storage
-            .links
-            .write(&layout::tag_current_link(name, tag), link.as_bytes())?;
     }
     Ok(())
+}
+
+/// Points `tag` of repository `name` at the revision `digest`: the tag's index link, then its
+/// current link (what a tag resolves to is written last). The caller has checked the revision
+/// is stored, under the shared GC lock with its revision link marked (`store`, or the
+/// application's `TagService.tag`).
+pub fn write_tag(storage: &Storage, name: &str, tag: &str, digest: &Digest) -> Result<()> {
+    let link = digest.to_string();
+    storage
+        .links
+        .write(&layout::tag_index_link(name, tag, digest), link.as_bytes())?;
+    storage
+        .links
+        .write(&layout::tag_current_link(name, tag), link.as_bytes())
 }
 
 #[cfg(test)]

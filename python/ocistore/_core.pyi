@@ -207,6 +207,7 @@ class Storage:
         subject: Digest | str | None,
         tags: list[str],
     ) -> None: ...
+    def write_tag(self, repository: str, tag: str, digest: Digest | str) -> None: ...
     def gc_lock(self, exclusive: bool = False) -> GcLock: ...
     def gc_claim(self, key: str) -> GcClaim:
         """The collector's claim on the object at ``key`` (on a filesystem, the exclusive GC
@@ -322,7 +323,7 @@ PlatformFields: TypeAlias = tuple[
 #: ``(media_type, digest, size, urls, annotations, data, platform, artifact_type)``.
 DescriptorFields: TypeAlias = tuple[
     str,
-    str,
+    Digest,
     int,
     list[str] | None,
     dict[str, str] | None,

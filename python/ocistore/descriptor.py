@@ -132,7 +132,7 @@ class Descriptor:
         media_type, digest, size, urls, annotations, data, platform, artifact_type = fields
         return cls(
             media_type=media_type,
-            digest=Digest(digest),
+            digest=digest,
             size=size,
             urls=tuple(urls) if urls is not None else None,
             annotations=annotations,

@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use crate::descriptor::{Descriptor, Platform};
 use crate::manifest::{self, Pushed, Schema};
 use crate::py::buffer::InputBuffer;
+use crate::py::digest::PyDigest;
 use crate::py::errors::{descriptor_error, manifest_error};
 
 fn strings<'py>(py: Python<'py>, items: &Option<Vec<String>>) -> PyResult<Bound<'py, PyAny>> {
@@ -46,7 +47,14 @@ fn platform<'py>(py: Python<'py>, p: &Platform) -> PyResult<Bound<'py, PyAny>> {
 fn descriptor<'py>(py: Python<'py>, d: &Descriptor) -> PyResult<Bound<'py, PyAny>> {
     let fields: [Bound<'py, PyAny>; 8] = [
         d.media_type.clone().into_pyobject(py)?.into_any(),
-        d.digest.to_string().into_pyobject(py)?.into_any(),
+        // A `Digest` object: the application does not parse the digest again.
+        Bound::new(
+            py,
+            PyDigest {
+                inner: d.digest.clone(),
+            },
+        )?
+        .into_any(),
         d.size.into_pyobject(py)?.into_any(),
         strings(py, &d.urls)?,
         string_map(py, &d.annotations)?,

@@ -35,25 +35,18 @@ pub fn location_object(py: Python<'_>, location: Location) -> PyResult<Bound<'_,
 /// GC lock. `ocistore.BlobStore` and the registry services wrap it.
 #[pyclass(frozen, module = "ocistore._core", name = "Storage")]
 pub struct PyStorage {
-    backend: Arc<dyn BlobBackend>,
-    links: Arc<dyn LinkStore>,
+    storage: Storage,
 }
 
 impl PyStorage {
-    fn storage(&self) -> Storage {
-        Storage {
-            blobs: self.backend.clone(),
-            links: self.links.clone(),
+    fn over(backend: Arc<dyn BlobBackend>) -> Self {
+        Self {
+            storage: Storage::new(backend),
         }
     }
 
-    fn over(backend: Arc<dyn BlobBackend>) -> Self {
-        let links = backend.links();
-        Self { backend, links }
-    }
-
     fn upload(&self, upload: Box<dyn BlobUpload>, repository: Option<String>) -> PyUpload {
-        let linked = repository.map(|name| (self.links.clone(), name));
+        let linked = repository.map(|name| (self.storage.links.clone(), name));
         PyUpload::new(upload, linked)
     }
 }
@@ -187,27 +180,27 @@ impl PyStorage {
     /// The directory, or the object store's URL ("s3://bucket/rootdirectory").
     #[getter]
     fn root<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        location_object(py, self.backend.root())
+        location_object(py, self.storage.blobs.root())
     }
 
     /// Size of the blob; `ErrBlobUnknown` if absent.
     fn stat(&self, py: Python<'_>, digest: &Bound<'_, PyAny>) -> PyResult<u64> {
         let digest = digest_arg(digest)?;
-        Ok(py.detach(|| self.backend.stat(&digest))?)
+        Ok(py.detach(|| self.storage.blobs.stat(&digest))?)
     }
 
     /// Where the blob's bytes live (whether or not it exists): a file path, or an object key.
     fn path<'py>(&self, py: Python<'py>, digest: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        location_object(py, self.backend.location(&digest_arg(digest)?))
+        location_object(py, self.storage.blobs.location(&digest_arg(digest)?))
     }
 
     fn open(&self, py: Python<'_>, digest: &Bound<'_, PyAny>) -> PyResult<PyBlobReader> {
         let digest = digest_arg(digest)?;
-        let (source, size) = py.detach(|| self.backend.open(&digest))?;
+        let (source, size) = py.detach(|| self.storage.blobs.open(&digest))?;
         Ok(PyBlobReader::new(
             source,
             size,
-            self.backend.location(&digest),
+            self.storage.blobs.location(&digest),
             digest.to_string(),
         ))
     }
@@ -218,7 +211,7 @@ impl PyStorage {
         digest: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let digest = digest_arg(digest)?;
-        let (mut source, size) = py.detach(|| self.backend.open(&digest))?;
+        let (mut source, size) = py.detach(|| self.storage.blobs.open(&digest))?;
         PyBytes::new_with(py, size as usize, |buf| {
             py.detach(|| source.read_exact_at(buf, 0))?;
             Ok(())
@@ -236,7 +229,7 @@ impl PyStorage {
         let algorithm = Algorithm::parse(algorithm)?;
         let buf = InputBuffer::new(data)?;
         let bytes = buf.as_slice();
-        let (digest, size) = py.detach(|| self.backend.put(bytes, algorithm))?;
+        let (digest, size) = py.detach(|| self.storage.blobs.put(bytes, algorithm))?;
         Ok((PyDigest { inner: digest }, size))
     }
 
@@ -256,7 +249,11 @@ impl PyStorage {
         let algorithm = Algorithm::parse(algorithm)?;
         let caching = Caching::parse(caching)?;
         let uploads = uploads_for(uploads_dir, repository.as_deref());
-        let upload = py.detach(|| self.backend.create(algorithm, uploads.as_deref(), caching))?;
+        let upload = py.detach(|| {
+            self.storage
+                .blobs
+                .create(algorithm, uploads.as_deref(), caching)
+        })?;
         Ok(self.upload(upload, repository))
     }
 
@@ -271,7 +268,11 @@ impl PyStorage {
     ) -> PyResult<PyUpload> {
         let caching = Caching::parse(caching)?;
         let uploads = uploads_for(uploads_dir, repository.as_deref());
-        let upload = py.detach(|| self.backend.resume(upload_id, uploads.as_deref(), caching))?;
+        let upload = py.detach(|| {
+            self.storage
+                .blobs
+                .resume(upload_id, uploads.as_deref(), caching)
+        })?;
         Ok(self.upload(upload, repository))
     }
 
@@ -289,7 +290,8 @@ impl PyStorage {
     ) -> PyResult<PyUpload> {
         let caching = Caching::parse(caching)?;
         let upload = py.detach(|| {
-            self.backend
+            self.storage
+                .blobs
                 .rewind(upload_id, uploads_dir.as_deref(), size, state, caching)
         })?;
         Ok(self.upload(upload, None))
@@ -308,7 +310,7 @@ impl PyStorage {
     ) -> PyResult<PyUpload> {
         let caching = Caching::parse(caching)?;
         let uploads = PathBuf::from(layout::uploads(Some(&repository)));
-        let upload = py.detach(|| self.backend.claim(upload_id, Some(&uploads), caching))?;
+        let upload = py.detach(|| self.storage.blobs.claim(upload_id, Some(&uploads), caching))?;
         Ok(self.upload(upload, Some(repository)))
     }
 
@@ -328,8 +330,10 @@ impl PyStorage {
         let digest = digest_arg(digest)?;
         let stored = stored.map(digest_arg).transpose()?;
         Ok(py.detach(|| match &stored {
-            Some(stored) => linked::link_stored_as(&*self.links, repository, &digest, stored),
-            None => linked::link(&*self.links, repository, &digest),
+            Some(stored) => {
+                linked::link_stored_as(&*self.storage.links, repository, &digest, stored)
+            }
+            None => linked::link(&*self.storage.links, repository, &digest),
         })?)
     }
 
@@ -342,7 +346,7 @@ impl PyStorage {
         digest: &Bound<'_, PyAny>,
     ) -> PyResult<Option<PyDigest>> {
         let digest = digest_arg(digest)?;
-        let found = py.detach(|| linked::resolve(&*self.links, repository, &digest))?;
+        let found = py.detach(|| linked::resolve(&*self.storage.links, repository, &digest))?;
         Ok(found.map(|inner| PyDigest { inner }))
     }
 
@@ -354,7 +358,7 @@ impl PyStorage {
         digest: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         let digest = digest_arg(digest)?;
-        Ok(py.detach(|| linked::is_linked(&*self.links, repository, &digest))?)
+        Ok(py.detach(|| linked::is_linked(&*self.storage.links, repository, &digest))?)
     }
 
     /// The manifest commit's first step (`crate::manifest_commit`): marks the revision link of
@@ -366,7 +370,7 @@ impl PyStorage {
         digest: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let digest = digest_arg(digest)?;
-        Ok(py.detach(|| manifest_commit::mark_revision(&self.storage(), repository, &digest))?)
+        Ok(py.detach(|| manifest_commit::mark_revision(&self.storage, repository, &digest))?)
     }
 
     /// A manifest's referenced blob, checked and marked (`crate::manifest_commit`): the digest
@@ -378,9 +382,8 @@ impl PyStorage {
         digest: &Bound<'_, PyAny>,
     ) -> PyResult<Option<PyDigest>> {
         let digest = digest_arg(digest)?;
-        let found = py.detach(|| {
-            manifest_commit::check_blob_reference(&self.storage(), repository, &digest)
-        })?;
+        let found = py
+            .detach(|| manifest_commit::check_blob_reference(&self.storage, repository, &digest))?;
         Ok(found.map(|inner| PyDigest { inner }))
     }
 
@@ -399,10 +402,9 @@ impl PyStorage {
         let subject = subject.map(digest_arg).transpose()?;
         let buf = InputBuffer::new(payload)?;
         let bytes = buf.as_slice();
-        let storage = self.storage();
         py.detach(|| {
             manifest_commit::store(
-                &storage,
+                &self.storage,
                 repository,
                 &digest,
                 bytes,
@@ -413,9 +415,22 @@ impl PyStorage {
         Ok(())
     }
 
+    /// Points `tag` of `repository` at `digest`: its index link, then its current link
+    /// (`crate::manifest_commit::write_tag`), under the shared GC lock the caller holds.
+    fn write_tag(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        tag: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| manifest_commit::write_tag(&self.storage, repository, tag, &digest))?)
+    }
+
     /// Marks the object at `key` used now, for the garbage collector; False if there is none.
     fn mark(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        Ok(py.detach(|| self.links.mark(key))?)
+        Ok(py.detach(|| self.storage.links.mark(key))?)
     }
 
     /// The lock between pushes (shared) and the garbage collector's deletes (exclusive), as a
@@ -423,7 +438,7 @@ impl PyStorage {
     #[pyo3(signature = (exclusive = false))]
     fn gc_lock(&self, exclusive: bool) -> PyGcLock {
         PyGcLock {
-            links: self.links.clone(),
+            links: self.storage.links.clone(),
             exclusive,
             hold: Mutex::new(None),
         }
@@ -432,7 +447,7 @@ impl PyStorage {
     /// The collector's claim on the object at `key` (the exclusive GC lock on a filesystem),
     /// as a context manager.
     fn gc_claim(&self, py: Python<'_>, key: &str) -> PyResult<PyGcClaim> {
-        let claim = py.detach(|| self.links.gc_claim(key))?;
+        let claim = py.detach(|| self.storage.links.gc_claim(key))?;
         Ok(PyGcClaim {
             claim: Mutex::new(Some(claim)),
         })
@@ -450,7 +465,7 @@ impl PyStorage {
             .ok()
             .filter(|ttl| *ttl >= Duration::from_secs(1))
             .ok_or_else(|| PyValueError::new_err("the lease's term must be at least 1 second"))?;
-        match py.detach(|| self.links.gc_lease(owner, ttl))? {
+        match py.detach(|| self.storage.links.gc_lease(owner, ttl))? {
             Ok(lease) => Ok(Bound::new(py, PyGcLease { lease })?.into_any()),
             Err(holder) => Ok(PyString::new(py, &holder).into_any()),
         }
@@ -458,12 +473,12 @@ impl PyStorage {
 
     fn delete(&self, py: Python<'_>, digest: &Bound<'_, PyAny>) -> PyResult<()> {
         let digest = digest_arg(digest)?;
-        Ok(py.detach(|| self.backend.delete(&digest))?)
+        Ok(py.detach(|| self.storage.blobs.delete(&digest))?)
     }
 
     /// Every stored blob's digest, sorted.
     fn enumerate(&self, py: Python<'_>) -> PyResult<Vec<PyDigest>> {
-        let digests = py.detach(|| self.backend.enumerate())?;
+        let digests = py.detach(|| self.storage.blobs.enumerate())?;
         Ok(digests
             .into_iter()
             .map(|inner| PyDigest { inner })

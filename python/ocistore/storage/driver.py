@@ -128,6 +128,11 @@ class StorageDriver(Protocol):
         """Stores a verified manifest: its bytes, revision link, referrers entry, tag links."""
         ...
 
+    def write_tag(self, repository: str, tag: str, digest: Digest) -> None:
+        """Points ``tag`` at the stored revision ``digest``: its index link, then its current
+        link."""
+        ...
+
     def gc_claim(self, key: str) -> GcClaim:
         """The collector's claim on the object at ``key``, held until released."""
         ...
@@ -175,6 +180,9 @@ class _CoreLinks:
         tags: Sequence[str],
     ) -> None:
         self._core.store_manifest(repository, digest, payload, subject, list(tags))
+
+    def write_tag(self, repository: str, tag: str, digest: Digest) -> None:
+        self._core.write_tag(repository, tag, digest)
 
     def gc_lease(self, owner: str, ttl_seconds: float = 60.0) -> GcLease | str:
         return self._core.gc_lease(owner, ttl_seconds)

@@ -64,19 +64,14 @@ class TagService:
         with self.registry.gc_lock():
             # Marked first: a collector about to delete the untagged revision keeps it, or
             # deletes it before the check below, which then refuses the tag.
-            self.driver.touch(Layout.revision_link(self.repository.name, digest))
+            self.driver.mark_revision(self.repository.name, digest)
             if not self.repository.manifests().exists(digest):
                 raise ErrManifestUnknownRevision(
                     f"cannot tag {tag!r}: manifest {digest} is not in repository "
                     f"{self.repository.name}",
                     detail={"name": self.repository.name, "revision": str(digest)},
                 )
-            self._write(tag, digest)
-
-    def _write(self, tag: str, digest: Digest) -> None:
-        name = self.repository.name
-        self.driver.write(Layout.tag_index_link(name, tag, digest), str(digest).encode())
-        self.driver.write(Layout.tag_current_link(name, tag), str(digest).encode())
+            self.driver.write_tag(self.repository.name, tag, digest)
 
     def untag(self, tag: str) -> None:
         self.registry._check_delete()
