@@ -341,7 +341,8 @@ def test_sigterm_stops_the_front_before_the_application(tmp_path: Path, kind: st
         while True:  # until the front has closed its listening socket
             try:
                 socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # Reset: the handshake met the listening socket as it closed; refused after.
                 break
             assert time.monotonic() < deadline, "the front still accepts after SIGTERM"
             time.sleep(0.05)
