@@ -13,10 +13,13 @@ pub mod grammar;
 pub mod hashing;
 pub mod layout;
 pub mod linked;
+pub mod listing;
 pub mod manifest;
 pub mod manifest_commit;
+pub mod manifest_delete;
 pub mod objstore;
 #[cfg(feature = "python")]
 mod py;
 pub mod storage;
 pub mod store;
+pub mod tags;

@@ -48,6 +48,16 @@ pub fn resolve(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<Opt
     Ok(held.filter(|held| serves(held, digest)))
 }
 
+/// Removes repository `name`'s link to the blob `digest` (distribution's blob DELETE): the
+/// bytes stay until the garbage collector finds no repository links them. False when the
+/// repository does not link it.
+pub fn unlink(links: &dyn LinkStore, name: &str, digest: &Digest) -> Result<bool> {
+    if resolve(links, name, digest)?.is_none() {
+        return Ok(false);
+    }
+    links.delete(&layout::digest_dir(&layout::layers(name), digest))
+}
+
 /// Whether a repository's link under `digest` holding `held` serves bytes (`resolve`).
 pub fn serves(held: &Digest, digest: &Digest) -> bool {
     held == digest || held.algorithm() != digest.algorithm()
@@ -205,6 +215,22 @@ mod tests {
         fn mark(&self, key: &str) -> Result<bool> {
             self.step(format!("mark {key}"));
             Ok(self.objects.lock().unwrap().contains_key(key))
+        }
+        fn list(&self, key: &str) -> Result<Vec<String>> {
+            unreachable!("the linked-blob protocol never lists ({key})")
+        }
+        fn exists(&self, key: &str) -> Result<bool> {
+            unreachable!("the linked-blob protocol never asks for prefixes ({key})")
+        }
+        fn delete(&self, key: &str) -> Result<bool> {
+            self.step(format!("delete {key}"));
+            let mut objects = self.objects.lock().unwrap();
+            let before = objects.len();
+            objects.retain(|k, _| k != key && !k.starts_with(&format!("{key}/")));
+            Ok(objects.len() < before)
+        }
+        fn prune_empty(&self, key: &str, _stop: &str) -> Result<()> {
+            unreachable!("the linked-blob protocol never prunes ({key})")
         }
         fn gc_lock(&self, exclusive: bool) -> Result<Hold> {
             self.step(format!("gc_lock exclusive={exclusive}"));

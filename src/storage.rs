@@ -196,6 +196,16 @@ pub trait LinkStore: Send + Sync {
     /// Marks the object used now, for the garbage collector (which keeps what was marked after
     /// it started); false when there is no such object.
     fn mark(&self, key: &str) -> Result<bool>;
+    /// The names directly under `key` (objects and directories alike), sorted; empty when
+    /// there are none.
+    fn list(&self, key: &str) -> Result<Vec<String>>;
+    /// Whether there is an object at `key` or any object under it.
+    fn exists(&self, key: &str) -> Result<bool>;
+    /// Removes the object at `key` and everything under it; false when there was nothing.
+    fn delete(&self, key: &str) -> Result<bool>;
+    /// Removes the empty directories from `key` up to, not including, `stop` (object storage
+    /// has no empty directories to remove).
+    fn prune_empty(&self, key: &str, stop: &str) -> Result<()>;
     /// The lock between pushes (shared: many at once) and the collector's deletes (exclusive).
     /// Object storage has no lock: there pushes and the collector meet through `mark` and
     /// `gc_claim` instead (`crate::objstore::gc`), and this holds nothing.

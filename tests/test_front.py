@@ -968,6 +968,64 @@ def test_manifest_puts_answer_as_the_application(apart: tuple[Server, Server]) -
     }
 
 
+def delete_session(client: httpx.Client, repo: str) -> list[tuple[bool, object]]:
+    """Tag listings and DELETEs the front answers itself and ones it leaves to the
+    application: (answered by the front, answer)."""
+    image = make_image(93)
+    referrer = make_image(94, layers=1, subject=image.manifest, artifact_type="application/x")
+    for data in {**image.blobs, **referrer.blobs}.values():
+        push(client, repo, data)
+    for tag, payload in (("v1", image.manifest), ("v2", image.manifest), ("r", referrer.manifest)):
+        r = client.put(f"/v2/{repo}/manifests/{tag}", content=payload,
+                       headers={"Content-Type": OCI_MANIFEST})  # fmt: skip
+        assert r.status_code == 201
+    answers: list[tuple[bool, object]] = []
+
+    def ask(method: str, path: str) -> None:
+        r = client.request(method, path)
+        answers.append((answered_by_front(r), comparable(r)))
+
+    tags, layer = f"/v2/{repo}/tags/list", digest_of(image.layers[0])
+    for query in ("", "?n=2", "?n=2&last=r", "?last=v1", "?n=0", "?n=", "?n=x", "?n=-1"):
+        ask("GET", tags + query)
+    ask("GET", "/v2/never/pushed/tags/list")
+    ask("DELETE", f"/v2/{repo}/blobs/{digest_of(b'never pushed')}")
+    ask("DELETE", f"/v2/{repo}/blobs/{layer}")
+    ask("DELETE", f"/v2/{repo}/blobs/{layer}")  # gone now
+    ask("DELETE", f"/v2/{repo}/blobs/sha256:zz")
+    ask("DELETE", f"/v2/{repo}/manifests/v2")  # by tag: the application's
+    ask("DELETE", f"/v2/{repo}/manifests/{digest_of(b'never pushed')}")
+    ask("GET", f"/v2/{repo}/referrers/{image.digest}")
+    ask("DELETE", f"/v2/{repo}/manifests/{referrer.digest}")  # its referrers entry goes too
+    ask("GET", f"/v2/{repo}/referrers/{image.digest}")
+    ask("DELETE", f"/v2/{repo}/manifests/{image.digest}")  # with the tag v1 on it
+    ask("DELETE", f"/v2/{repo}/manifests/{image.digest}")
+    ask("GET", tags)
+    return answers
+
+
+def test_deletes_and_tag_listings_answer_as_the_application(
+    apart: tuple[Server, Server],
+) -> None:
+    app, front = apart
+    with app.client() as a, front.client() as f:
+        expected = delete_session(a, "deletes/same")
+        got = delete_session(f, "deletes/same")
+    assert [answer for _, answer in got] == [answer for _, answer in expected]
+    assert not any(by_front for by_front, _ in expected)
+    by_front = [by for by, _ in got]
+    # Listings but a bad n and an unknown repository; the deletes that find what they delete.
+    listings = [True] * 6 + [False] * 3
+    blobs = [False, True, False, False]
+    manifests = [False, False, False, True, False, True, False, True]
+    assert by_front == listings + blobs + manifests
+    app_tree, front_tree = (layout_tree(server.root) for server in apart)
+    repo = {k: v for k, v in app_tree.items() if k.startswith("repositories/deletes/")}
+    assert repo and repo == {
+        k: v for k, v in front_tree.items() if k.startswith("repositories/deletes/")
+    }
+
+
 def test_a_body_that_breaks_off_keeps_what_arrived(apart: tuple[Server, Server]) -> None:
     _, front = apart
     data = os.urandom(9 * 1024 * 1024)

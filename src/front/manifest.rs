@@ -21,7 +21,7 @@ use crate::storage::Storage;
 use crate::{layout, linked, manifest, manifest_commit};
 
 /// Largest manifest the front reads (the application accepts no larger one).
-const MANIFEST_MAX: u64 = 4 * 1024 * 1024;
+pub(super) const MANIFEST_MAX: u64 = 4 * 1024 * 1024;
 
 /// `(name, reference)` of `/v2/<name>/manifests/<reference>`, both as sent (anything
 /// percent-encoded goes to the application).

@@ -9,6 +9,7 @@
 //! need no Python once the repository's link (or the upload) is checked.
 
 pub mod blob;
+mod deletes;
 mod grants;
 mod idle;
 pub mod manifest;
@@ -16,6 +17,7 @@ mod observe;
 pub mod protocol;
 mod proxy;
 mod splice;
+mod tags;
 mod tail;
 pub mod tls;
 pub mod upload;
@@ -85,9 +87,16 @@ pub struct FrontConfig {
     /// every blob an image manifest references, which is the only check the front makes beyond
     /// the schema.
     pub manifest_puts: bool,
+    /// Whether the front takes manifest DELETEs by digest and blob DELETEs itself (see
+    /// `deletes`): only with `uploads` on filesystem storage with deletes enabled, without a
+    /// blob descriptor cache (the application's, which must forget what is deleted) and
+    /// without authentication (a delete needs its own grant, which only the application
+    /// checks).
+    pub deletes: bool,
     /// The manifest media types the application serves: on filesystem storage the front
-    /// answers manifest GETs and HEADs of these itself; empty: it leaves manifests to the
-    /// application (a pull-through cache, whose tags are the upstream's).
+    /// answers manifest GETs and HEADs of these, and tag listings, itself; empty: it leaves
+    /// manifests and tags to the application (a pull-through cache, whose tags are the
+    /// upstream's).
     pub manifest_media_types: Vec<String>,
     /// Whether the application checks credentials (the front then asks it, see `grants`).
     pub authenticate: bool,
@@ -333,6 +342,29 @@ async fn handle(
             return response
                 .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
         }
+        if method == Method::GET
+            && let Some(tags_of) = tags::parse_tags_path(&path)
+        {
+            let query = request.uri().query();
+            if let Some((body, link)) = tags::list(storage, tags_of, query) {
+                let response = tags::respond(body, link, &shared.config.headers);
+                let record = Record::new("tags", &method, response.status(), &path, &who);
+                return response
+                    .map(|body| Observed::new(body, record, shared.observations.clone()).boxed());
+            }
+        }
+        if method == Method::DELETE
+            && shared.config.deletes
+            && let Some(target) = deletes::target(&path)
+        {
+            let route = target.route();
+            let storage = storage.clone();
+            let deleted = tokio::task::spawn_blocking(move || deletes::delete(&storage, &target));
+            if deleted.await.unwrap_or(false) {
+                let record = Record::new(route, &method, StatusCode::ACCEPTED, &path, &who);
+                return answer(shared, StatusCode::ACCEPTED, Vec::new(), record);
+            }
+        }
         if method == Method::POST
             && let Some(response) = native_start(storage, &name, &path, &who, shared).await
         {
@@ -421,10 +453,22 @@ fn own_request(request: &Request<Incoming>, config: &FrontConfig) -> Option<(Str
         if let Some((name, _)) = blob::parse_blob_path(path) {
             return Some((name.to_owned(), false));
         }
-        if config.manifest_media_types.is_empty() {
+        if config.manifest_media_types.is_empty() || config.object_store.is_some() {
             return None;
         }
+        if *method == Method::GET
+            && let Some(name) = tags::parse_tags_path(path)
+        {
+            return Some((name.to_owned(), false));
+        }
         return manifest::parse_manifest_path(path).map(|(name, _)| (name.to_owned(), false));
+    }
+    if *method == Method::DELETE {
+        let target = deletes::target(path).filter(|_| config.deletes)?;
+        let name = match target {
+            deletes::Target::Manifest { name, .. } | deletes::Target::Blob { name, .. } => name,
+        };
+        return Some((name, true));
     }
     if !config.uploads {
         return None;

@@ -36,6 +36,27 @@ impl LinkStore for ObjectLinks {
         block_on(gc::mark(&self.remote, key))
     }
 
+    fn list(&self, key: &str) -> Result<Vec<String>> {
+        block_on(self.remote.list(key))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        // Objects, not prefixes: some servers (SeaweedFS) keep listing a prefix after
+        // everything under it is deleted.
+        if block_on(self.remote.head(key))?.is_some() {
+            return Ok(true);
+        }
+        block_on(self.remote.any_under(key))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        block_on(self.remote.delete_tree(key))
+    }
+
+    fn prune_empty(&self, _key: &str, _stop: &str) -> Result<()> {
+        Ok(()) // a prefix with nothing under it does not exist on object storage
+    }
+
     fn gc_lock(&self, _exclusive: bool) -> Result<Hold> {
         Ok(Box::new(()))
     }

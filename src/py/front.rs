@@ -25,7 +25,7 @@ pub struct PyFront {
 impl PyFront {
     #[new]
     #[allow(clippy::too_many_arguments)] // keyword arguments from Python, one per setting
-    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, descriptor_cache=false, uploads=false, manifest_puts=false, manifest_media_types=Vec::new(), authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
+    #[pyo3(signature = (host, port, *, upstream, secret, blob_root=None, object_store=None, redirect=true, descriptor_cache=false, uploads=false, manifest_puts=false, deletes=false, manifest_media_types=Vec::new(), authenticate=false, headers=Vec::new(), tls_certificate=None, tls_key=None, tls_minimum="tls1.2", body_idle_timeout=0.0))]
     fn new(
         py: Python<'_>,
         host: &str,
@@ -38,6 +38,7 @@ impl PyFront {
         descriptor_cache: bool,
         uploads: bool,
         manifest_puts: bool,
+        deletes: bool,
         manifest_media_types: Vec<String>,
         authenticate: bool,
         headers: Vec<(String, String)>,
@@ -67,6 +68,12 @@ impl PyFront {
             blob_root,
             // Filesystem storage only, where the front writes: see `FrontConfig::manifest_puts`.
             manifest_puts: manifest_puts && uploads && object_store.is_none(),
+            // The same, and see `FrontConfig::deletes`.
+            deletes: deletes
+                && uploads
+                && object_store.is_none()
+                && !descriptor_cache
+                && !authenticate,
             object_store,
             redirect,
             descriptor_cache,

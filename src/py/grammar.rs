@@ -66,6 +66,33 @@ pub fn page_size(raw: Option<&str>) -> PyResult<Option<u64>> {
     })
 }
 
+/// A listing's page (`crate::listing::page`): the first `n` of `items` and the `Link` to the
+/// next page, or None.
+#[pyfunction]
+#[pyo3(signature = (items, n, path))]
+pub fn listing_page(
+    items: Vec<String>,
+    n: Option<u64>,
+    path: &str,
+) -> (Vec<String>, Option<String>) {
+    crate::listing::page(items, n, path)
+}
+
+/// A tag listing's page and body (`crate::listing`): the tags after `last`, paged by `n`;
+/// returns the body and the `Link` to the next page, or None.
+#[pyfunction]
+#[pyo3(signature = (name, tags, n, last, path))]
+pub fn tag_listing(
+    name: &str,
+    tags: Vec<String>,
+    n: Option<u64>,
+    last: Option<&str>,
+    path: &str,
+) -> (String, Option<String>) {
+    let (tags, link) = crate::listing::page(crate::listing::after(tags, last), n, path);
+    (crate::listing::tags_body(name, &tags), link)
+}
+
 /// The catalog's sort key: component by component, as distribution orders it.
 #[pyfunction]
 pub fn catalog_order_key(name: &str) -> String {

@@ -48,6 +48,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grammar::content_range, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::upload_continues, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::page_size, m)?)?;
+    m.add_function(wrap_pyfunction!(grammar::listing_page, m)?)?;
+    m.add_function(wrap_pyfunction!(grammar::tag_listing, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::percent_decode, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::query_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(grammar::catalog_order_key, m)?)?;

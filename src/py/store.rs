@@ -15,12 +15,14 @@ use crate::error::Result;
 use crate::layout;
 use crate::linked;
 use crate::manifest_commit;
+use crate::manifest_delete;
 use crate::objstore::ObjectBlobs;
 use crate::py::buffer::InputBuffer;
 use crate::storage::{
     BlobBackend, BlobUpload, Caching, GcClaim, GcLease, Hold, LinkStore, Location, Storage,
 };
 use crate::store::backend::FsBlobs;
+use crate::tags;
 
 /// A file path as the filesystem store has always returned it, or an object key as a str.
 pub fn location_object(py: Python<'_>, location: Location) -> PyResult<Bound<'_, PyAny>> {
@@ -426,6 +428,83 @@ impl PyStorage {
     ) -> PyResult<()> {
         let digest = digest_arg(digest)?;
         Ok(py.detach(|| manifest_commit::write_tag(&self.storage, repository, tag, &digest))?)
+    }
+
+    /// The names directly under `key`, sorted; [] when there are none.
+    fn list(&self, py: Python<'_>, key: &str) -> PyResult<Vec<String>> {
+        layout::check_key(key)?;
+        Ok(py.detach(|| self.storage.links.list(key))?)
+    }
+
+    /// Whether there is an object at `key` or under it.
+    fn exists(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        layout::check_key(key)?;
+        Ok(py.detach(|| self.storage.links.exists(key))?)
+    }
+
+    /// Removes the object at `key` and everything under it; False when there was nothing.
+    fn remove(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        layout::check_key(key)?;
+        Ok(py.detach(|| self.storage.links.delete(key))?)
+    }
+
+    /// Removes empty directories from `key` up to, not including, `stop`.
+    fn prune_empty(&self, py: Python<'_>, key: &str, stop: &str) -> PyResult<()> {
+        layout::check_key(key)?;
+        layout::check_key(stop)?;
+        Ok(py.detach(|| self.storage.links.prune_empty(key, stop))?)
+    }
+
+    /// Removes `repository`'s link to the blob (`crate::linked::unlink`); False when it does
+    /// not link it.
+    fn unlink(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| linked::unlink(&*self.storage.links, repository, &digest))?)
+    }
+
+    /// The repository's tags, sorted (`crate::tags::tags`); None when the repository is not
+    /// known.
+    fn tags(&self, py: Python<'_>, repository: &str) -> PyResult<Option<Vec<String>>> {
+        Ok(py.detach(|| tags::tags(&*self.storage.links, repository))?)
+    }
+
+    /// The repository's tags that point at `digest`, sorted.
+    fn tagged(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<String>> {
+        let digest = digest_arg(digest)?;
+        Ok(py.detach(|| tags::tagged(&*self.storage.links, repository, &digest))?)
+    }
+
+    /// Removes the tag (`crate::tags::untag`); False when there is no such tag.
+    fn untag(&self, py: Python<'_>, repository: &str, tag: &str) -> PyResult<bool> {
+        Ok(py.detach(|| tags::untag(&*self.storage.links, repository, tag))?)
+    }
+
+    /// Deletes the manifest from the repository (`crate::manifest_delete::delete`): the tags
+    /// on it, its entry in `subject`'s referrers index, its revision link. False when the
+    /// repository does not hold it.
+    #[pyo3(signature = (repository, digest, subject))]
+    fn delete_manifest(
+        &self,
+        py: Python<'_>,
+        repository: &str,
+        digest: &Bound<'_, PyAny>,
+        subject: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let digest = digest_arg(digest)?;
+        let subject = subject.map(digest_arg).transpose()?;
+        Ok(py.detach(|| {
+            manifest_delete::delete(&self.storage, repository, &digest, subject.as_ref())
+        })?)
     }
 
     /// Marks the object at `key` used now, for the garbage collector; False if there is none.

@@ -68,6 +68,64 @@ impl LinkStore for FsLinks {
         }
     }
 
+    fn list(&self, key: &str) -> Result<Vec<String>> {
+        let path = self.layout.path(key);
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if absent(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e).at("list", &path),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.at("list", &path)?;
+            // Names the layout writes are UTF-8; anything else is no key of it.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let path = self.layout.path(key);
+        match fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if absent(&e) => Ok(false),
+            Err(e) => Err(e).at("stat", &path),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        let path = self.layout.path(key);
+        let removed = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
+            Ok(_) => fs::remove_file(&path),
+            Err(e) if absent(&e) => return Ok(false),
+            Err(e) => return Err(e).at("stat", &path),
+        };
+        match removed {
+            Ok(()) => Ok(true),
+            // Removed meanwhile by another request: gone all the same.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e).at("remove", &path),
+        }
+    }
+
+    fn prune_empty(&self, key: &str, stop: &str) -> Result<()> {
+        let (mut path, end) = (self.layout.path(key), self.layout.path(stop));
+        while path != end && path.starts_with(&end) {
+            if fs::remove_dir(&path).is_err() {
+                return Ok(()); // not empty (or gone): the directories above stay
+            }
+            match path.parent() {
+                Some(parent) => path = parent.to_path_buf(),
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     fn gc_lock(&self, exclusive: bool) -> Result<Hold> {
         let how = if exclusive {
             FlockArg::LockExclusive

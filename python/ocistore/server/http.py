@@ -14,7 +14,6 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from .. import _core
 from .._core import Digest
@@ -260,8 +259,3 @@ def accepts(headers: list[str], media_type: str) -> bool:
     """Whether ``Accept`` headers admit ``media_type`` (no header admits everything): the
     core's rule, which the native front applies too."""
     return _core.accepts(headers, media_type)
-
-
-def link_header(path: str, params: dict[str, str]) -> str:
-    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
-    return f'<{path}?{query}>; rel="next"'

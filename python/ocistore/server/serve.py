@@ -89,6 +89,7 @@ def serve(config: Config, *, workers: int = DEFAULT_WORKERS, server: str = "gran
             # validation.manifests: it takes pushes only where those blobs must be there.
             manifest_puts=isinstance(driver, FilesystemDriver)
             and config.manifest_validation().blobs_required,
+            deletes=config.delete_enabled,
             # A pull-through cache's tags are its upstream's: the application asks it.
             manifest_media_types=[] if config.proxy else manifest_media_types(),
             authenticate=bool(config.auth),

@@ -133,6 +133,27 @@ class StorageDriver(Protocol):
         link."""
         ...
 
+    def unlink_blob(self, repository: str, digest: Digest) -> bool:
+        """Removes ``repository``'s link to the blob; ``False`` when it does not link it."""
+        ...
+
+    def tags(self, repository: str) -> builtins.list[str] | None:
+        """The repository's tags, sorted; ``None`` when the repository is not known."""
+        ...
+
+    def tagged(self, repository: str, digest: Digest) -> builtins.list[str]:
+        """The repository's tags that point at ``digest``, sorted."""
+        ...
+
+    def untag(self, repository: str, tag: str) -> bool:
+        """Removes the tag with its history; ``False`` when there is no such tag."""
+        ...
+
+    def delete_manifest(self, repository: str, digest: Digest, subject: Digest | None) -> bool:
+        """Deletes the manifest: the tags on it, its entry in ``subject``'s referrers index,
+        its revision link; ``False`` when the repository does not hold it."""
+        ...
+
     def gc_claim(self, key: str) -> GcClaim:
         """The collector's claim on the object at ``key``, held until released."""
         ...
@@ -151,6 +172,18 @@ class _CoreLinks:
     the very ones its commits and the native front take."""
 
     _core: _core.Storage
+
+    def list(self, key: str) -> builtins.list[str]:
+        return self._core.list(key)
+
+    def exists(self, key: str) -> bool:
+        return self._core.exists(key)
+
+    def delete(self, key: str) -> bool:
+        return self._core.remove(key)
+
+    def prune_empty(self, key: str, stop: str) -> None:
+        self._core.prune_empty(key, stop)
 
     def touch(self, key: str) -> bool:
         return self._core.mark(check_key(key))
@@ -184,6 +217,24 @@ class _CoreLinks:
     def write_tag(self, repository: str, tag: str, digest: Digest) -> None:
         self._core.write_tag(repository, tag, digest)
 
+    # How blob links, tags and manifests leave a repository, and its tags listed
+    # (``crate::linked::unlink``, ``crate::tags``, ``crate::manifest_delete``): the very steps
+    # the native front takes.
+    def unlink_blob(self, repository: str, digest: Digest) -> bool:
+        return self._core.unlink(repository, digest)
+
+    def tags(self, repository: str) -> builtins.list[str] | None:
+        return self._core.tags(repository)
+
+    def tagged(self, repository: str, digest: Digest) -> builtins.list[str]:
+        return self._core.tagged(repository, digest)
+
+    def untag(self, repository: str, tag: str) -> bool:
+        return self._core.untag(repository, tag)
+
+    def delete_manifest(self, repository: str, digest: Digest, subject: Digest | None) -> bool:
+        return self._core.delete_manifest(repository, digest, subject)
+
     def gc_lease(self, owner: str, ttl_seconds: float = 60.0) -> GcLease | str:
         return self._core.gc_lease(owner, ttl_seconds)
 
@@ -216,15 +267,6 @@ class FilesystemDriver(_CoreLinks):
     def write(self, key: str, data: bytes) -> None:
         _core.write_file_atomic(self._file(key), data)
 
-    def list(self, key: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self._file(key)))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-
-    def exists(self, key: str) -> bool:
-        return os.path.exists(self._file(key))
-
     def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
         found = []
         stack = [""]
@@ -237,9 +279,6 @@ class FilesystemDriver(_CoreLinks):
             stack.extend(f"{name}/{e}" if name else e for e in entries if not e.startswith("_"))
         return found
 
-    def delete(self, key: str) -> bool:
-        return remove_tree(self.path(key))
-
     def delete_upload(self, key: str) -> bool:
         return self.delete(key)
 
@@ -248,15 +287,6 @@ class FilesystemDriver(_CoreLinks):
             return os.stat(self._file(key)).st_mtime
         except (FileNotFoundError, NotADirectoryError):
             return None
-
-    def prune_empty(self, key: str, stop: str) -> None:
-        path, end = self.path(key), self.path(stop)
-        while path != end and end in path.parents:
-            try:
-                path.rmdir()
-            except OSError:
-                return
-            path = path.parent
 
     def blob_store(self) -> BlobStore:
         return BlobStore(self.root)
@@ -283,14 +313,6 @@ class ObjectStoreDriver(_CoreLinks):
     def write(self, key: str, data: bytes) -> None:
         self.store.write(check_key(key), data)
 
-    def list(self, key: str) -> list[str]:
-        return self.store.list(check_key(key))
-
-    def exists(self, key: str) -> bool:
-        # Objects, not prefixes: some servers (SeaweedFS) keep listing a prefix after
-        # everything under it is deleted.
-        return self.store.stat(check_key(key)) is not None or self.store.any_under(key + "/")
-
     def dirs_holding(self, base: str, marker: str) -> builtins.list[str]:
         # One listing of every object under base (as distribution's S3 catalog walks), which
         # also sees no prefix left behind empty.
@@ -305,18 +327,12 @@ class ObjectStoreDriver(_CoreLinks):
                     break
         return sorted(found)
 
-    def delete(self, key: str) -> bool:
-        return self.store.delete(check_key(key))
-
     def delete_upload(self, key: str) -> bool:
         return self.store.delete_upload(check_key(key))
 
     def modified(self, key: str) -> float | None:
         found = self.store.stat(check_key(key))
         return found[1] if found is not None else None
-
-    def prune_empty(self, key: str, stop: str) -> None:
-        pass  # a prefix with nothing under it does not exist on object storage
 
     def blob_store(self) -> BlobStore:
         return BlobStore.on_object_store(self.store)

@@ -196,8 +196,11 @@ class LinkedBlobStore:
         """Removes the repository's link (``ErrBlobUnknown`` if there is none)."""
         self.registry._check_delete()
         parsed = Digest(digest)
-        self.resolve(parsed)  # ErrBlobUnknown unless linked
-        self.driver.delete(Layout.digest_dir(self._layers, parsed))
+        if not self.driver.unlink_blob(self.repository.name, parsed):
+            raise ErrBlobUnknown(
+                f"blob unknown to repository {self.repository.name}: {parsed}",
+                detail={"digest": str(parsed)},
+            )
 
     def enumerate(self) -> Iterator[Digest]:
         for digest, _ in linked_digests(self.driver, self._layers):

@@ -197,11 +197,12 @@ class ManifestService:
         entry in the referrers index."""
         self.registry._check_delete()
         parsed = Digest(digest)
+        unknown = ErrManifestUnknownRevision(
+            f"unknown manifest {parsed} in repository {self.repository.name}",
+            detail={"name": self.repository.name, "revision": str(parsed)},
+        )
         if not self._is_stored(parsed):
-            raise ErrManifestUnknownRevision(
-                f"unknown manifest {parsed} in repository {self.repository.name}",
-                detail={"name": self.repository.name, "revision": str(parsed)},
-            )
+            raise unknown
         subject: Digest | None = None
         try:
             manifest = self.get(parsed)
@@ -210,13 +211,5 @@ class ManifestService:
             pass  # unreadable: there is no index entry to remove
         if self.registry.descriptor_cache is not None:
             self.registry.descriptor_cache.forget(self._cache_scope(), parsed)
-        tags = self.repository.tags()
-        for tag in tags.lookup(parsed):
-            tags.untag(tag)
-        if subject is not None:
-            referrers = Layout.referrers_of(self.repository.name, subject)
-            self.driver.delete(Layout.digest_dir(referrers, parsed))
-            self.driver.prune_empty(
-                f"{referrers}/{parsed.algorithm}", Layout.referrers(self.repository.name)
-            )
-        self.driver.delete(Layout.digest_dir(self._revisions, parsed))
+        if not self.driver.delete_manifest(self.repository.name, parsed, subject):
+            raise unknown  # deleted meanwhile by another request

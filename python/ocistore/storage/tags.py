@@ -75,31 +75,21 @@ class TagService:
 
     def untag(self, tag: str) -> None:
         self.registry._check_delete()
-        dir_ = Layout.tag_dir(self.repository.name, tag)
-        if self._current(tag) is None or not self.driver.delete(dir_):
+        if not self.driver.untag(self.repository.name, check_tag(tag)):
             raise ErrTagUnknown(
                 f"unknown tag {tag!r} in repository {self.repository.name}",
                 detail={"name": self.repository.name, "tag": tag},
             )
 
     def all(self) -> list[str]:
-        names = self.driver.list(self._tags)
-        if not names and not self.repository.exists():
+        tags = self.driver.tags(self.repository.name)
+        if tags is None:
             raise ErrRepositoryUnknown(
                 f"repository {self.repository.name!r} is not known",
                 detail={"name": self.repository.name},
             )
-        return [
-            name
-            for name in names
-            if parse_link(self.driver.read(Layout.tag_current_link(self.repository.name, name)))
-            is not None
-        ]
+        return tags
 
     def lookup(self, descriptor: Descriptor | DigestLike) -> list[str]:
         digest = descriptor.digest if isinstance(descriptor, Descriptor) else Digest(descriptor)
-        try:
-            tags = self.all()
-        except ErrRepositoryUnknown:
-            return []
-        return [tag for tag in tags if self._current(tag) == digest]
+        return self.driver.tagged(self.repository.name, digest)

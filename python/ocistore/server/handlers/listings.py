@@ -7,6 +7,7 @@ import json
 
 import httpx
 
+from ... import _core
 from ..._core import Digest
 from ...errors import (
     ErrRepositoryUnknown,
@@ -17,24 +18,19 @@ from ..http import (
     ApiError,
     Request,
     Response,
-    link_header,
 )
 
 __all__ = ["ListingHandlers"]
 
 
 def _page(items: list[str], n: int | None, path: str) -> tuple[list[str], dict[str, str]]:
-    """The first ``n`` of ``items`` (all without ``n``) and the response's headers: a ``Link``
-    to the next page when more remain. ``n=0`` is an empty page with no ``Link`` (a ``Link``
-    with an empty ``last`` would send a client following it round in a loop)."""
+    """The first ``n`` of ``items`` and the response's headers, with a ``Link`` to the next
+    page when more remain (the core's rule, ``crate::listing::page``)."""
+    page, link = _core.listing_page(items, n, path)
     headers = {"Content-Type": "application/json"}
-    if n is None:
-        return items, headers
-    if n == 0:
-        return [], headers
-    if len(items) > n:
-        headers["Link"] = link_header(path, {"last": items[n - 1], "n": str(n)})
-    return items[:n], headers
+    if link is not None:
+        headers["Link"] = link
+    return page, headers
 
 
 def _without_ns(request: Request) -> str:
@@ -82,12 +78,14 @@ class ListingHandlers(AppBase):
             tags = await asyncio.to_thread(repo.tags().all)
         except ErrRepositoryUnknown as e:
             raise ApiError(404, "NAME_UNKNOWN", e.message, {"name": name}) from None
-        n = page_size(request)
-        last = request.query.get("last")
-        if last:
-            tags = [t for t in tags if t > last]
-        tags, headers = _page(tags, n, f"/v2/{name}/tags/list")
-        return Response(200, headers, json.dumps({"name": name, "tags": tags}).encode())
+        # The page and its body are the core's (``crate::listing``), as the native front's.
+        body, link = _core.tag_listing(
+            name, tags, page_size(request), request.query.get("last"), f"/v2/{name}/tags/list"
+        )
+        headers = {"Content-Type": "application/json"}
+        if link is not None:
+            headers["Link"] = link
+        return Response(200, headers, body.encode())
 
     async def referrers(self, request: Request, name: str, digest: str) -> Response:
         subject = Digest(digest)
