@@ -473,6 +473,11 @@ impl PyStorage {
         Ok(py.detach(|| tags::tags(&*self.storage.links, repository))?)
     }
 
+    /// Whether the repository holds manifests, linked blobs or uploads.
+    fn repository_exists(&self, py: Python<'_>, repository: &str) -> PyResult<bool> {
+        Ok(py.detach(|| tags::repository_exists(&*self.storage.links, repository))?)
+    }
+
     /// The repository's tags that point at `digest`, sorted.
     fn tagged(
         &self,

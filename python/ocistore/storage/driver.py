@@ -141,6 +141,10 @@ class StorageDriver(Protocol):
         """The repository's tags, sorted; ``None`` when the repository is not known."""
         ...
 
+    def repository_exists(self, repository: str) -> bool:
+        """Whether the repository holds manifests, linked blobs or uploads."""
+        ...
+
     def tagged(self, repository: str, digest: Digest) -> builtins.list[str]:
         """The repository's tags that point at ``digest``, sorted."""
         ...
@@ -225,6 +229,9 @@ class _CoreLinks:
 
     def tags(self, repository: str) -> builtins.list[str] | None:
         return self._core.tags(repository)
+
+    def repository_exists(self, repository: str) -> bool:
+        return self._core.repository_exists(repository)
 
     def tagged(self, repository: str, digest: Digest) -> builtins.list[str]:
         return self._core.tagged(repository, digest)

@@ -42,10 +42,9 @@ class Repository:
         return self.name
 
     def exists(self) -> bool:
-        driver = self.registry.driver
-        return any(
-            driver.exists(f"{self.key}/{part}") for part in ("_manifests", "_layers", "_uploads")
-        )
+        """Whether anything is stored in it: manifests, linked blobs or uploads (the core's
+        rule, ``crate::tags::repository_exists``)."""
+        return self.registry.driver.repository_exists(self.name)
 
     def blobs(self) -> LinkedBlobStore:
         return LinkedBlobStore(self)
