@@ -37,11 +37,24 @@ fn percent_encode(text: &str) -> String {
 
 /// The tags after `last` (all of them without one), in order: a page starts after the last
 /// name the previous page ended with.
-pub fn after(items: Vec<String>, last: Option<&str>) -> Vec<String> {
+fn after(items: Vec<String>, last: Option<&str>) -> Vec<String> {
     match last {
         Some(last) if !last.is_empty() => items.into_iter().filter(|t| t.as_str() > last).collect(),
         _ => items,
     }
+}
+
+/// A tag listing of repository `name`: the tags after `last`, paged by `n`; its body and the
+/// `Link` to the next page.
+pub fn tag_page(
+    name: &str,
+    tags: Vec<String>,
+    n: Option<u64>,
+    last: Option<&str>,
+) -> (String, Option<String>) {
+    let path = format!("/v2/{name}/tags/list");
+    let (tags, link) = page(after(tags, last), n, &path);
+    (tags_body(name, &tags), link)
 }
 
 /// A JSON string as Python's `json.dumps` writes it (ASCII only, escapes as it spells them).
@@ -68,9 +81,9 @@ fn json_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
-/// The body of a tag listing: `{"name": …, "tags": […]}`, spelled byte for byte as the
+/// The body of a tag listing (`tag_page`): `{"name": …, "tags": […]}`, spelled byte for byte as the
 /// application's JSON writer spells it.
-pub fn tags_body(name: &str, tags: &[String]) -> String {
+fn tags_body(name: &str, tags: &[String]) -> String {
     let mut out = String::from("{\"name\": ");
     json_string(name, &mut out);
     out.push_str(", \"tags\": [");

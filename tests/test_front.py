@@ -956,20 +956,31 @@ def manifest_session(client: httpx.Client, repo: str) -> list[tuple[bool, object
     return answers
 
 
-def test_manifest_puts_answer_as_the_application(apart: tuple[Server, Server]) -> None:
+def answered_alike(
+    apart: tuple[Server, Server],
+    session: Callable[[httpx.Client, str], list[tuple[bool, object]]],
+    repo: str,
+) -> list[tuple[bool, object]]:
+    """``session`` against a bare application and against a front: the same answers (none of
+    the application's given by a front) and the same layout of ``repo`` afterwards. Returns the
+    front's answers."""
     app, front = apart
     with app.client() as a, front.client() as f:
-        expected = manifest_session(a, "manifests/same")
-        got = manifest_session(f, "manifests/same")
+        expected = session(a, repo)
+        got = session(f, repo)
     assert [answer for _, answer in got] == [answer for _, answer in expected]
     assert not any(by_front for by_front, _ in expected)
+    prefix = f"repositories/{repo}/"
+    app_tree, front_tree = (layout_tree(server.root) for server in apart)
+    stored = {k: v for k, v in app_tree.items() if k.startswith(prefix)}
+    assert stored and stored == {k: v for k, v in front_tree.items() if k.startswith(prefix)}
+    return got
+
+
+def test_manifest_puts_answer_as_the_application(apart: tuple[Server, Server]) -> None:
+    got = answered_alike(apart, manifest_session, "manifests/same")
     stored_by_front = [by for by, answer in got if isinstance(answer, tuple)]
     assert stored_by_front == [True] * 6 + [False] * 8
-    app_tree, front_tree = (layout_tree(server.root) for server in apart)
-    repo = {k: v for k, v in app_tree.items() if k.startswith("repositories/manifests/")}
-    assert repo and repo == {
-        k: v for k, v in front_tree.items() if k.startswith("repositories/manifests/")
-    }
 
 
 def delete_session(client: httpx.Client, repo: str) -> list[tuple[bool, object]]:
@@ -1011,23 +1022,12 @@ def delete_session(client: httpx.Client, repo: str) -> list[tuple[bool, object]]
 def test_deletes_and_tag_listings_answer_as_the_application(
     apart: tuple[Server, Server],
 ) -> None:
-    app, front = apart
-    with app.client() as a, front.client() as f:
-        expected = delete_session(a, "deletes/same")
-        got = delete_session(f, "deletes/same")
-    assert [answer for _, answer in got] == [answer for _, answer in expected]
-    assert not any(by_front for by_front, _ in expected)
-    by_front = [by for by, _ in got]
+    by_front = [by for by, _ in answered_alike(apart, delete_session, "deletes/same")]
     # Listings but a bad n and an unknown repository; the deletes that find what they delete.
     listings = [True] * 6 + [False] * 3
     blobs = [False, True, False, False]
     manifests = [False, False, False, True, False, True, False, True]
     assert by_front == listings + blobs + manifests
-    app_tree, front_tree = (layout_tree(server.root) for server in apart)
-    repo = {k: v for k, v in app_tree.items() if k.startswith("repositories/deletes/")}
-    assert repo and repo == {
-        k: v for k, v in front_tree.items() if k.startswith("repositories/deletes/")
-    }
 
 
 def test_a_body_that_breaks_off_keeps_what_arrived(apart: tuple[Server, Server]) -> None:

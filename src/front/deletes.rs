@@ -20,6 +20,13 @@ pub enum Target {
 }
 
 impl Target {
+    /// The repository it deletes from.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Manifest { name, .. } | Target::Blob { name, .. } => name,
+        }
+    }
+
     /// The route it is recorded under, as the application's routing names it.
     pub fn route(&self) -> &'static str {
         match self {

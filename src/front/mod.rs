@@ -465,10 +465,7 @@ fn own_request(request: &Request<Incoming>, config: &FrontConfig) -> Option<(Str
     }
     if *method == Method::DELETE {
         let target = deletes::target(path).filter(|_| config.deletes)?;
-        let name = match target {
-            deletes::Target::Manifest { name, .. } | deletes::Target::Blob { name, .. } => name,
-        };
-        return Some((name, true));
+        return Some((target.name().to_owned(), true));
     }
     if !config.uploads {
         return None;

@@ -27,9 +27,7 @@ pub fn list(
     let n = grammar::page_size(grammar::query_param(query, "n").as_deref()).ok()?;
     let last = grammar::query_param(query, "last");
     let tags = tags::tags(&*storage.links, name).ok()??;
-    let path = format!("/v2/{name}/tags/list");
-    let (tags, link) = listing::page(listing::after(tags, last.as_deref()), n, &path);
-    Some((listing::tags_body(name, &tags), link))
+    Some(listing::tag_page(name, tags, n, last.as_deref()))
 }
 
 /// The response for a listing, as the application answers it.

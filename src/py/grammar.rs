@@ -78,19 +78,16 @@ pub fn listing_page(
     crate::listing::page(items, n, path)
 }
 
-/// A tag listing's page and body (`crate::listing`): the tags after `last`, paged by `n`;
-/// returns the body and the `Link` to the next page, or None.
+/// A tag listing's body and the `Link` to its next page (`crate::listing::tag_page`).
 #[pyfunction]
-#[pyo3(signature = (name, tags, n, last, path))]
+#[pyo3(signature = (name, tags, n, last))]
 pub fn tag_listing(
     name: &str,
     tags: Vec<String>,
     n: Option<u64>,
     last: Option<&str>,
-    path: &str,
 ) -> (String, Option<String>) {
-    let (tags, link) = crate::listing::page(crate::listing::after(tags, last), n, path);
-    (crate::listing::tags_body(name, &tags), link)
+    crate::listing::tag_page(name, tags, n, last)
 }
 
 /// The catalog's sort key: component by component, as distribution orders it.

@@ -60,6 +60,12 @@ class LinkedBlobStore:
             descriptors = factory.blob_access_controller(descriptors)
         self.descriptors = descriptors
 
+    def _unknown(self, digest: Digest) -> ErrBlobUnknown:
+        return ErrBlobUnknown(
+            f"blob unknown to repository {self.repository.name}: {digest}",
+            detail={"digest": str(digest)},
+        )
+
     def resolve(self, digest: DigestLike) -> Digest:
         """The digest whose bytes this repository serves under ``digest``: itself, or the one
         distribution's alias link names (a blob pushed to distribution by a sha512 digest is
@@ -67,10 +73,7 @@ class LinkedBlobStore:
         parsed = Digest(digest)
         stored = self._global._core.resolve(self.repository.name, parsed)
         if stored is None:
-            raise ErrBlobUnknown(
-                f"blob unknown to repository {self.repository.name}: {parsed}",
-                detail={"digest": str(parsed)},
-            )
+            raise self._unknown(parsed)
         return stored
 
     def lookup(self, digest: DigestLike) -> tuple[Digest, int]:
@@ -197,10 +200,7 @@ class LinkedBlobStore:
         self.registry._check_delete()
         parsed = Digest(digest)
         if not self.driver.unlink_blob(self.repository.name, parsed):
-            raise ErrBlobUnknown(
-                f"blob unknown to repository {self.repository.name}: {parsed}",
-                detail={"digest": str(parsed)},
-            )
+            raise self._unknown(parsed)
 
     def enumerate(self) -> Iterator[Digest]:
         for digest, _ in linked_digests(self.driver, self._layers):

@@ -30,7 +30,6 @@ class TagService:
         self.repository = repository
         self.registry = repository.registry
         self.driver = repository.registry.driver
-        self._tags = Layout.tags(repository.name)
 
     def _current(self, tag: str) -> Digest | None:
         name = self.repository.name

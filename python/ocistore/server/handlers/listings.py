@@ -27,10 +27,14 @@ def _page(items: list[str], n: int | None, path: str) -> tuple[list[str], dict[s
     """The first ``n`` of ``items`` and the response's headers, with a ``Link`` to the next
     page when more remain (the core's rule, ``crate::listing::page``)."""
     page, link = _core.listing_page(items, n, path)
+    return page, _listing_headers(link)
+
+
+def _listing_headers(link: str | None) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
     if link is not None:
         headers["Link"] = link
-    return page, headers
+    return headers
 
 
 def _without_ns(request: Request) -> str:
@@ -79,13 +83,8 @@ class ListingHandlers(AppBase):
         except ErrRepositoryUnknown as e:
             raise ApiError(404, "NAME_UNKNOWN", e.message, {"name": name}) from None
         # The page and its body are the core's (``crate::listing``), as the native front's.
-        body, link = _core.tag_listing(
-            name, tags, page_size(request), request.query.get("last"), f"/v2/{name}/tags/list"
-        )
-        headers = {"Content-Type": "application/json"}
-        if link is not None:
-            headers["Link"] = link
-        return Response(200, headers, body.encode())
+        body, link = _core.tag_listing(name, tags, page_size(request), request.query.get("last"))
+        return Response(200, _listing_headers(link), body.encode())
 
     async def referrers(self, request: Request, name: str, digest: str) -> Response:
         subject = Digest(digest)
