@@ -14,8 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ocistore.aio import INLINE_WRITE_MAX
-from ocistore.storage import OCI_INDEX, OCI_MANIFEST
+from ocistore.server.metrics import Metrics, Observation
+from ocistore.storage import OCI_INDEX, OCI_MANIFEST, Registry
+from ocistore.storage.driver import FilesystemDriver
 
 from .distribution import Client as RawClient
 from .images import Image, digest_of, make_image, make_index
@@ -488,6 +492,42 @@ def test_metrics(client: httpx.Client) -> None:
     assert 'ocistore_http_requests_total{method="GET",route="base",status="200"}' in text
     assert "ocistore_http_request_duration_seconds_bucket" in text
     assert "ocistore_uploads_in_progress" in text
+
+
+_observations = st.lists(
+    st.tuples(
+        st.sampled_from(["blob", "manifest", "upload"]),
+        st.sampled_from(["GET", "HEAD", "PUT"]),
+        st.sampled_from([200, 201, 206, 404]),
+        st.floats(min_value=0, max_value=100, allow_nan=False),
+        st.integers(min_value=0, max_value=1 << 40),
+        st.integers(min_value=0, max_value=1 << 40),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(observations=_observations)
+def test_a_batch_of_observations_counts_as_the_same_requests_one_at_a_time(
+    tmp_path: Path, observations: list[Observation]
+) -> None:
+    """The front's batches are grouped before they reach the counters; the exposition must be
+    the one of the same requests observed one by one."""
+    registry = Registry(FilesystemDriver(str(tmp_path / "root")))
+    one_by_one, batched = Metrics(registry), Metrics(registry)
+    for observation in observations:
+        one_by_one.observe(*observation)
+    batched.observe_many(observations)
+
+    def exposition(metrics: Metrics) -> list[str]:
+        lines = metrics.render()[0].decode().splitlines()
+        # Creation times differ; the order of label sets within a metric is not meaningful.
+        return sorted(line for line in lines if "_created" not in line)
+
+    assert exposition(batched) == exposition(one_by_one)
 
 
 def test_large_streamed_upload(client: httpx.Client, server: Server) -> None:

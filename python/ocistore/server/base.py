@@ -229,25 +229,41 @@ class AppBase:
         """One request into the metrics and the access log."""
         self.metrics.observe(route, method, status, elapsed, bytes_in, bytes_out)
         if self.config.access_log:
-            access_log.info(
-                "%s %s %d",
-                method,
-                path,
-                status,
-                extra={
-                    "fields": {
-                        "method": method,
-                        "path": path,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "bytes_in": bytes_in,
-                        "bytes_out": bytes_out,
-                        "remote": remote,
-                        "user": user,
-                    }
-                },
+            self._log_access(
+                route, method, path, status, elapsed, bytes_in, bytes_out, remote, user
             )
+
+    def _log_access(
+        self,
+        route: str,
+        method: str,
+        path: str,
+        status: int,
+        elapsed: float,
+        bytes_in: int,
+        bytes_out: int,
+        remote: str,
+        user: str | None,
+    ) -> None:
+        access_log.info(
+            "%s %s %d",
+            method,
+            path,
+            status,
+            extra={
+                "fields": {
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "bytes_in": bytes_in,
+                    "bytes_out": bytes_out,
+                    "remote": remote,
+                    "user": user,
+                }
+            },
+        )
 
     def _repository(self, name: str) -> Repository:
         return self.registry.repository(name)

@@ -82,11 +82,16 @@ class FrontProtocolHandlers(AppBase):
         """The requests the front answered itself (``_core.FrontRecord``s)."""
         try:
             body = await request.body(FRONT.BATCH_BYTES_MAX)
-            for record in _core.read_front_records(body):
-                self._record(
-                    record.route, record.method, record.path, record.status, record.seconds,
-                    record.bytes_in, record.bytes_out, record.remote, record.user,
-                )  # fmt: skip
+            records = _core.read_front_records(body)
+            self.metrics.observe_many(
+                (r.route, r.method, r.status, r.seconds, r.bytes_in, r.bytes_out) for r in records
+            )
+            for record in records:
+                if self.config.access_log:
+                    self._log_access(
+                        record.route, record.method, record.path, record.status, record.seconds,
+                        record.bytes_in, record.bytes_out, record.remote, record.user,
+                    )  # fmt: skip
                 if self.proxy is not None and record.status in (200, 206):
                     self._proxy_hit(record.route, record.method, record.path)
             status = 204

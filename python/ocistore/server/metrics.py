@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -22,7 +23,11 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from ..storage import Registry
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "Observation"]
+
+#: One request: route, method, status, seconds from request to the end of the response, bytes
+#: received, bytes sent.
+Observation = tuple[str, str, int, float, int, int]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -107,6 +112,33 @@ class Metrics:
             self.bytes_in.labels(route).inc(bytes_in)
         if bytes_out:
             self.bytes_out.labels(route).inc(bytes_out)
+
+    def observe_many(self, observations: Iterable[Observation]) -> None:
+        """What ``observe`` does for each, grouped first: the native front reports what it
+        answered in batches of thousands, and each labelled update is a lock and, with several
+        workers, a write into a shared file, so a batch costs one update per label set and one
+        latency observation per request instead of four updates and three lookups each."""
+        counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
+        received: dict[str, int] = defaultdict(int)
+        sent: dict[str, int] = defaultdict(int)
+        for route, method, status, seconds, bytes_in, bytes_out in observations:
+            counts[route, method, str(status)] += 1
+            latencies[route, method].append(seconds)
+            if bytes_in:
+                received[route] += bytes_in
+            if bytes_out:
+                sent[route] += bytes_out
+        for request_labels, count in counts.items():
+            self.requests.labels(*request_labels).inc(count)
+        for latency_labels, values in latencies.items():
+            histogram = self.latency.labels(*latency_labels)
+            for seconds in values:
+                histogram.observe(seconds)
+        for route, size in received.items():
+            self.bytes_in.labels(route).inc(size)
+        for route, size in sent.items():
+            self.bytes_out.labels(route).inc(size)
 
     def proxy_request(self, upstream: str, kind: str, hit: bool) -> None:
         self.proxy_requests.labels(upstream, kind, "hit" if hit else "miss").inc()
