@@ -29,6 +29,12 @@ pub const UPLOAD_INLINE_MAX: usize = 64 * KIB;
 /// A blob GET reads the blob in blocks of this size, one kept ahead of the socket (the size
 /// measured fastest on two cores; 1, 4 and 8 MiB and two blocks ahead were slower).
 pub const GET_READ_BLOCK: usize = 2 * MIB;
+/// A blob GET (or range) of at most this many bytes is read in one piece on the front's own
+/// thread, not on a blocking thread: on two cores the hand-off to the blocking pool and back
+/// (two thread wake-ups) costs more CPU than the copy out of the page cache. A read that has
+/// to wait for the disk holds that thread meanwhile (the front's other thread takes its
+/// queued work); larger GETs keep their reads on the blocking pool, one block ahead.
+pub const GET_READ_INLINE_MAX: usize = GET_READ_BLOCK;
 /// A ranged read of at most this many bytes is read in one piece (the common 1 MiB range GET).
 pub const RANGE_READ_ONCE_MAX: usize = MIB;
 

@@ -27,6 +27,8 @@ use crate::storage::{BlobSource, Storage};
 
 /// Reads of a GET body, one kept ahead of the socket.
 const READ_BLOCK: u64 = crate::blocks::GET_READ_BLOCK as u64;
+/// GETs read on the front's thread.
+const READ_INLINE_MAX: u64 = crate::blocks::GET_READ_INLINE_MAX as u64;
 
 /// What the front found for a blob request it may answer.
 pub struct LocalBlob {
@@ -140,6 +142,13 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
     let (builder, start, length) = status_and_range(headers, blob.size, blob.range);
     let body = if *method == Method::HEAD || length == 0 {
         super::empty()
+    } else if length <= READ_INLINE_MAX {
+        let mut source = blob.source;
+        let read = source
+            .read_vec(start, length as usize)
+            .map(|block| Frame::data(Bytes::from(block)))
+            .map_err(std::io::Error::other);
+        StreamBody::new(stream::iter([read])).boxed()
     } else {
         read_ahead(blob.source, start, length)
     };
