@@ -20,6 +20,7 @@ from ocistore.aio import INLINE_WRITE_MAX
 from ocistore.server.metrics import Metrics, Observation
 from ocistore.storage import OCI_INDEX, OCI_MANIFEST, Registry
 from ocistore.storage.driver import FilesystemDriver
+from prometheus_client import values as prometheus_values
 
 from .distribution import Client as RawClient
 from .images import Image, digest_of, make_image, make_index
@@ -512,10 +513,14 @@ _observations = st.lists(
 )
 @given(observations=_observations)
 def test_a_batch_of_observations_counts_as_the_same_requests_one_at_a_time(
-    tmp_path: Path, observations: list[Observation]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, observations: list[Observation]
 ) -> None:
     """The front's batches are grouped before they reach the counters; the exposition must be
     the one of the same requests observed one by one."""
+    # Each instance counts in its own memory: a server started in this process earlier may
+    # have switched prometheus_client to the multiprocess files, which two instances share.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MutexValue)
     registry = Registry(FilesystemDriver(str(tmp_path / "root")))
     one_by_one, batched = Metrics(registry), Metrics(registry)
     for observation in observations:
