@@ -202,35 +202,20 @@ class AppBase:
             return reader.read_at(offset, length)
 
     def _finish(self, request: Request, route: str, status: int, sent: int, started: float) -> None:
-        self._record(
-            route,
-            request.method,
-            request.path,
-            status,
-            time.perf_counter() - started,
-            request.bytes_in,
-            sent,
-            (request.scope.get("client") or ["", 0])[0],
-            request.identity.subject if request.identity else None,
-        )
-
-    def _record(
-        self,
-        route: str,
-        method: str,
-        path: str,
-        status: int,
-        elapsed: float,
-        bytes_in: int,
-        bytes_out: int,
-        remote: str,
-        user: str | None,
-    ) -> None:
         """One request into the metrics and the access log."""
-        self.metrics.observe(route, method, status, elapsed, bytes_in, bytes_out)
+        elapsed = time.perf_counter() - started
+        self.metrics.observe(route, request.method, status, elapsed, request.bytes_in, sent)
         if self.config.access_log:
             self._log_access(
-                route, method, path, status, elapsed, bytes_in, bytes_out, remote, user
+                route,
+                request.method,
+                request.path,
+                status,
+                elapsed,
+                request.bytes_in,
+                sent,
+                (request.scope.get("client") or ["", 0])[0],
+                request.identity.subject if request.identity else None,
             )
 
     def _log_access(
