@@ -144,10 +144,7 @@ pub fn respond(blob: LocalBlob, method: &Method, extra: &[(String, String)]) -> 
         super::empty()
     } else if length <= READ_INLINE_MAX {
         let mut source = blob.source;
-        let read = source
-            .read_vec(start, length as usize)
-            .map(|block| Frame::data(Bytes::from(block)))
-            .map_err(std::io::Error::other);
+        let read = read_piece(&mut *source, start, length).map(Frame::data);
         StreamBody::new(stream::iter([read])).boxed()
     } else {
         read_ahead(blob.source, start, length)
@@ -236,13 +233,18 @@ fn status_and_range(
 
 type Read = tokio::task::JoinHandle<(Box<dyn BlobSource>, std::io::Result<Bytes>)>;
 
+/// `length` bytes of the blob from `pos`, as a body frame's bytes.
+fn read_piece(source: &mut dyn BlobSource, pos: u64, length: u64) -> std::io::Result<Bytes> {
+    source
+        .read_vec(pos, length as usize)
+        .map(Bytes::from)
+        .map_err(std::io::Error::other)
+}
+
 /// `length` bytes of the blob from `pos`, read on a blocking thread.
 fn read_block(mut source: Box<dyn BlobSource>, pos: u64, length: u64) -> Read {
     tokio::task::spawn_blocking(move || {
-        let block = source
-            .read_vec(pos, length as usize)
-            .map(Bytes::from)
-            .map_err(std::io::Error::other);
+        let block = read_piece(&mut *source, pos, length);
         (source, block)
     })
 }
