@@ -25,6 +25,10 @@ pub const UPLOAD_LARGE_BODIES_MAX: usize = 64;
 pub const FILE_WRITE_PIECE: usize = 32 * KIB;
 /// A body of at most this many bytes is received whole and written in one call.
 pub const UPLOAD_INLINE_MAX: usize = 64 * KIB;
+/// Body blocks kept by the front between requests, in bytes of capacity. A block of a MiB or
+/// more comes fresh from the allocator, which hands such sizes back to the kernel on free, so
+/// every page of it faulted in anew: more of a push's CPU than copying the bytes into it.
+pub const UPLOAD_SPARE_BLOCKS_MAX: usize = 16 * MIB;
 
 /// A blob GET reads the blob in blocks of this size, one kept ahead of the socket (the size
 /// measured fastest on two cores; 1, 4 and 8 MiB and two blocks ahead were slower).

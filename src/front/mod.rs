@@ -788,6 +788,7 @@ async fn native_upload(
             mut claimed, tail, ..
         } = received;
         let written = claimed.upload.write(&tail);
+        upload::give_back(tail);
         let committed = match (&written, digest) {
             (Ok(()), Some(digest)) => {
                 let links = &*storage.links;

@@ -7,6 +7,7 @@
 //! so each error is answered in one place.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::HeaderMap;
@@ -21,8 +22,37 @@ use crate::layout;
 use crate::storage::{BlobUpload, Caching, Storage};
 
 use crate::blocks::{
-    UPLOAD_BLOCK as BLOCK, UPLOAD_LARGE_BODIES_MAX as LARGE_MAX, UPLOAD_SMALL_BLOCK as SMALL_BLOCK,
+    UPLOAD_BLOCK as BLOCK, UPLOAD_INLINE_MAX, UPLOAD_LARGE_BODIES_MAX as LARGE_MAX,
+    UPLOAD_SMALL_BLOCK as SMALL_BLOCK, UPLOAD_SPARE_BLOCKS_MAX,
 };
+
+/// Emptied body blocks, at most `UPLOAD_SPARE_BLOCKS_MAX` bytes of capacity (see there).
+static SPARE_BLOCKS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty block of at least `capacity` bytes, a spare one if there is one.
+fn block_of(capacity: usize) -> Vec<u8> {
+    if capacity > UPLOAD_INLINE_MAX {
+        let mut spare = SPARE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = spare.iter().position(|b| b.capacity() >= capacity) {
+            return spare.swap_remove(i);
+        }
+    }
+    Vec::with_capacity(capacity)
+}
+
+/// Keeps `block` for a later body, if the spares have room for it.
+pub fn give_back(mut block: Vec<u8>) {
+    if block.capacity() <= UPLOAD_INLINE_MAX {
+        return;
+    }
+    block.clear();
+    let mut spare = SPARE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    let held: usize = spare.iter().map(Vec::capacity).sum();
+    if held + block.capacity() <= UPLOAD_SPARE_BLOCKS_MAX {
+        spare.push(block);
+    }
+}
+
 static LARGE_ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// One of the `LARGE_MAX` places for a body received in `BLOCK`s, given back on drop.
@@ -115,7 +145,7 @@ pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, F
         .flatten();
     let block_size = if large.is_some() { BLOCK } else { SMALL_BLOCK };
     // A small body announced as such gets a buffer of its size, not a whole block.
-    let mut block = Vec::with_capacity(announced.min(block_size as u64) as usize);
+    let mut block = block_of(announced.min(block_size as u64) as usize);
     let mut broke = None;
     while let Some(frame) = body.frame().await {
         let data = match frame {
@@ -167,7 +197,9 @@ pub async fn receive(claimed: Claimed, mut body: IdleBody) -> Result<Received, F
         Some(error) => {
             // What arrived before a broken body is kept too: the client resumes after it.
             let kept = tokio::task::spawn_blocking(move || {
-                claimed.upload.write(&block)?;
+                let written = claimed.upload.write(&block);
+                give_back(block);
+                written?;
                 claimed.upload.close(false)
             })
             .await;
@@ -226,13 +258,17 @@ impl Writer {
         let next = self
             .recycled
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(self.block_size));
+            .unwrap_or_else(|_| block_of(self.block_size));
         self.full.send(std::mem::replace(block, next)).await.is_ok()
     }
 
-    async fn finish(self) -> Result<Claimed, StoreError> {
+    async fn finish(mut self) -> Result<Claimed, StoreError> {
         drop(self.full);
-        self.done.await.map_err(joined)?
+        let done = self.done.await.map_err(joined)?;
+        while let Ok(block) = self.recycled.try_recv() {
+            give_back(block);
+        }
+        done
     }
 }
 
@@ -249,6 +285,34 @@ pub fn start(storage: &Storage, name: &str) -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spare_blocks_are_reused_up_to_their_budget() {
+        let big = UPLOAD_INLINE_MAX + 1;
+        // Blocks given back fill the spares up to the budget; the ones beyond are freed.
+        let given = UPLOAD_SPARE_BLOCKS_MAX / big + 3;
+        for _ in 0..given {
+            give_back(Vec::with_capacity(big));
+        }
+        let held = |spare: &Vec<Vec<u8>>| spare.iter().map(Vec::capacity).sum::<usize>();
+        {
+            let spare = SPARE_BLOCKS.lock().unwrap();
+            assert!(held(&spare) <= UPLOAD_SPARE_BLOCKS_MAX);
+            assert!(held(&spare) > UPLOAD_SPARE_BLOCKS_MAX - big);
+        }
+        // A spare comes back empty and large enough, and only for a block that needs one.
+        let mut used = block_of(big);
+        assert!(used.is_empty() && used.capacity() >= big);
+        used.extend_from_slice(b"bytes");
+        give_back(used);
+        let again = block_of(big);
+        assert!(again.is_empty() && again.capacity() >= big);
+        assert_eq!(block_of(16).capacity(), 16);
+        // Small blocks are not kept.
+        let before = held(&SPARE_BLOCKS.lock().unwrap());
+        give_back(Vec::with_capacity(UPLOAD_INLINE_MAX));
+        assert_eq!(held(&SPARE_BLOCKS.lock().unwrap()), before);
+    }
 
     #[test]
     fn large_blocks_go_to_at_most_large_max_bodies_at_once() {

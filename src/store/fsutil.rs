@@ -45,6 +45,30 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directory `dir`, whose usual content is the files `files`: those are unlinked
+/// by name and the directory removed, a system call each, where `fs::remove_dir_all` opens,
+/// stats and lists the directory first (a dozen calls for a link's directory). Anything else
+/// in it is removed by that walk. Returns whether `dir` was there. Paths in the storage root
+/// are followed as every other access to them follows them: the root holds no symlinks of its
+/// own.
+pub fn remove_dir_holding(dir: &Path, files: &[&str]) -> io::Result<bool> {
+    let mut found = false;
+    for name in files {
+        // Absent, or not a file: either way the directory's removal below says what is there.
+        found |= fs::remove_file(dir.join(name)).is_ok();
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(found),
+        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => match fs::remove_dir_all(dir) {
+            // Removed meanwhile by another request: gone all the same.
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(true),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// `write_all_at` in pieces of at most `FILE_WRITE_PIECE` (see there for why).
 pub fn write_all_at_in_pieces(file: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
     while !data.is_empty() {

@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::Layout;
-use super::fsutil::{create_dir_all_durable, write_atomic};
+use super::fsutil::{create_dir_all_durable, remove_dir_holding, write_atomic};
 use crate::error::{IoContext, Result};
 use crate::layout;
 use crate::storage::{GcClaim, GcLease, Hold, LinkStore};
@@ -98,16 +98,17 @@ impl LinkStore for FsLinks {
 
     fn delete(&self, key: &str) -> Result<bool> {
         let path = self.layout.path(key);
-        let removed = match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&path),
-            Ok(_) => fs::remove_file(&path),
-            Err(e) if absent(&e) => return Ok(false),
-            Err(e) => return Err(e).at("stat", &path),
-        };
-        match removed {
-            Ok(()) => Ok(true),
-            // Removed meanwhile by another request: gone all the same.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        // Mostly a link's directory; a key that is a file is removed as one.
+        match remove_dir_holding(&path, &[layout::LINK]) {
+            Ok(found) => Ok(found),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => match fs::remove_file(&path) {
+                Ok(()) => Ok(true),
+                // Removed meanwhile by another request: gone all the same.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+                // A file where a directory above it should be: nothing at `key`.
+                Err(e) if absent(&e) => Ok(false),
+                Err(e) => Err(e).at("remove", &path),
+            },
             Err(e) => Err(e).at("remove", &path),
         }
     }
@@ -246,6 +247,38 @@ impl GcLease for FsLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_removes_whatever_is_at_the_key() {
+        let root = tempfile::tempdir().unwrap();
+        let links = FsLinks::new(root.path());
+        // A link's directory, the usual case.
+        links.write("r/_layers/sha256/d/link", b"x").unwrap();
+        assert!(links.delete("r/_layers/sha256/d").unwrap());
+        assert!(!root.path().join("r/_layers/sha256/d").exists());
+        assert!(root.path().join("r/_layers/sha256").is_dir());
+        // Absent, or under a file: nothing there.
+        assert!(!links.delete("r/_layers/sha256/d").unwrap());
+        assert!(!links.delete("r/_layers/sha256/d/link/deeper").unwrap());
+        // A tree (a tag's directory): removed whole.
+        links.write("t/tag/current/link", b"x").unwrap();
+        links.write("t/tag/index/sha256/a/link", b"x").unwrap();
+        links.write("t/tag/index/sha256/b/link", b"x").unwrap();
+        assert!(links.delete("t/tag").unwrap());
+        assert!(!root.path().join("t/tag").exists());
+        // A directory with something besides its link, and an empty one.
+        links.write("u/d/link", b"x").unwrap();
+        fs::write(root.path().join("u/d/other"), b"y").unwrap();
+        assert!(links.delete("u/d").unwrap());
+        assert!(!root.path().join("u/d").exists());
+        fs::create_dir(root.path().join("u/empty")).unwrap();
+        assert!(links.delete("u/empty").unwrap());
+        // A file at the key.
+        links.write("v/link", b"x").unwrap();
+        assert!(links.delete("v/link").unwrap());
+        assert!(!root.path().join("v/link").exists());
+        assert!(!links.delete("v/link").unwrap());
+    }
 
     #[test]
     fn links_marks_and_the_gc_lock() {

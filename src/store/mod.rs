@@ -93,11 +93,7 @@ pub fn delete(layout: &Layout, digest: &Digest) -> Result<()> {
         Err(e) => return Err(e).at("remove", &data),
     }
     let dir = layout.blob_dir(digest);
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).at("remove", &dir),
-    }
+    fsutil::remove_dir_holding(&dir, &[]).at("remove", &dir)?;
     if let Some(parent) = dir.parent() {
         fsutil::fsync_dir(parent)?;
     }

@@ -21,7 +21,8 @@ use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 use super::Layout;
 use super::direct::DirectWriter;
 use super::fsutil::{
-    create_dir_all_durable, fsync_dir, write_all_at_in_pieces, write_atomic, write_replace,
+    create_dir_all_durable, fsync_dir, remove_dir_holding, write_all_at_in_pieces, write_atomic,
+    write_replace,
 };
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result, StoreError};
@@ -655,11 +656,9 @@ impl Upload {
     }
 
     fn remove_dir(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).at("remove upload", &self.dir),
-        }
+        // After a commit the data is gone (moved into place) or left (the blob was there).
+        let usual = [layout::upload::STARTED_AT, layout::upload::DATA];
+        remove_dir_holding(&self.dir, &usual).at("remove upload", &self.dir)?;
         Ok(())
     }
 }
