@@ -13,7 +13,8 @@ pub const UPLOAD_BLOCK: usize = 4 * MIB;
 pub const UPLOAD_SMALL_BLOCK: usize = 256 * KIB;
 /// Bodies received in `UPLOAD_BLOCK`s at the same time, per front and per application worker;
 /// the ones beyond use `UPLOAD_SMALL_BLOCK`s, so a burst of pushes holds at most 64 x 12 MiB
-/// plus 768 KiB for each further one, instead of 12 MiB each.
+/// plus 768 KiB for each further one, instead of 12 MiB each (and the front's spare blocks,
+/// `UPLOAD_SPARE_BLOCKS_MAX`, between bodies).
 pub const UPLOAD_LARGE_BODIES_MAX: usize = 64;
 /// Blocks are written to a file in pieces of at most this size. The kernel sizes the page-cache
 /// folios of a buffered write by the write's length, and only folios of up to 32 KiB (order 3,
