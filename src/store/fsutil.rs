@@ -133,6 +133,31 @@ mod tests {
     }
 
     #[test]
+    fn removes_a_directory_by_its_usual_files_or_by_a_walk() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("upload");
+        let usual = ["startedat", "data"];
+        // The usual files, one of them already gone (moved into place by a commit).
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("startedat"), b"t").unwrap();
+        assert!(remove_dir_holding(&dir, &usual).unwrap());
+        assert!(!dir.exists());
+        // Absent: nothing there.
+        assert!(!remove_dir_holding(&dir, &usual).unwrap());
+        // Something else in it as well (a checkpoint's hash states): walked.
+        fs::create_dir_all(dir.join("hashstates/sha256")).unwrap();
+        fs::write(dir.join("hashstates/sha256/5"), b"s").unwrap();
+        fs::write(dir.join("data"), b"d").unwrap();
+        assert!(remove_dir_holding(&dir, &usual).unwrap());
+        assert!(!dir.exists());
+        // A file where the directory should be is not removed.
+        fs::write(&dir, b"f").unwrap();
+        let error = remove_dir_holding(&dir, &usual).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotADirectory);
+        assert!(dir.is_file());
+    }
+
+    #[test]
     fn atomic_write_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
